@@ -1,0 +1,1 @@
+"""The write side: validate commands, decide against aggregate state, append events to Kafka."""

@@ -1,0 +1,1 @@
+"""The Kafka event store every context's command side uses."""

@@ -1,0 +1,335 @@
+"""The event store on Kafka: single writer per partition, fenced transactional appends.
+
+Kafka has no conditional append, so the guarantees come from ownership:
+- the instances of a command service share the topic's partitions through one consumer group;
+- the owner of a partition first fences every earlier writer (a transactional producer whose id is
+  the partition's: `init_transactions` bumps the epoch and aborts a zombie's open transaction), then
+  reads the partition to its end (read_committed) before deciding anything for it;
+- decisions for one partition run one at a time against that folded state, and each decision's
+  events are appended in one transaction with acks=all; the state moves only after the commit.
+So two writers can never both append to one aggregate: a stale one is fenced by the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from command_api.eventstore.errors import EventStoreUnavailable, NotOwner
+from command_api.eventstore.model import (
+    AggregateKind,
+    CommandContext,
+    Committed,
+    Decision,
+    Loaded,
+    Position,
+)
+from command_api.eventstore.partition_state import PartitionState, stamp
+from command_api.eventstore.partitioning import partition_for_key
+from command_api.eventstore.routing import Routes, routing_assignor
+from event_schemas.envelope import Event
+from event_schemas.registry import EventRegistry
+
+S = TypeVar("S")
+log = logging.getLogger(__name__)
+
+
+class PartitionWriter:
+    """The single writer of one partition while this instance owns it."""
+
+    def __init__(self, store: KafkaEventStore, partition: int) -> None:
+        self._store = store
+        self.partition = partition
+        self.state = PartitionState(partition, store.kinds)
+        self._lock = asyncio.Lock()
+        self._producer: AIOKafkaProducer | None = None
+        self._fresh = False  # fenced and caught up to the end of the partition
+        self.owned = False
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return TopicPartition(self._store.topic, self.partition)
+
+    async def acquire(self) -> None:
+        """Take ownership: fence earlier writers and catch up. Failures are retried by the next command."""
+        self.owned = True
+        try:
+            async with self._lock:
+                await self._ensure_fresh()
+        except EventStoreUnavailable as error:
+            log.warning("partition %s not ready yet: %s", self.partition, error)
+
+    async def release(self) -> None:
+        """Give up ownership once the decision in flight (if any) is done. The state stays in memory so a
+        later re-assignment only reads what was appended since."""
+        async with self._lock:
+            self.owned = False
+            self._fresh = False
+            await self._drop_producer()
+
+    async def run(self, work: Any) -> Any:
+        """Run `work(state)` alone in this partition, once the partition is fresh."""
+        async with self._lock:
+            if not self.owned:
+                raise NotOwner(self.partition, self._store.owner_of(self.partition))
+            await self._ensure_fresh()
+            return await work()
+
+    async def append(self, events: Sequence[Event]) -> Position:
+        """One Kafka transaction for all of `events`; answers only after the broker committed it."""
+        try:
+            return await asyncio.wait_for(self._transact(events), self._store.timeout)
+        except (KafkaError, TimeoutError, OSError) as error:
+            # The outcome is unknown (the commit may have landed): re-fence and re-read before deciding again.
+            self._fresh = False
+            await self._drop_producer()
+            raise EventStoreUnavailable(f"Kafka did not acknowledge the append: {error!r}") from error
+
+    async def _transact(self, events: Sequence[Event]) -> Position:
+        assert self._producer is not None
+        registry, topic = self._store.registry, self._store.topic
+        # No `async with transaction()`: its abort would wait on a dead broker during cancellation. An
+        # unfinished transaction is aborted by the next init_transactions for this id, or by its timeout.
+        await self._producer.begin_transaction()
+        deliveries = [
+            await self._producer.send(
+                topic,
+                value=registry.to_bytes(event),
+                key=event.aggregate_id.encode(),
+                partition=self.partition,
+                headers=registry.headers(event),
+            )
+            for event in events
+        ]
+        await self._producer.commit_transaction()
+        offsets = [(await delivery).offset for delivery in deliveries]
+        for event, offset in zip(events, offsets, strict=True):
+            self.state.apply(event, Position(topic, self.partition, offset))
+        return Position(topic, self.partition, offsets[-1])
+
+    async def _ensure_fresh(self) -> None:
+        if self._fresh:
+            return
+        try:
+            await asyncio.wait_for(self._fence_and_catch_up(), self._store.catch_up_timeout)
+        except (KafkaError, TimeoutError, OSError) as error:
+            await self._drop_producer()
+            raise EventStoreUnavailable(f"partition {self.partition} is not ready: {error!r}") from error
+        self._fresh = True
+
+    async def _fence_and_catch_up(self) -> None:
+        await self._drop_producer()
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._store.bootstrap_servers,
+            transactional_id=f"{self._store.writer_id}-{self.partition}",
+            enable_idempotence=True,
+            acks="all",
+            request_timeout_ms=int(self._store.timeout * 1000),
+        )
+        self._producer = producer
+        await producer.start()
+        # An empty transaction waits for InitProducerId, which fences older epochs of this id and
+        # completes (aborts) any transaction a previous owner left open.
+        await producer.begin_transaction()
+        await producer.commit_transaction()
+        await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """Fold every committed record from where this state stopped to the end of the partition."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._store.bootstrap_servers,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            tp = self.topic_partition
+            consumer.assign([tp])
+            end = (await consumer.end_offsets([tp]))[tp]
+            consumer.seek(tp, self.state.next_offset)
+            while await consumer.position(tp) < end:
+                batches = await consumer.getmany(tp, timeout_ms=500, max_records=10_000)
+                for record in batches.get(tp, []):
+                    event = self._store.registry.from_bytes(record.value)
+                    self.state.apply(event, Position(tp.topic, tp.partition, record.offset))
+            self.state.next_offset = max(self.state.next_offset, end)
+        finally:
+            await consumer.stop()
+
+    async def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), self._store.timeout)
+
+
+class _OwnershipListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, store: KafkaEventStore) -> None:
+        self._store = store
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._store.release([tp.partition for tp in revoked])
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._store.take([tp.partition for tp in assigned])
+
+
+class KafkaEventStore:
+    """One per command-service process; owns the partitions the consumer group gives it."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        topic: str,
+        service: str,
+        instance_url: str,
+        kinds: Sequence[AggregateKind[Any]],
+        registry: EventRegistry,
+        timeout: float,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.kinds = list(kinds)
+        self.registry = registry
+        self.timeout = timeout
+        self.catch_up_timeout = max(timeout, 60.0)
+        self.writer_id = f"{service}-command-writer"
+        self._group_id = f"{service}-command"
+        self._instance_url = instance_url
+        self._writers: dict[int, PartitionWriter] = {}
+        self._routes: dict[int, str] = {}
+        self._partitions = 0
+        self._membership: AIOKafkaConsumer | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._assigned = asyncio.Event()
+
+    # lifecycle
+
+    async def start(self) -> None:
+        assignor = routing_assignor(self._instance_url, self._on_routes)
+        self._membership = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=self._group_id,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            partition_assignment_strategy=(assignor,),
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+        )
+        await self._membership.start()
+        partitions = await self._membership.partitions_for_topic(self.topic)
+        if not partitions:
+            raise RuntimeError(f"topic {self.topic} does not exist; run the topic provisioning first")
+        self._partitions = len(partitions)
+        self._membership.subscribe([self.topic], listener=_OwnershipListener(self))
+        self._heartbeat = asyncio.create_task(self._stay_in_group(), name=f"{self._group_id}-membership")
+
+    async def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        if self._membership is not None:
+            await self._membership.stop()
+        await self.release(list(self._writers))
+
+    async def wait_until_assigned(self, within: float) -> None:
+        await asyncio.wait_for(self._assigned.wait(), within)
+
+    async def _stay_in_group(self) -> None:
+        """Keep polling so the group sees us alive; the owned partitions are paused, so nothing is fetched."""
+        assert self._membership is not None
+        while True:
+            try:
+                await self._membership.getmany(timeout_ms=1_000)
+            except KafkaError as error:
+                log.warning("command-side group %s: %r", self._group_id, error)
+                await asyncio.sleep(1)
+
+    # ownership
+
+    def _on_routes(self, routes: Routes) -> None:
+        self._routes = dict(routes.get(self.topic, {}))
+
+    def owner_of(self, partition: int) -> str | None:
+        return self._routes.get(partition)
+
+    def owned_partitions(self) -> list[int]:
+        return sorted(p for p, writer in self._writers.items() if writer.owned)
+
+    async def take(self, partitions: list[int]) -> None:
+        assert self._membership is not None
+        self._membership.pause(*[TopicPartition(self.topic, p) for p in partitions])
+        for partition in partitions:
+            self._writers.setdefault(partition, PartitionWriter(self, partition))
+        await asyncio.gather(*(self._writers[p].acquire() for p in partitions))
+        self._assigned.set()
+
+    async def release(self, partitions: list[int]) -> None:
+        await asyncio.gather(*(self._writers[p].release() for p in partitions if p in self._writers))
+
+    def _writer_for(self, aggregate_id: str) -> PartitionWriter:
+        partition = partition_for_key(aggregate_id.encode(), self._partitions)
+        writer = self._writers.get(partition)
+        if writer is None or not writer.owned:
+            raise NotOwner(partition, self.owner_of(partition))
+        return writer
+
+    # the port
+
+    async def load(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]:
+        writer = self._writer_for(aggregate_id)
+
+        async def read() -> Loaded[S]:
+            return writer.state.load(kind, aggregate_id)
+
+        loaded: Loaded[S] = await writer.run(read)
+        return loaded
+
+    async def execute(
+        self, kind: AggregateKind[S], aggregate_id: str, decide: Decision[S], context: CommandContext
+    ) -> Committed:
+        writer = self._writer_for(aggregate_id)
+
+        async def decide_and_append() -> Committed:
+            previous = writer.state.result_for(aggregate_id, context.idempotency_key)
+            if previous is not None:
+                return previous
+            loaded = writer.state.load(kind, aggregate_id)
+            events = stamp(decide(loaded), context)
+            if not events:
+                return Committed((), None)
+            writer.state.check_append(aggregate_id, loaded.version, events)
+            return Committed(tuple(events), await writer.append(events))
+
+        committed: Committed = await writer.run(decide_and_append)
+        return committed
+
+    async def append(
+        self,
+        kind: AggregateKind[S],
+        aggregate_id: str,
+        expected_version: int,
+        events: Sequence[Event],
+        context: CommandContext,
+    ) -> Committed:
+        writer = self._writer_for(aggregate_id)
+
+        async def check_and_append() -> Committed:
+            previous = writer.state.result_for(aggregate_id, context.idempotency_key)
+            if previous is not None:
+                return previous
+            stamped = stamp(events, context)
+            writer.state.check_append(aggregate_id, expected_version, stamped)
+            return Committed(tuple(stamped), await writer.append(stamped))
+
+        committed: Committed = await writer.run(check_and_append)
+        return committed

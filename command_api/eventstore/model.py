@@ -1,0 +1,97 @@
+"""The event store's port: what a command handler sees, whichever store is behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+from uuid import UUID
+
+from event_schemas.envelope import Event
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class AggregateKind(Generic[S]):
+    """How to fold one type of aggregate: its name, its state before any event, and `evolve`."""
+
+    name: str
+    initial: S
+    evolve: Callable[[S, Event], S]
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where an event landed; its string form is the consistency token a query can wait for."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def token(self) -> str:
+        return f"{self.topic}:{self.partition}:{self.offset}"
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[S]):
+    """An aggregate's current state as its partition's single writer knows it."""
+
+    aggregate_id: str
+    state: S
+    version: int
+    # The numeric id an aggregate created by this decision gets (unique across partitions).
+    next_numeric_id: int
+
+
+@dataclass(frozen=True)
+class Committed:
+    """The outcome of a command: the events it appended (or, for an idempotent retry, had appended)."""
+
+    events: tuple[Event, ...]
+    position: Position | None
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """Metadata that travels with the command into every event's envelope."""
+
+    idempotency_key: str | None = None
+    correlation_id: UUID | None = None
+    causation_id: UUID | None = None
+
+
+@dataclass
+class AggregateRecord(Generic[S]):
+    state: S
+    version: int = 0
+    # Idempotency key -> what that command appended, and where.
+    results: dict[str, Committed] = field(default_factory=dict)
+
+
+Decision = Callable[[Loaded[S]], Sequence[Event]]
+
+
+class EventStore(Protocol):
+    async def execute(
+        self, kind: AggregateKind[S], aggregate_id: str, decide: Decision[S], context: CommandContext
+    ) -> Committed:
+        """Load the aggregate, decide, and append atomically; decisions for one aggregate never overlap."""
+        ...
+
+    async def load(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]:
+        """The aggregate as its writer knows it now (for reads that must not lag, like login)."""
+        ...
+
+    async def append(
+        self,
+        kind: AggregateKind[S],
+        aggregate_id: str,
+        expected_version: int,
+        events: Sequence[Event],
+        context: CommandContext,
+    ) -> Committed:
+        """Append if the aggregate is still at `expected_version`, else raise ConcurrencyConflict."""
+        ...

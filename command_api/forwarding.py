@@ -1,0 +1,38 @@
+"""Forwarding a command to the instance that owns its aggregate's partition."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import Request, Response
+
+from command_api.eventstore.errors import NotOwner
+from web.errors import error_body
+
+FORWARDED_HEADER = "x-commerce-forwarded"
+_HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
+
+
+async def forward_to_owner(
+    request: Request, error: NotOwner, client: httpx.AsyncClient, own_url: str
+) -> Response:
+    """Replay the request at the owner; one hop only, so a rebalance in progress cannot make a loop."""
+    if error.owner_url is None or error.owner_url == own_url or FORWARDED_HEADER in request.headers:
+        return error_body(
+            503, "partition_moving", "This aggregate's partition is changing owner; retry shortly."
+        )
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+    headers[FORWARDED_HEADER] = own_url
+    try:
+        upstream = await client.request(
+            request.method,
+            error.owner_url.rstrip("/") + request.url.path,
+            params=request.query_params,
+            content=await request.body(),
+            headers=headers,
+        )
+    except httpx.HTTPError as failure:
+        return error_body(
+            503, "owner_unreachable", f"The instance owning this aggregate did not answer: {failure!r}"
+        )
+    kept = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP | {"content-encoding"}}
+    return Response(upstream.content, status_code=upstream.status_code, headers=kept)

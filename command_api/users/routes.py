@@ -1,0 +1,87 @@
+"""HTTP routes of the users command side: the seed's register and login, plus role changes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response, status
+from pydantic import BaseModel, ConfigDict, EmailStr
+
+from auth.deps import CurrentAdmin
+from command_api.eventstore.model import CommandContext, Committed
+from command_api.users.commands import LogIn, RegisterUser
+from command_api.users.handlers import UsersHandlers
+from event_schemas.users import Role, UserRegistered
+
+router = APIRouter(tags=["users"])
+
+CONSISTENCY_HEADER = "X-Consistency-Token"
+
+
+def get_handlers(request: Request) -> UsersHandlers:
+    handlers: UsersHandlers = request.app.state.users_handlers
+    return handlers
+
+
+Handlers = Annotated[UsersHandlers, Depends(get_handlers)]
+
+
+def command_context(
+    idempotency_key: Annotated[str | None, Header(max_length=255, pattern=r"^[\x21-\x7e]+$")] = None,
+) -> CommandContext:
+    return CommandContext(idempotency_key=idempotency_key)
+
+
+Context = Annotated[CommandContext, Depends(command_context)]
+
+
+def acknowledge(response: Response, committed: Committed) -> None:
+    """Tell the client where its events landed (to wait for projections) and whether this was a replay."""
+    if committed.position is not None:
+        response.headers[CONSISTENCY_HEADER] = committed.position.token
+    if committed.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+
+
+def user_public(event: UserRegistered) -> dict[str, Any]:
+    return {"id": event.user_id, "username": event.username, "email": event.email, "role": event.role}
+
+
+@router.post("/auth/register", status_code=status.HTTP_201_CREATED)
+async def register(
+    command: RegisterUser, handlers: Handlers, context: Context, response: Response
+) -> dict[str, Any]:
+    """Open an account; the email must not be registered yet."""
+    committed = await handlers.register(command, context, datetime.now(UTC))
+    acknowledge(response, committed)
+    registered = next(e for e in committed.events if isinstance(e, UserRegistered))
+    return {"message": "User created", "user": user_public(registered)}
+
+
+@router.post("/auth/login")
+async def log_in(command: LogIn, handlers: Handlers) -> dict[str, Any]:
+    """Exchange email and password for an access token."""
+    token = await handlers.log_in(command, datetime.now(UTC))
+    return {"message": "Login successful", "token": token, "token_type": "bearer"}
+
+
+class RoleChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    role: Role
+
+
+@router.post("/users/roles")
+async def change_role(
+    change: RoleChange,
+    handlers: Handlers,
+    context: Context,
+    response: Response,
+    admin: CurrentAdmin,
+) -> dict[str, Any]:
+    """Grant or withdraw the admin role (admins only)."""
+    committed = await handlers.change_role(change.email, change.role, context, datetime.now(UTC))
+    acknowledge(response, committed)
+    return {"message": "Role updated", "email": change.email.lower(), "role": change.role}

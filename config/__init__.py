@@ -1,0 +1,1 @@
+"""Process configuration, read once from the environment."""

@@ -1,0 +1,50 @@
+"""One settings class for every process; defaults point at the local stack that infra/ starts."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COMMERCE_", env_file=".env", extra="ignore")
+
+    environment: Literal["local", "production"] = "local"
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_partitions: int = Field(6, ge=1, le=1000)
+    kafka_replication_factor: int = Field(1, ge=1)
+    kafka_min_insync_replicas: int = Field(1, ge=1)
+
+    users_database_url: str = "postgresql://users@127.0.0.1:5432/users"
+    catalog_database_url: str = "postgresql://catalog@127.0.0.1:5432/catalog"
+    orders_database_url: str = "postgresql://orders@127.0.0.1:5432/orders"
+    payments_database_url: str = "postgresql://payments@127.0.0.1:5432/payments"
+
+    elasticsearch_url: str = "http://127.0.0.1:9200"
+
+    # Ed25519 PEM files. Local mode creates a pair on first use; production must provide them.
+    jwt_private_key_file: Path = Path(".local/keys/jwt-ed25519.pem")
+    jwt_public_key_file: Path = Path(".local/keys/jwt-ed25519.pub.pem")
+    jwt_issuer: str = "commerce-users"
+    jwt_audience: str = "commerce"
+    jwt_ttl_seconds: int = Field(3600, ge=60)
+
+    # Emails that are registered as admins (set before exposing the service).
+    admin_emails: list[str] = []
+
+    # How this instance is reached by its peers; other instances forward commands here.
+    instance_url: str = ""
+    # A command that cannot reach Kafka within this time answers 503.
+    command_timeout_seconds: float = Field(5.0, gt=0)
+    # A query that waits for a consistency token gives up after this time.
+    consistency_wait_seconds: float = Field(5.0, gt=0)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""The event contract shared by the command side, the projectors and the query side."""

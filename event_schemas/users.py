@@ -1,0 +1,36 @@
+"""Events of the users context: registration and roles."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from event_schemas.envelope import Event
+
+Role = Literal["customer", "admin"]
+
+
+class UserEvent(Event):
+    aggregate_type: ClassVar[str] = "User"
+
+
+class UserRegistered(UserEvent):
+    """A user account was opened. Only the argon2id hash of the password is ever recorded."""
+
+    event_type: ClassVar[str] = "UserRegistered"
+
+    user_id: int = Field(gt=0)
+    username: str
+    email: str
+    password_hash: str = Field(pattern=r"^\$argon2id\$")
+    role: Role
+
+
+class UserRoleChanged(UserEvent):
+    """An operator changed a user's role (for example, made them an admin)."""
+
+    event_type: ClassVar[str] = "UserRoleChanged"
+
+    user_id: int = Field(gt=0)
+    role: Role

@@ -1,0 +1,597 @@
+#!/usr/bin/env bash
+# Local development stack without Docker: Apache Kafka (KRaft), PostgreSQL, Elasticsearch.
+#
+#   infra/stack.sh up [SERVER...]      install on first use, start, wait until each answers
+#   infra/stack.sh down [SERVER...]    stop (SIGTERM, then SIGKILL after a grace period)
+#   infra/stack.sh restart [SERVER...]
+#   infra/stack.sh start|stop SERVER   aliases of up/down
+#   infra/stack.sh status              one line per server
+#   infra/stack.sh logs SERVER [LINES] tail of the server's main log
+#
+# SERVER is kafka, postgres (pg) or elasticsearch (es); default: all three.
+# All state lives under <repo>/.local/; every server listens on 127.0.0.1 only.
+# Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), PG_PORT (5432), ES_PORT (9200),
+# ES_TRANSPORT_PORT (9300), STACK_READY_TIMEOUT (120 s), PG_DATABASES ("users catalog orders payments"),
+# ES_JAVA_HOME (default: the JDK of `java` on PATH), JAVA_HOME (Kafka's JDK; default: `java` on PATH).
+set -euo pipefail
+
+INFRA_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+REPO_ROOT=$(dirname -- "$INFRA_DIR")
+LOCAL_DIR=$REPO_ROOT/.local
+
+KAFKA_PORT=${KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
+PG_PORT=${PG_PORT:-5432}
+ES_PORT=${ES_PORT:-9200}
+ES_TRANSPORT_PORT=${ES_TRANSPORT_PORT:-9300}
+READY_TIMEOUT=${STACK_READY_TIMEOUT:-120}
+PG_DATABASES=${PG_DATABASES:-users catalog orders payments}
+
+ALL_SERVERS=(postgres kafka elasticsearch)
+
+# --- Kafka -------------------------------------------------------------------------------------
+KAFKA_DIR=$LOCAL_DIR/kafka
+KAFKA_LIB=$KAFKA_DIR/lib
+KAFKA_DATA=$KAFKA_DIR/data
+KAFKA_LOGS=$KAFKA_DIR/logs
+KAFKA_CONFIG=$KAFKA_DIR/server.properties
+KAFKA_PID_FILE=$KAFKA_DIR/kafka.pid
+KAFKA_POM=$INFRA_DIR/kafka/pom.xml
+KAFKA_LOG4J=$INFRA_DIR/kafka/log4j2.properties
+KAFKA_STARTED_LINE='Kafka Server started'
+KAFKA_LOG_OFFSET=''   # size of server.log when this invocation launched Kafka; empty: not launched
+
+# --- PostgreSQL --------------------------------------------------------------------------------
+PG_OS_USER=postgres
+PG_DIR=$LOCAL_DIR/postgres
+PG_DATA=$PG_DIR/data
+PG_RUN=$PG_DIR/run
+PG_LOGS=$PG_DIR/logs
+PG_LOG=$PG_LOGS/postgres.log
+PG_BIN=''
+
+# --- Elasticsearch -----------------------------------------------------------------------------
+ES_VERSION=8.19.21
+ES_ARTIFACT=org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip
+ES_OS_USER=elasticsearch-local
+ES_CLUSTER_NAME=local-stack
+ES_DIR=$LOCAL_DIR/elasticsearch
+ES_HOME=$ES_DIR/elasticsearch-$ES_VERSION
+ES_DATA=$ES_DIR/data
+ES_LOGS=$ES_DIR/logs
+ES_TMP=$ES_DIR/tmp
+ES_RUN=$ES_DIR/run
+ES_PID_FILE=$ES_RUN/elasticsearch.pid
+ES_CONFIG=$ES_HOME/config/elasticsearch.yml
+
+MAVEN_DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
+
+# === helpers ===================================================================================
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+}
+
+require_root() {
+  [[ $EUID -eq 0 ]] || die "run as root (PostgreSQL and Elasticsearch run under their own OS users via runuser)"
+}
+
+# Serialise concurrent invocations (e.g. two test runs calling `up`). Launched servers must not
+# inherit the lock descriptor, hence the `9>&-` on every launch below.
+take_lock() {
+  mkdir -p "$LOCAL_DIR"
+  exec 9>"$LOCAL_DIR/.stack.lock"
+  flock -w 600 9 || die "another infra/stack.sh is still running (lock $LOCAL_DIR/.stack.lock)"
+}
+
+APT_UPDATED=''
+apt_install() {
+  # Install Debian packages without letting their maintainer scripts start system services.
+  local created_policy='' rc=0
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    created_policy=1
+  fi
+  log "installing Debian packages: $*"
+  {
+    if [[ -z $APT_UPDATED ]]; then apt-get update -qq && APT_UPDATED=1; fi &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  } || rc=$?
+  if [[ -n $created_policy ]]; then rm -f /usr/sbin/policy-rc.d; fi
+  return "$rc"
+}
+
+ensure_cmd() { # COMMAND DEBIAN_PACKAGE
+  command -v "$1" >/dev/null 2>&1 && return 0
+  apt_install "$2"
+  command -v "$1" >/dev/null 2>&1 || die "'$1' still missing after installing $2"
+}
+
+ensure_system_user() { # NAME
+  id -u "$1" >/dev/null 2>&1 && return 0
+  log "creating system user $1"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$1"
+}
+
+# Fail early, with a clear message, when an unprivileged server user cannot reach its directory
+# (e.g. the repository sits under a mode-700 home directory).
+check_reachable() { # USER DIR
+  runuser -u "$1" -- test -r "$2" -a -w "$2" -a -x "$2" ||
+    die "user $1 cannot use $2: every parent directory must be traversable (chmod o+x) by $1"
+}
+
+port_open() { # PORT: something accepts TCP connections on 127.0.0.1:PORT
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
+}
+
+check_port_free() { # SERVER PORT VARIABLE
+  if port_open "$2"; then
+    die "$1: 127.0.0.1:$2 is already in use by another process; set $3 to a free port (e.g. $3=$(($2 + 1000)) infra/stack.sh up $1)"
+  fi
+}
+
+pid_running() { # PID: process exists and is not a zombie
+  local state
+  [[ $1 =~ ^[0-9]+$ ]] || return 1
+  state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [[ -n $state && $state != Z* ]]
+}
+
+pid_matches() { # PID TEXT: process is running and its command line contains TEXT
+  local cmdline
+  pid_running "$1" || return 1
+  cmdline=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+  [[ $cmdline == *"$2"* ]]
+}
+
+read_pid() { # FILE
+  local pid=''
+  if [[ -s $1 ]]; then read -r pid <"$1" || true; fi
+  printf '%s' "$pid"
+}
+
+stop_pid() { # SERVER PID GRACE_SECONDS
+  local name=$1 pid=$2 grace=$3 deadline
+  log "$name: stopping (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + grace))
+  while pid_running "$pid"; do
+    if ((SECONDS >= deadline)); then
+      log "$name: still running after ${grace}s, sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 1
+      break
+    fi
+    sleep 0.5
+  done
+  log "$name: stopped"
+}
+
+file_size() { # FILE (0 when absent)
+  if [[ -f $1 ]]; then stat -c %s "$1"; else echo 0; fi
+}
+
+# Copy TEMPLATE to OUTPUT replacing @KEY@ tokens; fails on any token left over.
+render() { # TEMPLATE OUTPUT KEY=VALUE...
+  local template=$1 output=$2 content kv
+  shift 2
+  content=$(<"$template")
+  for kv in "$@"; do
+    content=${content//"@${kv%%=*}@"/"${kv#*=}"}
+  done
+  if [[ $content =~ @[A-Z_]+@ ]]; then die "unreplaced token ${BASH_REMATCH[0]} in $template"; fi
+  printf '%s\n' "$content" >"$output.tmp"
+  mv -f "$output.tmp" "$output"
+}
+
+config_value() { # FILE KEY SEPARATOR DEFAULT: value of KEY in a properties/yaml file
+  local value=''
+  if [[ -f $1 ]]; then
+    value=$(sed -n "s/^$2[[:space:]]*$3[[:space:]]*//p" "$1" | tail -n1)
+  fi
+  printf '%s' "${value:-$4}"
+}
+
+# Wait until CHECK succeeds; fail (with the log tail) when the server dies or the time is up.
+wait_ready() { # SERVER CHECK...
+  local name=$1 deadline=$((SECONDS + READY_TIMEOUT))
+  shift
+  until "$@"; do
+    if ! "${name}_alive"; then fail_with_log "$name" "the process exited during startup"; fi
+    if ((SECONDS >= deadline)); then fail_with_log "$name" "not ready after ${READY_TIMEOUT}s"; fi
+    sleep 1
+  done
+}
+
+fail_with_log() { # SERVER MESSAGE
+  local file
+  file=$("${1}_log_file")
+  printf '[stack] ERROR: %s: %s. Last lines of %s:\n' "$1" "$2" "$file" >&2
+  tail -n 40 "$file" >&2 2>/dev/null || true
+  exit 1
+}
+
+maven() { # ARGS...: Maven in batch mode, output to .local/maven.log (shown on failure); caches in ~/.m2
+  ensure_cmd java default-jre-headless
+  ensure_cmd mvn maven
+  mkdir -p "$LOCAL_DIR"
+  if ! mvn -B -Dstyle.color=never "$@" >"$LOCAL_DIR/maven.log" 2>&1; then
+    tail -n 40 "$LOCAL_DIR/maven.log" >&2
+    die "maven failed: mvn $* (full output: $LOCAL_DIR/maven.log)"
+  fi
+}
+
+java_cmd() {
+  if [[ -n ${JAVA_HOME:-} && -x $JAVA_HOME/bin/java ]]; then
+    printf '%s' "$JAVA_HOME/bin/java"
+  else
+    ensure_cmd java default-jre-headless
+    command -v java
+  fi
+}
+
+# === Kafka =====================================================================================
+
+kafka_log_file() { printf '%s' "$KAFKA_LOGS/server.log"; }
+kafka_pid() { read_pid "$KAFKA_PID_FILE"; }
+kafka_alive() { pid_matches "$(kafka_pid)" "kafka.Kafka $KAFKA_CONFIG"; }
+kafka_port() { config_value "$KAFKA_CONFIG" advertised.listeners = "PLAINTEXT://127.0.0.1:$KAFKA_PORT" | sed 's/.*://'; }
+
+kafka_install() {
+  local stamp=$KAFKA_LIB/.pom.sha256 want
+  want=$(sha256sum "$KAFKA_POM" | cut -d' ' -f1)
+  if [[ -f $stamp && $(<"$stamp") == "$want" ]]; then return 0; fi
+  log "kafka: copying the broker's jars from Maven (cached in ~/.m2) into $KAFKA_LIB"
+  rm -rf "$KAFKA_LIB"
+  mkdir -p "$KAFKA_LIB"
+  maven -f "$KAFKA_POM" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIB"
+  printf '%s\n' "$want" >"$stamp"
+}
+
+kafka_java() { # ARGS...: java with the broker's classpath and logging set up
+  local java
+  java=$(java_cmd)
+  "$java" -cp "$KAFKA_LIB/*" -Dkafka.logs.dir="$KAFKA_LOGS" -Dlog4j2.configurationFile="$KAFKA_LOG4J" "$@"
+}
+
+kafka_format() {
+  [[ -f $KAFKA_DATA/meta.properties ]] && return 0
+  local cluster_id
+  cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid | tail -n1)
+  [[ $cluster_id =~ ^[A-Za-z0-9_-]{22}$ ]] || die "kafka: unexpected cluster id '$cluster_id'"
+  log "kafka: formatting $KAFKA_DATA (cluster id $cluster_id)"
+  kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_CONFIG" --standalone >/dev/null
+}
+
+kafka_start() {
+  if kafka_alive; then
+    log "kafka: already running (pid $(kafka_pid), port $(kafka_port))"
+    return 0
+  fi
+  rm -f "$KAFKA_PID_FILE"
+  check_port_free kafka "$KAFKA_PORT" KAFKA_PORT
+  check_port_free kafka "$KAFKA_CONTROLLER_PORT" KAFKA_CONTROLLER_PORT
+  kafka_install
+  mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
+  render "$INFRA_DIR/kafka/server.properties.template" "$KAFKA_CONFIG" \
+    KAFKA_PORT="$KAFKA_PORT" KAFKA_CONTROLLER_PORT="$KAFKA_CONTROLLER_PORT" KAFKA_DATA_DIR="$KAFKA_DATA"
+  kafka_format
+
+  local java i
+  java=$(java_cmd)
+  KAFKA_LOG_OFFSET=$(file_size "$(kafka_log_file)")
+  log "kafka: starting on 127.0.0.1:$KAFKA_PORT (controller 127.0.0.1:$KAFKA_CONTROLLER_PORT)"
+  # setsid: own session, so nothing aimed at the caller's process group reaches the broker.
+  # The inner shell records its own pid, which `exec` hands over to the JVM.
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  setsid nohup bash -c 'echo "$$" >"$1"; shift; exec "$@"' _ "$KAFKA_PID_FILE" \
+    "$java" -Xms256m -Xmx512m -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
+    -cp "$KAFKA_LIB/*" -Dkafka.logs.dir="$KAFKA_LOGS" -Dlog4j2.configurationFile="$KAFKA_LOG4J" \
+    kafka.Kafka "$KAFKA_CONFIG" \
+    >"$KAFKA_LOGS/stdout.log" 2>&1 </dev/null 9>&- &
+  for ((i = 0; i < 50; i++)); do
+    [[ -s $KAFKA_PID_FILE ]] && break
+    sleep 0.1
+  done
+}
+
+kafka_ready() {
+  port_open "$(kafka_port)" || return 1
+  [[ -z $KAFKA_LOG_OFFSET ]] && return 0 # already running before this invocation
+  local file offset=$KAFKA_LOG_OFFSET
+  file=$(kafka_log_file)
+  if (($(file_size "$file") < offset)); then offset=0; fi # the log rolled over meanwhile
+  tail -c +"$((offset + 1))" "$file" 2>/dev/null | grep -qF "$KAFKA_STARTED_LINE"
+}
+
+kafka_wait() {
+  wait_ready kafka kafka_ready
+  log "kafka: ready on 127.0.0.1:$(kafka_port)"
+}
+
+kafka_stop() {
+  if kafka_alive; then stop_pid kafka "$(kafka_pid)" 30; else log "kafka: not running"; fi
+  rm -f "$KAFKA_PID_FILE"
+}
+
+# === PostgreSQL ================================================================================
+
+postgres_log_file() { printf '%s' "$PG_LOG"; }
+postgres_pid() { read_pid "$PG_DATA/postmaster.pid"; }
+postgres_alive() { pid_matches "$(postgres_pid)" "$PG_DATA"; }
+postgres_port() { # line 4 of postmaster.pid is the port the running server uses
+  local port=''
+  if [[ -f $PG_DATA/postmaster.pid ]]; then port=$(sed -n 4p "$PG_DATA/postmaster.pid"); fi
+  printf '%s' "${port:-$PG_PORT}"
+}
+
+postgres_find_bin() { # highest installed major version
+  local pg_ctl
+  pg_ctl=$(compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' | sort -V | tail -n1) || true
+  [[ -n $pg_ctl ]] || return 1
+  dirname "$pg_ctl"
+}
+
+postgres_install() {
+  PG_BIN=$(postgres_find_bin || true)
+  if [[ -z $PG_BIN ]]; then
+    apt_install postgresql
+    PG_BIN=$(postgres_find_bin || true)
+    [[ -n $PG_BIN ]] || die "postgres: no /usr/lib/postgresql/*/bin after installing the postgresql package"
+  fi
+  ensure_system_user "$PG_OS_USER"
+}
+
+as_postgres() { # ARGS...: run a PostgreSQL binary as the postgres OS user, from a directory it can read
+  (cd "$PG_DIR" && exec runuser -u "$PG_OS_USER" -- "$@")
+}
+
+postgres_start() {
+  if postgres_alive; then
+    log "postgres: already running (pid $(postgres_pid), port $(postgres_port))"
+    return 0
+  fi
+  check_port_free postgres "$PG_PORT" PG_PORT
+  postgres_install
+  mkdir -p "$LOCAL_DIR"
+  install -d -o "$PG_OS_USER" -g "$PG_OS_USER" -m 700 "$PG_DIR" "$PG_DATA" "$PG_RUN" "$PG_LOGS"
+  check_reachable "$PG_OS_USER" "$PG_DIR"
+
+  if [[ ! -f $PG_DATA/PG_VERSION ]]; then
+    log "postgres: initdb $PG_DATA ($(basename "$(dirname "$PG_BIN")"))"
+    as_postgres "$PG_BIN/initdb" -D "$PG_DATA" -A trust -U postgres -E UTF8 --locale=C.UTF-8 \
+      >"$PG_LOGS/initdb.log" 2>&1 || {
+      tail -n 40 "$PG_LOGS/initdb.log" >&2
+      die "postgres: initdb failed"
+    }
+  fi
+
+  # Unix socket paths are limited to 107 bytes; with a very deep checkout use TCP only.
+  local sockets="'$PG_RUN'"
+  if ((${#PG_RUN} > 90)); then sockets="''"; fi
+  log "postgres: starting on 127.0.0.1:$PG_PORT"
+  as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$READY_TIMEOUT" \
+    -o "-p $PG_PORT -k $sockets -c listen_addresses=127.0.0.1" start >/dev/null 9>&- ||
+    fail_with_log postgres "pg_ctl start failed"
+}
+
+postgres_ready() {
+  "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$(postgres_port)" -U postgres -t 2
+}
+
+postgres_psql() { # ARGS...
+  "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$(postgres_port)" -U postgres -d postgres "$@"
+}
+
+# One role (LOGIN, no password: trust on loopback) and one database owned by it per service.
+postgres_create_databases() {
+  local name
+  for name in $PG_DATABASES; do
+    [[ $name =~ ^[a-z_][a-z0-9_]*$ ]] || die "postgres: invalid database name '$name' in PG_DATABASES"
+    postgres_psql -v name="$name" >/dev/null <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN', :'name')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'name') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'name', :'name')
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'name') \gexec
+SELECT format('ALTER DATABASE %I OWNER TO %I', :'name', :'name') \gexec
+SQL
+  done
+}
+
+postgres_wait() {
+  [[ -n $PG_BIN ]] || PG_BIN=$(postgres_find_bin)
+  wait_ready postgres postgres_ready
+  postgres_create_databases
+  log "postgres: ready on 127.0.0.1:$(postgres_port) (databases: $PG_DATABASES)"
+}
+
+postgres_stop() {
+  if ! postgres_alive; then
+    log "postgres: not running"
+    return 0
+  fi
+  PG_BIN=$(postgres_find_bin)
+  log "postgres: stopping (pid $(postgres_pid))"
+  as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null
+  log "postgres: stopped"
+}
+
+# === Elasticsearch =============================================================================
+
+elasticsearch_log_file() { printf '%s' "$ES_LOGS/$ES_CLUSTER_NAME.log"; }
+elasticsearch_pid() { read_pid "$ES_PID_FILE"; }
+elasticsearch_alive() { pid_matches "$(elasticsearch_pid)" "-Des.path.home=$ES_HOME"; }
+elasticsearch_port() { config_value "$ES_CONFIG" http.port : "$ES_PORT"; }
+
+elasticsearch_java_home() {
+  if [[ -n ${ES_JAVA_HOME:-} ]]; then
+    printf '%s' "$ES_JAVA_HOME"
+    return 0
+  fi
+  ensure_cmd java default-jre-headless
+  local java
+  java=$(readlink -f "$(command -v java)")
+  dirname "$(dirname "$java")"
+}
+
+elasticsearch_install() {
+  if [[ ! -x $ES_HOME/bin/elasticsearch ]]; then
+    ensure_cmd unzip unzip
+    local staging=$ES_DIR/.download
+    rm -rf "$staging"
+    mkdir -p "$staging"
+    log "elasticsearch: fetching $ES_ARTIFACT with Maven (cached in ~/.m2)"
+    # Run from the (pom-less) staging directory so no project pom is picked up.
+    (cd "$staging" && maven "$MAVEN_DEPENDENCY_PLUGIN:copy" -Dartifact="$ES_ARTIFACT" -DoutputDirectory="$staging")
+    unzip -q "$staging/elasticsearch-$ES_VERSION.zip" -d "$staging"
+    mv "$staging/elasticsearch-$ES_VERSION" "$ES_HOME"
+    rm -rf "$staging"
+  fi
+  ensure_cmd curl curl
+  ensure_system_user "$ES_OS_USER"
+}
+
+elasticsearch_start() {
+  if elasticsearch_alive; then
+    log "elasticsearch: already running (pid $(elasticsearch_pid), port $(elasticsearch_port))"
+    return 0
+  fi
+  rm -f "$ES_PID_FILE"
+  check_port_free elasticsearch "$ES_PORT" ES_PORT
+  check_port_free elasticsearch "$ES_TRANSPORT_PORT" ES_TRANSPORT_PORT
+  elasticsearch_install
+  render "$INFRA_DIR/elasticsearch/elasticsearch.yml.template" "$ES_CONFIG" \
+    ES_CLUSTER_NAME="$ES_CLUSTER_NAME" ES_PORT="$ES_PORT" ES_TRANSPORT_PORT="$ES_TRANSPORT_PORT" \
+    ES_DATA_DIR="$ES_DATA" ES_LOGS_DIR="$ES_LOGS"
+  install -d -o "$ES_OS_USER" -g "$ES_OS_USER" -m 750 "$ES_DIR" "$ES_DATA" "$ES_LOGS" "$ES_TMP" "$ES_RUN"
+  chown -R "$ES_OS_USER:$ES_OS_USER" "$ES_HOME" # it writes its keystore into config/
+  check_reachable "$ES_OS_USER" "$ES_DIR"
+
+  local java_home
+  java_home=$(elasticsearch_java_home)
+  log "elasticsearch: starting on 127.0.0.1:$ES_PORT"
+  # -d daemonises once the node has started; the working directory (logs/) receives gc.log and
+  # any hs_err file, which the stock jvm.options write relative to it.
+  if ! (cd "$ES_LOGS" && exec setsid --wait runuser -u "$ES_OS_USER" -- env \
+    ES_JAVA_HOME="$java_home" ES_JAVA_OPTS="-Xms512m -Xmx512m ${ES_JAVA_OPTS:-}" \
+    ES_TMPDIR="$ES_TMP" ES_PATH_CONF="$ES_HOME/config" \
+    "$ES_HOME/bin/elasticsearch" -d -p "$ES_PID_FILE") \
+    >"$ES_DIR/stdout.log" 2>&1 </dev/null 9>&-; then
+    cat "$ES_DIR/stdout.log" >&2
+    fail_with_log elasticsearch "bin/elasticsearch -d failed"
+  fi
+}
+
+elasticsearch_ready() {
+  local body
+  body=$(curl -fsS --max-time 5 \
+    "http://127.0.0.1:$(elasticsearch_port)/_cluster/health?wait_for_status=yellow&timeout=1s" 2>/dev/null) ||
+    return 1
+  [[ $body == *'"status":"green"'* || $body == *'"status":"yellow"'* ]]
+}
+
+elasticsearch_wait() {
+  wait_ready elasticsearch elasticsearch_ready
+  log "elasticsearch: ready on http://127.0.0.1:$(elasticsearch_port)"
+}
+
+elasticsearch_stop() {
+  if elasticsearch_alive; then stop_pid elasticsearch "$(elasticsearch_pid)" 60; else log "elasticsearch: not running"; fi
+  rm -f "$ES_PID_FILE"
+}
+
+# === commands ==================================================================================
+
+normalize() { # NAME -> canonical server name
+  case $1 in
+  kafka) echo kafka ;;
+  postgres | postgresql | pg) echo postgres ;;
+  elasticsearch | es) echo elasticsearch ;;
+  *) die "unknown server '$1' (expected: kafka, postgres, elasticsearch)" ;;
+  esac
+}
+
+SERVERS=()
+select_servers() { # NAMES... (none: all)
+  SERVERS=()
+  local name
+  if (($# == 0)); then
+    SERVERS=("${ALL_SERVERS[@]}")
+    return 0
+  fi
+  for name in "$@"; do SERVERS+=("$(normalize "$name")"); done
+}
+
+cmd_up() {
+  require_root
+  select_servers "$@"
+  take_lock
+  local name
+  # Launch everything first, then wait: the JVMs start in parallel.
+  for name in "${SERVERS[@]}"; do "${name}_start"; done
+  for name in "${SERVERS[@]}"; do "${name}_wait"; done
+}
+
+cmd_down() {
+  require_root
+  select_servers "$@"
+  take_lock
+  local name
+  for name in "${SERVERS[@]}"; do "${name}_stop"; done
+}
+
+cmd_status() {
+  local name state port pid
+  for name in "${ALL_SERVERS[@]}"; do
+    port=$("${name}_port")
+    if "${name}_alive"; then
+      pid=$("${name}_pid")
+      state=running
+    else
+      pid=''
+      state=stopped
+    fi
+    printf '%-14s %-8s 127.0.0.1:%s%s\n' "$name" "$state" "$port" "${pid:+  pid $pid}"
+  done
+}
+
+cmd_logs() {
+  (($# >= 1)) || die "usage: infra/stack.sh logs SERVER [LINES]"
+  local name file
+  name=$(normalize "$1")
+  file=$("${name}_log_file")
+  [[ -f $file ]] || die "$name: no log yet ($file)"
+  tail -n "${2:-50}" "$file"
+}
+
+main() {
+  local command=${1:-}
+  (($# > 0)) && shift
+  case $command in
+  up) cmd_up "$@" ;;
+  down) cmd_down "$@" ;;
+  start | stop)
+    (($# == 1)) || die "usage: infra/stack.sh $command SERVER"
+    if [[ $command == start ]]; then cmd_up "$1"; else cmd_down "$1"; fi
+    ;;
+  restart)
+    cmd_down "$@"
+    cmd_up "$@"
+    ;;
+  status) cmd_status ;;
+  logs) cmd_logs "$@" ;;
+  -h | --help | help) usage ;;
+  *)
+    usage >&2
+    exit 2
+    ;;
+  esac
+}
+
+main "$@"

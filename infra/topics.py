@@ -1,0 +1,70 @@
+"""Creates the event topics: the log is the source of truth, so nothing is ever deleted from it.
+
+`python -m infra.topics` is idempotent; it also checks that existing topics keep infinite retention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import TopicAlreadyExistsError
+
+from config.settings import Settings, get_settings
+from event_schemas import topics
+
+
+def topic_configs(settings: Settings) -> dict[str, str]:
+    return {
+        "retention.ms": "-1",
+        "retention.bytes": "-1",
+        "cleanup.policy": "delete",
+        "min.insync.replicas": str(settings.kafka_min_insync_replicas),
+        "unclean.leader.election.enable": "false",
+    }
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics.ALL if t not in existing]
+        for topic in missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            topic,
+                            num_partitions=settings.kafka_partitions,
+                            replication_factor=settings.kafka_replication_factor,
+                            topic_configs=topic_configs(settings),
+                        )
+                    ]
+                )
+        described = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic) for topic in topics.ALL]
+        )
+        for response in described:
+            for resource in response.resources:
+                name, entries = resource[3], resource[4]
+                retention = {entry[0]: entry[1] for entry in entries}.get("retention.ms")
+                if retention != "-1":
+                    raise RuntimeError(
+                        f"topic {name} has retention.ms={retention}; the event log must be kept forever"
+                    )
+        return missing
+    finally:
+        await admin.close()
+
+
+def main() -> None:
+    created = asyncio.run(ensure_topics(get_settings()))
+    print(f"topics ready ({len(created)} created): {', '.join(topics.ALL)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The read-model builders: consume the topics, write PostgreSQL (and Elasticsearch) projections."""

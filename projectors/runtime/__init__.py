@@ -1,0 +1,1 @@
+"""What every projector shares: the consume loop and the offsets kept with the rows."""

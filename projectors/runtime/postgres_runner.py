@@ -1,0 +1,152 @@
+"""The consume loop of a PostgreSQL projection.
+
+Each batch of one partition is applied in one transaction together with the partition's next offset,
+and the consumer seeks to that stored offset whenever it is given the partition. A crash may repeat a
+batch, never double-apply or skip one: records below the stored offset are skipped under a row lock,
+which also holds off a zombie instance during a rebalance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
+from event_schemas.registry import EventRegistry
+from projectors.runtime.pool import Pool
+from projectors.runtime.projection import OFFSETS_SCHEMA, Projection
+
+log = logging.getLogger(__name__)
+
+
+async def ensure_schema(pool: Pool, projection: Projection) -> None:
+    async with pool.connection() as conn, conn.transaction():
+        # One DDL at a time across processes: CREATE IF NOT EXISTS races on the catalog otherwise.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('projection-schema'))")
+        await conn.execute(OFFSETS_SCHEMA)
+        for ddl in projection.schema:
+            await conn.execute(ddl)
+
+
+async def reset(pool: Pool, projection: Projection) -> None:
+    """Drop the read model and its offsets, so the next run replays the topic from the start."""
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(OFFSETS_SCHEMA)
+        for table in projection.tables:
+            await conn.execute(f"DROP TABLE IF EXISTS {table}")
+        await conn.execute("DELETE FROM projection_offsets WHERE projection = %s", (projection.name,))
+    await ensure_schema(pool, projection)
+
+
+async def stored_offsets(conn: AsyncConnection[DictRow], projection: Projection) -> dict[int, int]:
+    cursor = await conn.execute(
+        "SELECT partition, next_offset FROM projection_offsets WHERE projection = %s AND topic = %s",
+        (projection.name, projection.topic),
+    )
+    return {row["partition"]: row["next_offset"] for row in await cursor.fetchall()}
+
+
+class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: PostgresProjectionRunner) -> None:
+        self._runner = runner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._runner.seek_to_stored(assigned)
+
+
+class PostgresProjectionRunner:
+    def __init__(
+        self,
+        projection: Projection,
+        pool: Pool,
+        bootstrap_servers: str,
+        registry: EventRegistry,
+        max_batch: int = 2000,
+    ) -> None:
+        self.projection = projection
+        self._pool = pool
+        self._bootstrap_servers = bootstrap_servers
+        self._registry = registry
+        self._max_batch = max_batch
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def run(self) -> None:
+        """Consume until cancelled."""
+        await ensure_schema(self._pool, self.projection)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap_servers,
+            group_id=f"{self.projection.name}-projector",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await self._consumer.start()
+        try:
+            self._consumer.subscribe([self.projection.topic], listener=_SeekToStoredOffsets(self))
+            while True:
+                batches = await self._consumer.getmany(timeout_ms=500, max_records=self._max_batch)
+                for tp, records in batches.items():
+                    await self._apply_until_done(tp, records)
+        finally:
+            await self._consumer.stop()
+
+    async def seek_to_stored(self, partitions: Sequence[TopicPartition]) -> None:
+        assert self._consumer is not None
+        async with self._pool.connection() as conn:
+            offsets = await stored_offsets(conn, self.projection)
+        for tp in partitions:
+            self._consumer.seek(tp, offsets.get(tp.partition, 0))
+
+    async def _apply_until_done(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        """Retry a failed batch (PostgreSQL down, say) until it lands; the log position never moves past it."""
+        delay = 0.5
+        while True:
+            try:
+                await self.process_batch(tp, records)
+                return
+            except Exception:
+                log.exception(
+                    "projection %s failed on %s; retrying in %.1fs", self.projection.name, tp, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def process_batch(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> int:
+        """Apply one partition's records and the new offset in one transaction; returns how many applied."""
+        name = self.projection.name
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO projection_offsets (projection, topic, partition, next_offset) "
+                "VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING",
+                (name, tp.topic, tp.partition),
+            )
+            cursor = await conn.execute(
+                "SELECT next_offset FROM projection_offsets "
+                "WHERE projection = %s AND topic = %s AND partition = %s FOR UPDATE",
+                (name, tp.topic, tp.partition),
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            next_offset: int = row["next_offset"]
+            fresh = [record for record in records if record.offset >= next_offset]
+            if not fresh:
+                return 0
+            async with conn.cursor() as statements:
+                for record in fresh:
+                    event = self._registry.from_bytes(record.value)
+                    for sql, params in self.projection.statements(event):
+                        await statements.execute(sql, params)
+            await conn.execute(
+                "UPDATE projection_offsets SET next_offset = %s, updated_at = now() "
+                "WHERE projection = %s AND topic = %s AND partition = %s",
+                (fresh[-1].offset + 1, name, tp.topic, tp.partition),
+            )
+            return len(fresh)

@@ -1,0 +1,1 @@
+"""The read side: FastAPI apps that serve the projections."""

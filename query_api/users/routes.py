@@ -1,0 +1,42 @@
+"""HTTP routes of the users query side."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+
+from auth.deps import CurrentUser
+from projectors.runtime.pool import Pool
+from query_api.consistency import ConsistencyToken, consistency_token, wait_for
+from query_api.users.queries import user_by_id
+from query_api.users.schemas import TokenPublic, UserPublic
+
+router = APIRouter(tags=["users"])
+
+
+def users_pool(request: Request) -> Pool:
+    pool: Pool = request.app.state.users_pool
+    return pool
+
+
+UsersPool = Annotated[Pool, Depends(users_pool)]
+Token = Annotated[ConsistencyToken | None, Depends(consistency_token)]
+
+
+@router.get("/auth/validate")
+async def validate(claims: CurrentUser) -> TokenPublic:
+    """Verify a bearer token and say whose it is."""
+    return TokenPublic(
+        id=claims.user_id, email=claims.email, role=claims.role, iat=claims.issued_at, exp=claims.expires_at
+    )
+
+
+@router.get("/users/me")
+async def me(claims: CurrentUser, pool: UsersPool, token: Token, request: Request) -> UserPublic:
+    """The caller's profile from the read model (pass a consistency token to read your own writes)."""
+    await wait_for(pool, "users", token, request.app.state.consistency_wait_seconds)
+    row = await user_by_id(pool, claims.user_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "User not found")
+    return UserPublic(**row)

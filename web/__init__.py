@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every FastAPI app: JSON error bodies, health."""
