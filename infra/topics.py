@@ -45,8 +45,12 @@ async def ensure_topics(settings: Settings) -> list[str]:
                         )
                     ]
                 )
-        described = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, topic) for topic in topics.ALL]
+        # Topics that were already there must still keep their log forever.
+        kept = [t for t in topics.ALL if t in existing]
+        described = (
+            await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in kept])
+            if kept
+            else []
         )
         for response in described:
             for resource in response.resources:

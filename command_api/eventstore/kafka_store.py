@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from command_api.eventstore.errors import EventStoreUnavailable, NotOwner
@@ -170,6 +171,18 @@ class PartitionWriter:
                 await asyncio.wait_for(producer.stop(), self._store.timeout)
 
 
+async def partition_count(bootstrap_servers: str, topic: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"] != 0 or not described["partitions"]:
+        raise RuntimeError(f"topic {topic} does not exist; run `python -m infra.topics` first")
+    return len(described["partitions"])
+
+
 class _OwnershipListener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, store: KafkaEventStore) -> None:
         self._store = store
@@ -224,11 +237,8 @@ class KafkaEventStore:
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
         )
+        self._partitions = await partition_count(self.bootstrap_servers, self.topic)
         await self._membership.start()
-        partitions = await self._membership.partitions_for_topic(self.topic)
-        if not partitions:
-            raise RuntimeError(f"topic {self.topic} does not exist; run the topic provisioning first")
-        self._partitions = len(partitions)
         self._membership.subscribe([self.topic], listener=_OwnershipListener(self))
         self._heartbeat = asyncio.create_task(self._stay_in_group(), name=f"{self._group_id}-membership")
 

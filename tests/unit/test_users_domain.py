@@ -1,0 +1,68 @@
+"""Given events, when a command, then events: the User aggregate's rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from command_api.eventstore.model import Loaded
+from command_api.users import domain
+from command_api.users.domain import USER, UserState, user_aggregate_id
+from event_schemas.users import UserRegistered
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
+
+
+def fresh(email: str = "Ada@Example.com") -> Loaded[UserState]:
+    return Loaded(user_aggregate_id(email), USER.initial, 0, next_numeric_id=7003)
+
+
+def test_registering_a_new_email_records_the_user_with_the_allocated_id() -> None:
+    [event] = domain.register(
+        fresh(), username="ada", email="Ada@Example.com", password_hash=HASH, role="customer", now=NOW
+    )
+    assert isinstance(event, UserRegistered)
+    assert (event.user_id, event.email, event.aggregate_version) == (7003, "ada@example.com", 1)
+
+
+def test_registering_an_email_twice_is_refused() -> None:
+    loaded = fresh()
+    [event] = domain.register(
+        loaded, username="ada", email="ada@example.com", password_hash=HASH, role="customer", now=NOW
+    )
+    registered = Loaded(loaded.aggregate_id, USER.evolve(loaded.state, event), 1, 8003)
+    with pytest.raises(domain.EmailAlreadyRegistered):
+        domain.register(
+            registered, username="eve", email="ADA@example.com", password_hash=HASH, role="customer", now=NOW
+        )
+
+
+def test_emails_that_differ_only_in_case_are_one_aggregate() -> None:
+    assert user_aggregate_id(" Ada@Example.COM ") == user_aggregate_id("ada@example.com")
+
+
+def test_the_password_itself_can_never_be_recorded() -> None:
+    with pytest.raises(ValueError, match="password_hash"):
+        UserRegistered(
+            aggregate_id="user-1",
+            aggregate_version=1,
+            occurred_at=NOW,
+            user_id=1,
+            username="ada",
+            email="ada@example.com",
+            password_hash="plain text",
+            role="customer",
+        )
+
+
+def test_changing_to_the_same_role_appends_nothing() -> None:
+    loaded = fresh()
+    [event] = domain.register(
+        loaded, username="ada", email="a@b.co", password_hash=HASH, role="admin", now=NOW
+    )
+    registered = Loaded(loaded.aggregate_id, USER.evolve(loaded.state, event), 1, 0)
+    assert domain.change_role(registered, "admin", NOW) == []
+    [changed] = domain.change_role(registered, "customer", NOW)
+    assert USER.evolve(registered.state, changed).role == "customer"
