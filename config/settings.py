@@ -14,6 +14,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COMMERCE_", env_file=".env", extra="ignore")
 
     environment: Literal["local", "production"] = "local"
+    # Prefix of every topic, consumer group and transactional id of this deployment.
+    namespace: str = Field("commerce", pattern=r"^[A-Za-z0-9_-]+$")
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_partitions: int = Field(6, ge=1, le=1000)

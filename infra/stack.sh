@@ -307,7 +307,8 @@ kafka_ready() {
   local file offset=$KAFKA_LOG_OFFSET
   file=$(kafka_log_file)
   if (($(file_size "$file") < offset)); then offset=0; fi # the log rolled over meanwhile
-  tail -c +"$((offset + 1))" "$file" 2>/dev/null | grep -qF "$KAFKA_STARTED_LINE"
+  # No `grep -q`: exiting early would SIGPIPE tail, which pipefail turns into a failure.
+  tail -c +"$((offset + 1))" "$file" 2>/dev/null | grep -F "$KAFKA_STARTED_LINE" >/dev/null
 }
 
 kafka_wait() {

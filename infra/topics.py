@@ -32,7 +32,8 @@ async def ensure_topics(settings: Settings) -> list[str]:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in topics.ALL if t not in existing]
+        names = [topics.in_namespace(settings.namespace, t) for t in topics.ALL]
+        missing = [t for t in names if t not in existing]
         for topic in missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
@@ -46,7 +47,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
                     ]
                 )
         # Topics that were already there must still keep their log forever.
-        kept = [t for t in topics.ALL if t in existing]
+        kept = [t for t in names if t in existing]
         described = (
             await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in kept])
             if kept
@@ -66,8 +67,9 @@ async def ensure_topics(settings: Settings) -> list[str]:
 
 
 def main() -> None:
-    created = asyncio.run(ensure_topics(get_settings()))
-    print(f"topics ready ({len(created)} created): {', '.join(topics.ALL)}", file=sys.stderr)
+    settings = get_settings()
+    created = asyncio.run(ensure_topics(settings))
+    print(f"topics of namespace {settings.namespace!r} ready ({len(created)} created)", file=sys.stderr)
 
 
 if __name__ == "__main__":

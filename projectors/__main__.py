@@ -8,6 +8,7 @@ import logging
 
 from config.settings import Settings, get_settings
 from event_schemas.registry import REGISTRY
+from event_schemas.topics import in_namespace
 from projectors.runtime.pool import make_pool
 from projectors.runtime.postgres_runner import PostgresProjectionRunner, reset
 from projectors.runtime.projection import Projection
@@ -16,14 +17,17 @@ from projectors.users.projection import UsersProjection
 
 def projection_and_database(name: str, settings: Settings) -> tuple[Projection, str]:
     if name == "users":
-        return UsersProjection(), settings.users_database_url
+        return UsersProjection(settings.namespace), settings.users_database_url
     raise SystemExit(f"unknown projection {name!r}; known: users")
 
 
 async def run(name: str, settings: Settings) -> None:
     projection, database_url = projection_and_database(name, settings)
     async with make_pool(database_url) as pool:
-        await PostgresProjectionRunner(projection, pool, settings.kafka_bootstrap_servers, REGISTRY).run()
+        group_id = in_namespace(settings.namespace, f"{name}-projector")
+        await PostgresProjectionRunner(
+            projection, pool, settings.kafka_bootstrap_servers, REGISTRY, group_id=group_id
+        ).run()
 
 
 async def reset_projection(name: str, settings: Settings) -> None:

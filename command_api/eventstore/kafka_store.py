@@ -202,7 +202,7 @@ class KafkaEventStore:
         *,
         bootstrap_servers: str,
         topic: str,
-        service: str,
+        group: str,
         instance_url: str,
         kinds: Sequence[AggregateKind[Any]],
         registry: EventRegistry,
@@ -214,8 +214,8 @@ class KafkaEventStore:
         self.registry = registry
         self.timeout = timeout
         self.catch_up_timeout = max(timeout, 60.0)
-        self.writer_id = f"{service}-command-writer"
-        self._group_id = f"{service}-command"
+        self.writer_id = f"{group}-writer"
+        self._group_id = group
         self._instance_url = instance_url
         self._writers: dict[int, PartitionWriter] = {}
         self._routes: dict[int, str] = {}

@@ -34,8 +34,8 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
 async def users_command_side(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     store = KafkaEventStore(
         bootstrap_servers=settings.kafka_bootstrap_servers,
-        topic=topics.USERS,
-        service="users",
+        topic=topics.in_namespace(settings.namespace, topics.USERS),
+        group=topics.in_namespace(settings.namespace, "users-command"),
         instance_url=settings.instance_url,
         kinds=[USER],
         registry=REGISTRY,

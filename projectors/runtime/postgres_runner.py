@@ -68,8 +68,10 @@ class PostgresProjectionRunner:
         pool: Pool,
         bootstrap_servers: str,
         registry: EventRegistry,
+        group_id: str,
         max_batch: int = 2000,
     ) -> None:
+        self._group_id = group_id
         self.projection = projection
         self._pool = pool
         self._bootstrap_servers = bootstrap_servers
@@ -82,7 +84,7 @@ class PostgresProjectionRunner:
         await ensure_schema(self._pool, self.projection)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap_servers,
-            group_id=f"{self.projection.name}-projector",
+            group_id=self._group_id,
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset="earliest",

@@ -68,9 +68,11 @@ def _role_changed(event: UserRoleChanged) -> list[Statement]:
 
 class UsersProjection:
     name = "users"
-    topic = topics.USERS
     schema = SCHEMA
     tables = ("users",)
+
+    def __init__(self, namespace: str) -> None:
+        self.topic = topics.in_namespace(namespace, topics.USERS)
 
     def statements(self, event: Event) -> list[Statement]:
         return statements(event)

@@ -37,7 +37,7 @@ async def users_query_side(app: FastAPI, settings: Settings) -> AsyncIterator[No
     await pool.open(wait=False)
     app.state.users_pool = pool
     try:
-        await ensure_schema(pool, UsersProjection())
+        await ensure_schema(pool, UsersProjection(settings.namespace))
     except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
         log.warning("users read model schema not checked (PostgreSQL unavailable): %s", error)
     try:

@@ -1,0 +1,45 @@
+"""Session fixtures: real servers, one deployment (namespace, databases, keys) and its users service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.deployment import Deployment
+from tests.support.processes import HttpService, ServiceProcess
+from tests.support.servers import Servers, real_servers
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that stop a shared server run last, so they cannot disturb the others."""
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    with real_servers() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def deployment(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    work_dir: Path = tmp_path_factory.mktemp("deployment")
+    deployment = Deployment(servers, work_dir)
+    deployment.provision()
+    return deployment
+
+
+@pytest.fixture(scope="session")
+def users_projector(deployment: Deployment) -> Iterator[ServiceProcess]:
+    projector = deployment.projector("users").start()
+    yield projector
+    projector.stop()
+
+
+@pytest.fixture(scope="session")
+def users_service(deployment: Deployment, users_projector: ServiceProcess) -> Iterator[HttpService]:
+    service = deployment.gateway("users", name="users-gateway").start()
+    yield service
+    service.stop()

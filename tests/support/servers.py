@@ -1,0 +1,93 @@
+"""The real servers the integration tests talk to.
+
+Where a Docker engine answers, testcontainers starts them; otherwise the local stack of `infra/`
+(started here if it is not running). In CI (`CI=true`) a server that cannot be had is a failure,
+never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@dataclass(frozen=True)
+class Servers:
+    kafka_bootstrap: str
+    postgres_admin_url: str  # a superuser connection; tests create their own databases
+    elasticsearch_url: str
+    stop_kafka: Callable[[], None]
+    start_kafka: Callable[[], None]
+
+
+def unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"a server the tests need is missing in CI: {reason}", pytrace=False)
+    pytest.skip(f"servers not available: {reason}")
+
+
+def docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:
+        return False
+
+
+def stack(*arguments: str) -> None:
+    subprocess.run([str(REPO / "infra" / "stack.sh"), *arguments], check=True, cwd=REPO)
+
+
+@contextmanager
+def local_stack() -> Iterator[Servers]:
+    try:
+        stack("up", "postgres", "kafka", "elasticsearch")
+    except (subprocess.CalledProcessError, OSError) as error:
+        unavailable(f"infra/stack.sh up failed: {error}")
+    yield Servers(
+        kafka_bootstrap=f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}",
+        postgres_admin_url=f"postgresql://postgres@127.0.0.1:{os.environ.get('PG_PORT', '5432')}/postgres",
+        elasticsearch_url=f"http://127.0.0.1:{os.environ.get('ES_PORT', '9200')}",
+        stop_kafka=lambda: stack("down", "kafka"),
+        start_kafka=lambda: stack("up", "kafka"),
+    )
+
+
+@contextmanager
+def containers() -> Iterator[Servers]:
+    from testcontainers.elasticsearch import ElasticSearchContainer
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.postgres import PostgresContainer
+
+    kafka = KafkaContainer("confluentinc/cp-kafka:8.0.0").with_kraft()
+    postgres = PostgresContainer("postgres:15", username="postgres", password="postgres", dbname="postgres")
+    elasticsearch = ElasticSearchContainer(
+        "docker.elastic.co/elasticsearch/elasticsearch:8.19.4", mem_limit="1g"
+    )
+    with kafka, postgres, elasticsearch:
+        wrapped = kafka.get_wrapped_container()
+        yield Servers(
+            kafka_bootstrap=kafka.get_bootstrap_server(),
+            postgres_admin_url=postgres.get_connection_url(driver=None),
+            elasticsearch_url=elasticsearch.get_url(),
+            # A paused broker is an unreachable one; unpausing keeps the mapped ports.
+            stop_kafka=wrapped.pause,
+            start_kafka=wrapped.unpause,
+        )
+
+
+@contextmanager
+def real_servers() -> Iterator[Servers]:
+    with containers() if docker_answers() else local_stack() as servers:
+        yield servers
