@@ -147,6 +147,7 @@ def test_validate_refuses_bad_tokens_with_401(
     claims = jwt.decode(genuine, options={"verify_signature": False})
     settings = deployment.settings
     key = load_pem_private_key(settings.jwt_private_key_file.read_bytes(), None)
+    assert isinstance(key, Ed25519PrivateKey)
     now = int(time.time())
     headers: dict[str, str] = {
         "expired": bearer(

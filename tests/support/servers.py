@@ -80,7 +80,7 @@ def containers() -> Iterator[Servers]:
         yield Servers(
             kafka_bootstrap=kafka.get_bootstrap_server(),
             postgres_admin_url=postgres.get_connection_url(driver=None),
-            elasticsearch_url=elasticsearch.get_url(),
+            elasticsearch_url=f"http://{elasticsearch.get_container_host_ip()}:{elasticsearch.get_exposed_port(elasticsearch.port)}",
             # A paused broker is an unreachable one; unpausing keeps the mapped ports.
             stop_kafka=wrapped.pause,
             start_kafka=wrapped.unpause,

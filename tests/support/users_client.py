@@ -7,23 +7,25 @@ from typing import Any
 
 import httpx
 
+PASSWORD = "correct horse battery"
+
 
 def new_email() -> str:
     return f"user-{uuid.uuid4().hex[:12]}@example.com"
 
 
 def register(
-    base_url: str, email: str | None = None, password: str = "correct horse battery", **extra: Any
+    base_url: str, email: str | None = None, password: str = PASSWORD, **extra: Any
 ) -> httpx.Response:
     body = {"username": "shopper", "email": email or new_email(), "password": password, **extra}
     return httpx.post(f"{base_url}/auth/register", json=body, timeout=30)
 
 
-def log_in(base_url: str, email: str, password: str = "correct horse battery") -> httpx.Response:
+def log_in(base_url: str, email: str, password: str = PASSWORD) -> httpx.Response:
     return httpx.post(f"{base_url}/auth/login", json={"email": email, "password": password}, timeout=30)
 
 
-def token_for(base_url: str, email: str, password: str = "correct horse battery") -> str:
+def token_for(base_url: str, email: str, password: str = PASSWORD) -> str:
     response = log_in(base_url, email, password)
     assert response.status_code == 200, response.text
     token: str = response.json()["token"]
