@@ -135,17 +135,18 @@ check_port_free() { # SERVER PORT VARIABLE
   fi
 }
 
-pid_running() { # PID: process exists and is not a zombie
-  local state
+pid_running() { # PID: process exists and is not a zombie (orphans may stay unreaped in containers)
+  local stat
   [[ $1 =~ ^[0-9]+$ ]] || return 1
-  state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-  [[ -n $state && $state != Z* ]]
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  stat=${stat##*) } # the state letter follows the parenthesised command name
+  [[ ${stat:0:1} != [ZX] ]]
 }
 
 pid_matches() { # PID TEXT: process is running and its command line contains TEXT
   local cmdline
   pid_running "$1" || return 1
-  cmdline=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+  cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline") || return 1
   [[ $cmdline == *"$2"* ]]
 }
 
@@ -208,11 +209,14 @@ wait_ready() { # SERVER CHECK...
   done
 }
 
-fail_with_log() { # SERVER MESSAGE
+fail_with_log() { # SERVER MESSAGE [EXTRA_FILE]: print the tail of the server's log (and of EXTRA_FILE)
   local file
-  file=$("${1}_log_file")
-  printf '[stack] ERROR: %s: %s. Last lines of %s:\n' "$1" "$2" "$file" >&2
-  tail -n 40 "$file" >&2 2>/dev/null || true
+  for file in "$("${1}_log_file")" "${3:-}"; do
+    [[ -n $file && -s $file ]] || continue
+    printf '[stack] --- last lines of %s:\n' "$file" >&2
+    tail -n 40 "$file" >&2 || true
+  done
+  printf '[stack] ERROR: %s: %s\n' "$1" "$2" >&2
   exit 1
 }
 
@@ -479,13 +483,13 @@ elasticsearch_start() {
   log "elasticsearch: starting on 127.0.0.1:$ES_PORT"
   # -d daemonises once the node has started; the working directory (logs/) receives gc.log and
   # any hs_err file, which the stock jvm.options write relative to it.
-  if ! (cd "$ES_LOGS" && exec setsid --wait runuser -u "$ES_OS_USER" -- env \
+  if ! (cd "$ES_LOGS" && exec timeout "$READY_TIMEOUT" setsid --wait runuser -u "$ES_OS_USER" -- env \
     ES_JAVA_HOME="$java_home" ES_JAVA_OPTS="-Xms512m -Xmx512m ${ES_JAVA_OPTS:-}" \
     ES_TMPDIR="$ES_TMP" ES_PATH_CONF="$ES_HOME/config" \
     "$ES_HOME/bin/elasticsearch" -d -p "$ES_PID_FILE") \
     >"$ES_DIR/stdout.log" 2>&1 </dev/null 9>&-; then
-    cat "$ES_DIR/stdout.log" >&2
-    fail_with_log elasticsearch "bin/elasticsearch -d failed"
+    fail_with_log elasticsearch "bin/elasticsearch -d failed (or did not return within ${READY_TIMEOUT}s)" \
+      "$ES_DIR/stdout.log"
   fi
 }
 

@@ -23,12 +23,22 @@ def servers() -> Iterator[Servers]:
         yield running
 
 
-@pytest.fixture(scope="session")
-def deployment(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+def provision_deployment(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
     work_dir: Path = tmp_path_factory.mktemp("deployment")
     deployment = Deployment(servers, work_dir)
     deployment.provision()
     return deployment
+
+
+@pytest.fixture(scope="session")
+def deployment(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    return provision_deployment(servers, tmp_path_factory)
+
+
+@pytest.fixture
+def own_deployment(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    """A deployment of its own (namespace, topics, databases), for tests that restart its processes."""
+    return provision_deployment(servers, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -54,6 +54,10 @@ class PartitionWriter:
         self.owned = False
 
     @property
+    def fresh(self) -> bool:
+        return self._fresh
+
+    @property
     def topic_partition(self) -> TopicPartition:
         return TopicPartition(self._store.topic, self.partition)
 
@@ -274,6 +278,12 @@ class KafkaEventStore:
 
     def owned_partitions(self) -> list[int]:
         return sorted(p for p, writer in self._writers.items() if writer.owned)
+
+    def ready_partitions(self) -> list[int]:
+        return sorted(p for p, writer in self._writers.items() if writer.owned and writer.fresh)
+
+    def routes(self) -> dict[int, str]:
+        return dict(self._routes)
 
     async def take(self, partitions: list[int]) -> None:
         assert self._membership is not None

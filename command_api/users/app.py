@@ -13,6 +13,7 @@ from auth.tokens import load_issuer, load_verifier
 from command_api.eventstore.errors import ConcurrencyConflict, EventStoreUnavailable, NotOwner
 from command_api.eventstore.kafka_store import KafkaEventStore
 from command_api.forwarding import forward_to_owner
+from command_api.ownership import ownership_router
 from command_api.users import domain
 from command_api.users.domain import USER
 from command_api.users.handlers import InvalidCredentials, UsersHandlers
@@ -42,7 +43,7 @@ async def users_command_side(app: FastAPI, settings: Settings) -> AsyncIterator[
         timeout=settings.command_timeout_seconds,
     )
     await store.start()
-    app.state.users_store = store
+    app.state.event_stores = {**getattr(app.state, "event_stores", {}), "users": store}
     app.state.users_handlers = UsersHandlers(
         store=store,
         hasher=PasswordHasher(),
@@ -62,6 +63,7 @@ async def users_command_side(app: FastAPI, settings: Settings) -> AsyncIterator[
 def install_command_side(app: FastAPI, settings: Settings) -> None:
     """Routes and error handlers of the users command side, on an app that may serve other routes too."""
     app.include_router(router)
+    app.include_router(ownership_router)
 
     async def not_owner(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, NotOwner)
