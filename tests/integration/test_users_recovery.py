@@ -76,7 +76,9 @@ def ownership(service: HttpService) -> dict[str, Any]:
     return body
 
 
-def test_two_instances_split_the_partitions_and_never_both_accept_one_email(own_deployment: Deployment) -> None:
+def test_two_instances_split_the_partitions_and_never_both_accept_one_email(
+    own_deployment: Deployment,
+) -> None:
     first = own_deployment.gateway("users", side="command", name="users-instance-a").start()
     second = own_deployment.gateway("users", side="command", name="users-instance-b").start()
     try:
@@ -84,7 +86,9 @@ def test_two_instances_split_the_partitions_and_never_both_accept_one_email(own_
         def split() -> bool:
             a, b = ownership(first), ownership(second)
             return bool(
-                a["ready"] and b["ready"] and not set(a["ready"]) & set(b["ready"])
+                a["ready"]
+                and b["ready"]
+                and not set(a["ready"]) & set(b["ready"])
                 and len(a["ready"]) + len(b["ready"]) == own_deployment.settings.kafka_partitions
             )
 
@@ -97,7 +101,10 @@ def test_two_instances_split_the_partitions_and_never_both_accept_one_email(own_
                 body = {"username": "racer", "email": email, "password": "correct horse battery"}
                 async with httpx.AsyncClient(timeout=60) as client:
                     responses = await asyncio.gather(
-                        *(client.post(f"{(first, second)[i % 2].url}/auth/register", json=body) for i in range(20))
+                        *(
+                            client.post(f"{(first, second)[i % 2].url}/auth/register", json=body)
+                            for i in range(20)
+                        )
                     )
                 return sorted(r.status_code for r in responses)
 

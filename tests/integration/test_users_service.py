@@ -208,21 +208,6 @@ def test_the_event_in_kafka_carries_the_envelope_and_only_an_argon2id_hash(
     assert headers == {"event_type": b"UserRegistered", "schema_version": b"1"}
 
 
-def test_the_read_model_answers_for_a_new_user_once_given_the_consistency_token(
-    users_service: HttpService,
-) -> None:
-    email = new_email()
-    registered = register(users_service.url, email=email)
-    token = token_for(users_service.url, email)
-    response = httpx.get(
-        f"{users_service.url}/users/me",
-        headers=bearer(token) | {"X-Consistency-Token": registered.headers["X-Consistency-Token"]},
-    )
-    assert response.status_code == 200, response.text
-    assert response.json()["email"] == email
-    assert response.json()["id"] == registered.json()["user"]["id"]
-
-
 def test_a_malformed_consistency_token_is_a_422(users_service: HttpService) -> None:
     email = new_email()
     register(users_service.url, email=email)
