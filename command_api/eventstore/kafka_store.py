@@ -51,6 +51,7 @@ class PartitionWriter:
         self._lock = asyncio.Lock()
         self._producer: AIOKafkaProducer | None = None
         self._fresh = False  # fenced and caught up to the end of the partition
+        self._recovery: asyncio.Task[None] | None = None
         self.owned = False
 
     @property
@@ -61,14 +62,10 @@ class PartitionWriter:
     def topic_partition(self) -> TopicPartition:
         return TopicPartition(self._store.topic, self.partition)
 
-    async def acquire(self) -> None:
-        """Take ownership: fence earlier writers and catch up. Failures are retried by the next command."""
+    def acquire(self) -> asyncio.Task[None]:
+        """Take ownership: start fencing earlier writers and catching up, in the background."""
         self.owned = True
-        try:
-            async with self._lock:
-                await self._ensure_fresh()
-        except EventStoreUnavailable as error:
-            log.warning("partition %s not ready yet: %s", self.partition, error)
+        return self._recover_in_background()
 
     async def release(self) -> None:
         """Give up ownership once the decision in flight (if any) is done. The state stays in memory so a
@@ -76,6 +73,10 @@ class PartitionWriter:
         async with self._lock:
             self.owned = False
             self._fresh = False
+            if self._recovery is not None:
+                self._recovery.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._recovery
             await self._drop_producer()
 
     async def run(self, work: Any) -> Any:
@@ -83,7 +84,7 @@ class PartitionWriter:
         async with self._lock:
             if not self.owned:
                 raise NotOwner(self.partition, self._store.owner_of(self.partition))
-            await self._ensure_fresh()
+            await self._wait_fresh()
             return await work()
 
     async def append(self, events: Sequence[Event]) -> Position:
@@ -118,13 +119,30 @@ class PartitionWriter:
             self.state.apply(event, Position(topic, self.partition, offset))
         return Position(topic, self.partition, offsets[-1])
 
-    async def _ensure_fresh(self) -> None:
+    def _recover_in_background(self) -> asyncio.Task[None]:
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.create_task(self._recover(), name=f"recover-partition-{self.partition}")
+        return self._recovery
+
+    async def _wait_fresh(self) -> None:
+        """Wait, at most the command timeout, for the partition to be fenced and caught up. The recovery
+        goes on in the background after a timeout, and keeps what it has read so far."""
         if self._fresh:
             return
+        recovery = self._recover_in_background()
+        try:
+            await asyncio.wait_for(asyncio.shield(recovery), self._store.timeout)
+        except TimeoutError as error:
+            raise EventStoreUnavailable(
+                f"partition {self.partition} is still catching up with Kafka"
+            ) from error
+
+    async def _recover(self) -> None:
         try:
             await asyncio.wait_for(self._fence_and_catch_up(), self._store.catch_up_timeout)
         except (KafkaError, TimeoutError, OSError) as error:
             await self._drop_producer()
+            log.warning("partition %s is not ready: %r", self.partition, error)
             raise EventStoreUnavailable(f"partition {self.partition} is not ready: {error!r}") from error
         self._fresh = True
 
@@ -227,6 +245,7 @@ class KafkaEventStore:
         self._membership: AIOKafkaConsumer | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._assigned = asyncio.Event()
+        self._recoveries: list[asyncio.Task[None]] = []
 
     # lifecycle
 
@@ -255,8 +274,19 @@ class KafkaEventStore:
             await self._membership.stop()
         await self.release(list(self._writers))
 
-    async def wait_until_assigned(self, within: float) -> None:
-        await asyncio.wait_for(self._assigned.wait(), within)
+    async def wait_until_ready(self, within: float) -> None:
+        """Start-up: wait for a first assignment and for its partitions to catch up (bounded; a partition
+        that is not ready by then answers 503 until it is)."""
+        try:
+            async with asyncio.timeout(within):
+                await self._assigned.wait()
+                await asyncio.gather(*self._recoveries, return_exceptions=True)
+        except TimeoutError:
+            log.warning(
+                "%s: not all partitions are ready after %ss; they answer 503 until they are",
+                self.topic,
+                within,
+            )
 
     async def _stay_in_group(self) -> None:
         """Keep polling so the group sees us alive; the owned partitions are paused, so nothing is fetched."""
@@ -290,7 +320,7 @@ class KafkaEventStore:
         self._membership.pause(*[TopicPartition(self.topic, p) for p in partitions])
         for partition in partitions:
             self._writers.setdefault(partition, PartitionWriter(self, partition))
-        await asyncio.gather(*(self._writers[p].acquire() for p in partitions))
+        self._recoveries = [self._writers[p].acquire() for p in partitions]
         self._assigned.set()
 
     async def release(self, partitions: list[int]) -> None:

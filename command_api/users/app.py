@@ -54,7 +54,7 @@ async def users_command_side(app: FastAPI, settings: Settings) -> AsyncIterator[
     async with httpx.AsyncClient(timeout=settings.command_timeout_seconds * 2) as forwarding_client:
         app.state.forwarding_client = forwarding_client
         try:
-            await store.wait_until_assigned(within=60)
+            await store.wait_until_ready(within=120)
             yield
         finally:
             await store.stop()
