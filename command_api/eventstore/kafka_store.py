@@ -31,7 +31,7 @@ from command_api.eventstore.model import (
     Loaded,
     Position,
 )
-from command_api.eventstore.partition_state import PartitionState, stamp
+from command_api.eventstore.partition_state import PartitionState, decide_and_append
 from command_api.eventstore.partitioning import partition_for_key
 from command_api.eventstore.routing import Routes, routing_assignor
 from event_schemas.envelope import Event
@@ -347,21 +347,7 @@ class KafkaEventStore:
     async def execute(
         self, kind: AggregateKind[S], aggregate_id: str, decide: Decision[S], context: CommandContext
     ) -> Committed:
-        writer = self._writer_for(aggregate_id)
-
-        async def decide_and_append() -> Committed:
-            previous = writer.state.result_for(aggregate_id, context.idempotency_key)
-            if previous is not None:
-                return previous
-            loaded = writer.state.load(kind, aggregate_id)
-            events = stamp(decide(loaded), context)
-            if not events:
-                return Committed((), None)
-            writer.state.check_append(aggregate_id, loaded.version, events)
-            return Committed(tuple(events), await writer.append(events))
-
-        committed: Committed = await writer.run(decide_and_append)
-        return committed
+        return await self._run(kind, aggregate_id, decide, context)
 
     async def append(
         self,
@@ -371,15 +357,22 @@ class KafkaEventStore:
         events: Sequence[Event],
         context: CommandContext,
     ) -> Committed:
+        return await self._run(kind, aggregate_id, lambda _: events, context, expected_version)
+
+    async def _run(
+        self,
+        kind: AggregateKind[S],
+        aggregate_id: str,
+        decide: Decision[S],
+        context: CommandContext,
+        expected_version: int | None = None,
+    ) -> Committed:
         writer = self._writer_for(aggregate_id)
 
-        async def check_and_append() -> Committed:
-            previous = writer.state.result_for(aggregate_id, context.idempotency_key)
-            if previous is not None:
-                return previous
-            stamped = stamp(events, context)
-            writer.state.check_append(aggregate_id, expected_version, stamped)
-            return Committed(tuple(stamped), await writer.append(stamped))
+        async def in_partition() -> Committed:
+            return await decide_and_append(
+                writer.state, kind, aggregate_id, decide, context, writer.append, expected_version
+            )
 
-        committed: Committed = await writer.run(check_and_append)
+        committed: Committed = await writer.run(in_partition)
         return committed

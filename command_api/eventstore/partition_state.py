@@ -4,7 +4,7 @@ the log, the idempotency results, and the numeric-id counters. Pure; no I/O."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from command_api.eventstore.errors import ConcurrencyConflict
@@ -13,6 +13,7 @@ from command_api.eventstore.model import (
     AggregateRecord,
     CommandContext,
     Committed,
+    Decision,
     Loaded,
     Position,
 )
@@ -85,3 +86,26 @@ def stamp(events: Sequence[Event], context: CommandContext) -> list[Event]:
         "causation_id": context.causation_id,
     }
     return [event.model_copy(update=update) for event in events]
+
+
+async def decide_and_append(
+    state: PartitionState,
+    kind: AggregateKind[S],
+    aggregate_id: str,
+    decide: Decision[S],
+    context: CommandContext,
+    append: Callable[[Sequence[Event]], Awaitable[Position]],
+    expected_version: int | None = None,
+) -> Committed:
+    """The one flow every store runs, alone in the aggregate's partition: an idempotent retry returns
+    the first result; otherwise decide, check the expected version (the loaded one unless given), and
+    append. `append` folds the events into `state` once they are durable."""
+    previous = state.result_for(aggregate_id, context.idempotency_key)
+    if previous is not None:
+        return previous
+    loaded = state.load(kind, aggregate_id)
+    events = stamp(decide(loaded), context)
+    if not events:
+        return Committed((), None)
+    state.check_append(aggregate_id, loaded.version if expected_version is None else expected_version, events)
+    return Committed(tuple(events), await append(events))

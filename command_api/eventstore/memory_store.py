@@ -1,0 +1,72 @@
+"""An in-memory event store with the same contract as the Kafka one, for unit tests of handlers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from command_api.eventstore.model import AggregateKind, CommandContext, Committed, Decision, Loaded, Position
+from command_api.eventstore.partition_state import PartitionState, decide_and_append
+from command_api.eventstore.partitioning import partition_for_key
+from event_schemas.envelope import Event
+
+S = TypeVar("S")
+
+
+class InMemoryEventStore:
+    def __init__(
+        self, kinds: Sequence[AggregateKind[Any]], partitions: int = 6, topic: str = "memory"
+    ) -> None:
+        self.topic = topic
+        self._partitions = [PartitionState(p, kinds) for p in range(partitions)]
+        self._locks = [asyncio.Lock() for _ in range(partitions)]
+        self.log: list[tuple[Position, Event]] = []
+
+    def _partition(self, aggregate_id: str) -> int:
+        return partition_for_key(aggregate_id.encode(), len(self._partitions))
+
+    def _append(self, state: PartitionState, events: Sequence[Event]) -> Position:
+        position = Position(self.topic, state.partition, state.next_offset)
+        for event in events:
+            position = Position(self.topic, state.partition, state.next_offset)
+            state.apply(event, position)
+            self.log.append((position, event))
+        return position
+
+    async def load(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]:
+        return self._partitions[self._partition(aggregate_id)].load(kind, aggregate_id)
+
+    async def execute(
+        self, kind: AggregateKind[S], aggregate_id: str, decide: Decision[S], context: CommandContext
+    ) -> Committed:
+        return await self._run(kind, aggregate_id, decide, context)
+
+    async def append(
+        self,
+        kind: AggregateKind[S],
+        aggregate_id: str,
+        expected_version: int,
+        events: Sequence[Event],
+        context: CommandContext,
+    ) -> Committed:
+        return await self._run(kind, aggregate_id, lambda _: events, context, expected_version)
+
+    async def _run(
+        self,
+        kind: AggregateKind[S],
+        aggregate_id: str,
+        decide: Decision[S],
+        context: CommandContext,
+        expected_version: int | None = None,
+    ) -> Committed:
+        partition = self._partition(aggregate_id)
+        state = self._partitions[partition]
+
+        async def append(events: Sequence[Event]) -> Position:
+            return self._append(state, events)
+
+        async with self._locks[partition]:
+            return await decide_and_append(
+                state, kind, aggregate_id, decide, context, append, expected_version
+            )
