@@ -5,8 +5,9 @@ Kafka has no conditional append, so the guarantees come from ownership:
 - the owner of a partition first fences every earlier writer (a transactional producer whose id is
   the partition's: `init_transactions` bumps the epoch and aborts a zombie's open transaction), then
   reads the partition to its end (read_committed) before deciding anything for it;
-- decisions for one partition run one at a time against that folded state, and each decision's
-  events are appended in one transaction with acks=all; the state moves only after the commit.
+- decisions for one partition run one at a time against that folded state; the decisions queued
+  meanwhile are appended together in one transaction with acks=all (group commit), and the state
+  moves only after the commit.
 So two writers can never both append to one aggregate: a stale one is fenced by the broker.
 """
 
@@ -15,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
+from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -31,7 +35,7 @@ from command_api.eventstore.model import (
     Loaded,
     Position,
 )
-from command_api.eventstore.partition_state import PartitionState, decide_and_append
+from command_api.eventstore.partition_state import Outcome, PartitionState, PendingBatch
 from command_api.eventstore.partitioning import partition_for_key
 from command_api.eventstore.routing import Routes, routing_assignor
 from event_schemas.envelope import Event
@@ -41,14 +45,31 @@ S = TypeVar("S")
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class _Request:
+    """One command (or read) waiting for its turn in a partition."""
+
+    decide: Callable[[PendingBatch], Outcome]
+    answer: asyncio.Future[Any]
+
+
 class PartitionWriter:
-    """The single writer of one partition while this instance owns it."""
+    """The single writer of one partition while this instance owns it.
+
+    Requests queue up; one worker takes everything queued (up to MAX_BATCH), decides each in order
+    against the state plus the decisions before it, and appends all their events in one transaction
+    (group commit). Each request is answered after that commit, or fails with the batch.
+    """
+
+    MAX_BATCH = 500
 
     def __init__(self, store: KafkaEventStore, partition: int) -> None:
         self._store = store
         self.partition = partition
         self.state = PartitionState(partition, store.kinds)
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # held while a batch is decided and committed
+        self._queue: deque[_Request] = deque()
+        self._worker: asyncio.Task[None] | None = None
         self._producer: AIOKafkaProducer | None = None
         self._fresh = False  # fenced and caught up to the end of the partition
         self._recovery: asyncio.Task[None] | None = None
@@ -68,8 +89,8 @@ class PartitionWriter:
         return self._recover_in_background()
 
     async def release(self) -> None:
-        """Give up ownership once the decision in flight (if any) is done. The state stays in memory so a
-        later re-assignment only reads what was appended since."""
+        """Give up ownership once the batch in flight (if any) is committed. Queued requests go to the
+        new owner. The state stays in memory, so a later re-assignment only reads what was appended since."""
         async with self._lock:
             self.owned = False
             self._fresh = False
@@ -78,16 +99,59 @@ class PartitionWriter:
                 with contextlib.suppress(BaseException):
                     await self._recovery
             await self._drop_producer()
+            self._fail_queued(NotOwner(self.partition, self._store.owner_of(self.partition)))
 
-    async def run(self, work: Any) -> Any:
-        """Run `work(state)` alone in this partition, once the partition is fresh."""
-        async with self._lock:
-            if not self.owned:
-                raise NotOwner(self.partition, self._store.owner_of(self.partition))
-            await self._wait_fresh()
-            return await work()
+    async def submit(self, decide: Callable[[PendingBatch], Outcome]) -> Any:
+        """Queue `decide` for this partition's next batch; answers once that batch is committed."""
+        if not self.owned:
+            raise NotOwner(self.partition, self._store.owner_of(self.partition))
+        request = _Request(decide, asyncio.get_running_loop().create_future())
+        self._queue.append(request)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name=f"writer-partition-{self.partition}")
+        return await request.answer
 
-    async def append(self, events: Sequence[Event]) -> Position:
+    async def _work(self) -> None:
+        while self._queue:
+            async with self._lock:
+                if not self.owned:
+                    self._fail_queued(NotOwner(self.partition, self._store.owner_of(self.partition)))
+                    return
+                try:
+                    await self._wait_fresh()
+                except EventStoreUnavailable as error:
+                    self._fail_queued(error)
+                    continue
+                requests = [self._queue.popleft() for _ in range(min(len(self._queue), self.MAX_BATCH))]
+                await self._decide_and_commit(requests)
+
+    async def _decide_and_commit(self, requests: list[_Request]) -> None:
+        batch = PendingBatch(self.state)
+        decided: list[tuple[_Request, Outcome]] = []
+        for request in requests:
+            try:
+                decided.append((request, request.decide(batch)))
+            except Exception as refusal:  # a domain error belongs to its own request only
+                request.answer.set_exception(refusal)
+        positions: dict[UUID, Position] = {}
+        if batch.events:
+            try:
+                positions = await self.append(batch.events)
+            except EventStoreUnavailable as error:
+                for request, _ in decided:
+                    request.answer.set_exception(error)
+                return
+        for request, outcome in decided:
+            if not request.answer.done():
+                request.answer.set_result(outcome(positions))
+
+    def _fail_queued(self, error: Exception) -> None:
+        while self._queue:
+            request = self._queue.popleft()
+            if not request.answer.done():
+                request.answer.set_exception(error)
+
+    async def append(self, events: Sequence[Event]) -> dict[UUID, Position]:
         """One Kafka transaction for all of `events`; answers only after the broker committed it."""
         try:
             return await asyncio.wait_for(self._transact(events), self._store.timeout)
@@ -97,7 +161,7 @@ class PartitionWriter:
             await self._drop_producer()
             raise EventStoreUnavailable(f"Kafka did not acknowledge the append: {error!r}") from error
 
-    async def _transact(self, events: Sequence[Event]) -> Position:
+    async def _transact(self, events: Sequence[Event]) -> dict[UUID, Position]:
         assert self._producer is not None
         registry, topic = self._store.registry, self._store.topic
         # No `async with transaction()`: its abort would wait on a dead broker during cancellation. An
@@ -114,10 +178,11 @@ class PartitionWriter:
             for event in events
         ]
         await self._producer.commit_transaction()
-        offsets = [(await delivery).offset for delivery in deliveries]
-        for event, offset in zip(events, offsets, strict=True):
-            self.state.apply(event, Position(topic, self.partition, offset))
-        return Position(topic, self.partition, offsets[-1])
+        positions = {}
+        for event, delivery in zip(events, deliveries, strict=True):
+            position = positions[event.event_id] = Position(topic, self.partition, (await delivery).offset)
+            self.state.apply(event, position)
+        return positions
 
     def _recover_in_background(self) -> asyncio.Task[None]:
         if self._recovery is None or self._recovery.done():
@@ -338,11 +403,12 @@ class KafkaEventStore:
     async def load(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]:
         writer = self._writer_for(aggregate_id)
 
-        async def read() -> Loaded[S]:
-            return writer.state.load(kind, aggregate_id)
+        def committed_state(batch: PendingBatch) -> Outcome:
+            loaded = batch.base.load(kind, aggregate_id)
+            return lambda _: loaded
 
-        loaded: Loaded[S] = await writer.run(read)
-        return loaded
+        result: Loaded[S] = await writer.submit(committed_state)
+        return result
 
     async def execute(
         self, kind: AggregateKind[S], aggregate_id: str, decide: Decision[S], context: CommandContext
@@ -368,11 +434,7 @@ class KafkaEventStore:
         expected_version: int | None = None,
     ) -> Committed:
         writer = self._writer_for(aggregate_id)
-
-        async def in_partition() -> Committed:
-            return await decide_and_append(
-                writer.state, kind, aggregate_id, decide, context, writer.append, expected_version
-            )
-
-        committed: Committed = await writer.run(in_partition)
+        committed: Committed = await writer.submit(
+            lambda batch: batch.decide(kind, aggregate_id, decide, context, expected_version)
+        )
         return committed

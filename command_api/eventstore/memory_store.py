@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from typing import Any, TypeVar
+from uuid import UUID
 
 from command_api.eventstore.model import AggregateKind, CommandContext, Committed, Decision, Loaded, Position
-from command_api.eventstore.partition_state import PartitionState, decide_and_append
+from command_api.eventstore.partition_state import PartitionState, PendingBatch
 from command_api.eventstore.partitioning import partition_for_key
 from event_schemas.envelope import Event
 
@@ -26,13 +27,13 @@ class InMemoryEventStore:
     def _partition(self, aggregate_id: str) -> int:
         return partition_for_key(aggregate_id.encode(), len(self._partitions))
 
-    def _append(self, state: PartitionState, events: Sequence[Event]) -> Position:
-        position = Position(self.topic, state.partition, state.next_offset)
+    def _append(self, state: PartitionState, events: Sequence[Event]) -> dict[UUID, Position]:
+        positions = {}
         for event in events:
-            position = Position(self.topic, state.partition, state.next_offset)
+            position = positions[event.event_id] = Position(self.topic, state.partition, state.next_offset)
             state.apply(event, position)
             self.log.append((position, event))
-        return position
+        return positions
 
     async def load(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]:
         return self._partitions[self._partition(aggregate_id)].load(kind, aggregate_id)
@@ -62,11 +63,8 @@ class InMemoryEventStore:
     ) -> Committed:
         partition = self._partition(aggregate_id)
         state = self._partitions[partition]
-
-        async def append(events: Sequence[Event]) -> Position:
-            return self._append(state, events)
-
         async with self._locks[partition]:
-            return await decide_and_append(
-                state, kind, aggregate_id, decide, context, append, expected_version
-            )
+            batch = PendingBatch(state)
+            outcome = batch.decide(kind, aggregate_id, decide, context, expected_version)
+            committed: Committed = outcome(self._append(state, batch.events))
+            return committed

@@ -1,11 +1,13 @@
 """The state one partition's writer keeps in memory: every aggregate of the partition folded from
-the log, the idempotency results, and the numeric-id counters. Pure; no I/O."""
+the log, the idempotency results, and the numeric-id counters; and the batch in which several
+commands are decided before one commit. Pure; no I/O."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
+from uuid import UUID
 
 from command_api.eventstore.errors import ConcurrencyConflict
 from command_api.eventstore.model import (
@@ -22,11 +24,14 @@ from event_schemas.envelope import Event
 
 S = TypeVar("S")
 
+# What a decision turns into once its batch is committed: given where each event landed, the answer.
+Outcome = Callable[[Mapping[UUID, Position]], Any]
+
 
 class PartitionState:
     def __init__(self, partition: int, kinds: Sequence[AggregateKind[Any]]) -> None:
         self.partition = partition
-        self._kinds = {kind.name: kind for kind in kinds}
+        self.kinds = {kind.name: kind for kind in kinds}
         self._records: dict[str, AggregateRecord[Any]] = {}
         self._created: Counter[str] = Counter()
         # The offset of the next record this state has not seen (where a catch-up resumes).
@@ -36,8 +41,14 @@ class PartitionState:
         record = self._records.get(aggregate_id)
         state: S = kind.initial if record is None else record.state
         version = 0 if record is None else record.version
-        next_id = (self._created[kind.name] + 1) * ID_STRIDE + self.partition
-        return Loaded(aggregate_id, state, version, next_id)
+        return Loaded(aggregate_id, state, version, self.numeric_id(kind, self._created[kind.name] + 1))
+
+    def numeric_id(self, kind: AggregateKind[Any], nth: int) -> int:
+        """The id of the nth aggregate of `kind` created in this partition."""
+        return nth * ID_STRIDE + self.partition
+
+    def created(self, kind: AggregateKind[Any]) -> int:
+        return self._created[kind.name]
 
     def result_for(self, aggregate_id: str, idempotency_key: str | None) -> Committed | None:
         if idempotency_key is None:
@@ -45,22 +56,10 @@ class PartitionState:
         record = self._records.get(aggregate_id)
         return None if record is None else record.results.get(idempotency_key)
 
-    def check_append(self, aggregate_id: str, expected_version: int, events: Sequence[Event]) -> None:
-        record = self._records.get(aggregate_id)
-        actual = 0 if record is None else record.version
-        if actual != expected_version:
-            raise ConcurrencyConflict(aggregate_id, expected_version, actual)
-        for offset, event in enumerate(events, start=1):
-            if event.aggregate_id != aggregate_id or event.aggregate_version != expected_version + offset:
-                raise ValueError(
-                    f"event {event.event_type} must be version {expected_version + offset} "
-                    f"of {aggregate_id}, not version {event.aggregate_version} of {event.aggregate_id}"
-                )
-
     def apply(self, event: Event, position: Position) -> None:
         """Fold one committed event; events already folded (replays of our own appends) are skipped."""
         self.next_offset = max(self.next_offset, position.offset + 1)
-        kind = self._kinds.get(event.aggregate_type)
+        kind = self.kinds.get(event.aggregate_type)
         if kind is None:
             return
         record = self._records.get(event.aggregate_id)
@@ -78,6 +77,70 @@ class PartitionState:
             record.results[event.idempotency_key] = Committed(events, position, replayed=True)
 
 
+class PendingBatch:
+    """Commands decided together before one Kafka transaction (group commit). Each decision sees the
+    ones before it in the batch; nothing reaches the partition's state until the batch is committed,
+    so a failed commit leaves the state as the log has it."""
+
+    def __init__(self, base: PartitionState) -> None:
+        self.base = base
+        self.events: list[Event] = []
+        self._aggregates: dict[str, tuple[Any, int]] = {}  # aggregate id -> (state, version)
+        self._created: Counter[str] = Counter()
+        self._results: dict[tuple[str, str], tuple[Event, ...]] = {}
+
+    def load(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]:
+        committed = self.base.load(kind, aggregate_id)
+        state, version = self._aggregates.get(aggregate_id, (committed.state, committed.version))
+        nth = self.base.created(kind) + self._created[kind.name] + 1
+        return Loaded(aggregate_id, state, version, self.base.numeric_id(kind, nth))
+
+    def decide(
+        self,
+        kind: AggregateKind[S],
+        aggregate_id: str,
+        decide: Decision[S],
+        context: CommandContext,
+        expected_version: int | None = None,
+    ) -> Outcome:
+        """Decide one command into the batch. An idempotent retry answers with the first result; the
+        expected version is the loaded one unless given."""
+        key = context.idempotency_key
+        previous = self.base.result_for(aggregate_id, key)
+        if previous is not None:
+            return lambda _: previous
+        if key is not None and (aggregate_id, key) in self._results:
+            earlier = self._results[(aggregate_id, key)]
+            return lambda positions: Committed(earlier, positions[earlier[-1].event_id], replayed=True)
+        loaded = self.load(kind, aggregate_id)
+        events = tuple(stamp(decide(loaded), context))
+        if not events:
+            return lambda _: Committed((), None)
+        expected = loaded.version if expected_version is None else expected_version
+        check_versions(aggregate_id, expected, loaded.version, events)
+        state = loaded.state
+        for event in events:
+            state = kind.evolve(state, event)
+        self._aggregates[aggregate_id] = (state, events[-1].aggregate_version)
+        if loaded.version == 0:
+            self._created[kind.name] += 1
+        if key is not None:
+            self._results[(aggregate_id, key)] = events
+        self.events.extend(events)
+        return lambda positions: Committed(events, positions[events[-1].event_id])
+
+
+def check_versions(aggregate_id: str, expected: int, actual: int, events: Sequence[Event]) -> None:
+    if actual != expected:
+        raise ConcurrencyConflict(aggregate_id, expected, actual)
+    for offset, event in enumerate(events, start=1):
+        if event.aggregate_id != aggregate_id or event.aggregate_version != expected + offset:
+            raise ValueError(
+                f"event {event.event_type} must be version {expected + offset} "
+                f"of {aggregate_id}, not version {event.aggregate_version} of {event.aggregate_id}"
+            )
+
+
 def stamp(events: Sequence[Event], context: CommandContext) -> list[Event]:
     """Put the command's metadata into each event's envelope."""
     update = {
@@ -86,26 +149,3 @@ def stamp(events: Sequence[Event], context: CommandContext) -> list[Event]:
         "causation_id": context.causation_id,
     }
     return [event.model_copy(update=update) for event in events]
-
-
-async def decide_and_append(
-    state: PartitionState,
-    kind: AggregateKind[S],
-    aggregate_id: str,
-    decide: Decision[S],
-    context: CommandContext,
-    append: Callable[[Sequence[Event]], Awaitable[Position]],
-    expected_version: int | None = None,
-) -> Committed:
-    """The one flow every store runs, alone in the aggregate's partition: an idempotent retry returns
-    the first result; otherwise decide, check the expected version (the loaded one unless given), and
-    append. `append` folds the events into `state` once they are durable."""
-    previous = state.result_for(aggregate_id, context.idempotency_key)
-    if previous is not None:
-        return previous
-    loaded = state.load(kind, aggregate_id)
-    events = stamp(decide(loaded), context)
-    if not events:
-        return Committed((), None)
-    state.check_append(aggregate_id, loaded.version if expected_version is None else expected_version, events)
-    return Committed(tuple(events), await append(events))

@@ -1,56 +1,100 @@
-"""The in-memory state of one partition's writer: folding, expected versions, ids, idempotency."""
+"""The in-memory state of one partition's writer: folding, batches, expected versions, ids, idempotency."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from uuid import UUID
 
 import pytest
 
 from command_api.eventstore.errors import ConcurrencyConflict
-from command_api.eventstore.model import CommandContext, Position
-from command_api.eventstore.partition_state import PartitionState, stamp
+from command_api.eventstore.model import CommandContext, Committed, Decision, Position
+from command_api.eventstore.partition_state import PartitionState, PendingBatch
 from command_api.users import domain
-from command_api.users.domain import USER, user_aggregate_id
+from command_api.users.domain import USER, UserState, user_aggregate_id
+from event_schemas.users import UserRegistered
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
 
 
-def register(state: PartitionState, email: str, offset: int, key: str | None = None) -> None:
-    loaded = state.load(USER, user_aggregate_id(email))
-    events = stamp(
-        domain.register(loaded, username="u", email=email, password_hash=HASH, role="customer", now=NOW),
-        CommandContext(idempotency_key=key),
+def registration(email: str) -> Decision[UserState]:
+    return lambda user: domain.register(
+        user, username="u", email=email, password_hash=HASH, role="customer", now=NOW
     )
-    state.check_append(loaded.aggregate_id, loaded.version, events)
-    for event in events:
-        state.apply(event, Position("t", state.partition, offset))
+
+
+def commit(state: PartitionState, batch: PendingBatch) -> dict[UUID, Position]:
+    positions = {}
+    for event in batch.events:
+        positions[event.event_id] = position = Position("t", state.partition, state.next_offset)
+        state.apply(event, position)
+    return positions
+
+
+def register(state: PartitionState, email: str, key: str | None = None) -> Committed:
+    batch = PendingBatch(state)
+    outcome = batch.decide(
+        USER, user_aggregate_id(email), registration(email), CommandContext(idempotency_key=key)
+    )
+    committed: Committed = outcome(commit(state, batch))
+    return committed
 
 
 def test_numeric_ids_count_the_aggregates_created_in_the_partition() -> None:
     state = PartitionState(partition=3, kinds=[USER])
-    register(state, "a@example.com", offset=0)
-    register(state, "b@example.com", offset=2)
+    register(state, "a@example.com")
+    register(state, "b@example.com")
     assert state.load(USER, user_aggregate_id("a@example.com")).state.user_id == 1003
     assert state.load(USER, user_aggregate_id("b@example.com")).state.user_id == 2003
     assert state.load(USER, user_aggregate_id("c@example.com")).next_numeric_id == 3003
-    assert state.next_offset == 3
+    assert state.next_offset == 2
+
+
+def test_decisions_in_one_batch_see_each_other_before_the_commit() -> None:
+    state = PartitionState(partition=1, kinds=[USER])
+    batch = PendingBatch(state)
+    first = batch.decide(
+        USER, user_aggregate_id("a@example.com"), registration("a@example.com"), CommandContext()
+    )
+    with pytest.raises(domain.EmailAlreadyRegistered):
+        batch.decide(
+            USER, user_aggregate_id("a@example.com"), registration("a@example.com"), CommandContext()
+        )
+    other = batch.decide(
+        USER, user_aggregate_id("b@example.com"), registration("b@example.com"), CommandContext()
+    )
+    assert state.load(USER, user_aggregate_id("a@example.com")).version == 0  # nothing before the commit
+    positions = commit(state, batch)
+    events = first(positions).events + other(positions).events
+    ids = [event.user_id for event in events if isinstance(event, UserRegistered)]
+    assert ids == [1001, 2001]
+
+
+def test_a_batch_that_is_never_committed_leaves_the_state_untouched() -> None:
+    state = PartitionState(partition=0, kinds=[USER])
+    batch = PendingBatch(state)
+    batch.decide(USER, user_aggregate_id("a@example.com"), registration("a@example.com"), CommandContext())
+    assert state.load(USER, user_aggregate_id("a@example.com")).version == 0
+    assert state.load(USER, user_aggregate_id("z@example.com")).next_numeric_id == 1000
 
 
 def test_an_append_against_a_stale_version_is_a_conflict() -> None:
     state = PartitionState(partition=0, kinds=[USER])
     stale = state.load(USER, user_aggregate_id("a@example.com"))
-    register(state, "a@example.com", offset=0)
+    register(state, "a@example.com")
     events = domain.register(
         stale, username="u", email="a@example.com", password_hash=HASH, role="customer", now=NOW
     )
     with pytest.raises(ConcurrencyConflict):
-        state.check_append(stale.aggregate_id, stale.version, events)
+        PendingBatch(state).decide(
+            USER, stale.aggregate_id, lambda _: events, CommandContext(), expected_version=0
+        )
 
 
 def test_a_replayed_event_is_folded_once() -> None:
     state = PartitionState(partition=0, kinds=[USER])
-    register(state, "a@example.com", offset=0)
+    register(state, "a@example.com")
     loaded = state.load(USER, user_aggregate_id("a@example.com"))
     [event] = domain.change_role(loaded, "admin", NOW)
     state.apply(event, Position("t", 0, 1))
@@ -60,8 +104,18 @@ def test_a_replayed_event_is_folded_once() -> None:
 
 def test_the_result_of_an_idempotent_command_is_remembered_with_its_position() -> None:
     state = PartitionState(partition=0, kinds=[USER])
-    register(state, "a@example.com", offset=5, key="k1")
-    result = state.result_for(user_aggregate_id("a@example.com"), "k1")
-    assert result is not None and result.replayed
-    assert result.position == Position("t", 0, 5)
+    first = register(state, "a@example.com", key="k1")
+    again = register(state, "a@example.com", key="k1")
+    assert again.replayed and again.events == first.events and again.position == first.position
     assert state.result_for(user_aggregate_id("a@example.com"), "other") is None
+
+
+def test_the_same_idempotency_key_twice_in_one_batch_appends_once() -> None:
+    state = PartitionState(partition=0, kinds=[USER])
+    batch = PendingBatch(state)
+    context = CommandContext(idempotency_key="k")
+    first = batch.decide(USER, user_aggregate_id("a@example.com"), registration("a@example.com"), context)
+    second = batch.decide(USER, user_aggregate_id("a@example.com"), registration("a@example.com"), context)
+    positions = commit(state, batch)
+    assert len(batch.events) == 1
+    assert second(positions).replayed and second(positions).events == first(positions).events
