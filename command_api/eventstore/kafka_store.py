@@ -258,15 +258,19 @@ class PartitionWriter:
                 await asyncio.wait_for(producer.stop(), self._store.timeout)
 
 
+class TopicMissing(KafkaError):  # type: ignore[misc]
+    """The context's topic has not been created (`python -m infra.topics`)."""
+
+
 async def partition_count(bootstrap_servers: str, topic: str) -> int:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
     try:
+        await admin.start()
         [described] = await admin.describe_topics([topic])
     finally:
         await admin.close()
     if described["error_code"] != 0 or not described["partitions"]:
-        raise RuntimeError(f"topic {topic} does not exist; run `python -m infra.topics` first")
+        raise TopicMissing(f"topic {topic} does not exist; run `python -m infra.topics` first")
     return len(described["partitions"])
 
 
@@ -308,60 +312,83 @@ class KafkaEventStore:
         self._routes: dict[int, str] = {}
         self._partitions = 0
         self._membership: AIOKafkaConsumer | None = None
-        self._heartbeat: asyncio.Task[None] | None = None
+        self._membership_task: asyncio.Task[None] | None = None
         self._assigned = asyncio.Event()
+        self._unreachable = asyncio.Event()
         self._recoveries: list[asyncio.Task[None]] = []
 
     # lifecycle
 
     async def start(self) -> None:
-        assignor = routing_assignor(self._instance_url, self._on_routes)
-        self._membership = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
-            group_id=self._group_id,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            partition_assignment_strategy=(assignor,),
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=1_000,
+        """Join the command side's group in the background: while Kafka cannot be reached the service
+        is up and every command answers 503."""
+        self._membership_task = asyncio.create_task(
+            self._join_and_stay(), name=f"{self._group_id}-membership"
         )
-        self._partitions = await partition_count(self.bootstrap_servers, self.topic)
-        await self._membership.start()
-        self._membership.subscribe([self.topic], listener=_OwnershipListener(self))
-        self._heartbeat = asyncio.create_task(self._stay_in_group(), name=f"{self._group_id}-membership")
 
     async def stop(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
+        if self._membership_task is not None:
+            self._membership_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+                await self._membership_task
         if self._membership is not None:
             await self._membership.stop()
         await self.release(list(self._writers))
 
     async def wait_until_ready(self, within: float) -> None:
-        """Start-up: wait for a first assignment and for its partitions to catch up (bounded; a partition
-        that is not ready by then answers 503 until it is)."""
-        try:
-            async with asyncio.timeout(within):
-                await self._assigned.wait()
-                await asyncio.gather(*self._recoveries, return_exceptions=True)
-        except TimeoutError:
-            log.warning(
-                "%s: not all partitions are ready after %ss; they answer 503 until they are",
-                self.topic,
-                within,
-            )
+        """Start-up: wait (bounded) for a first assignment and for its partitions to catch up, so the
+        first commands do not meet a 503. Kafka being unreachable ends the wait at once: the service
+        then starts and answers 503 until Kafka is back."""
 
-    async def _stay_in_group(self) -> None:
-        """Keep polling so the group sees us alive; the owned partitions are paused, so nothing is fetched."""
-        assert self._membership is not None
+        async def ready() -> None:
+            await self._assigned.wait()
+            await asyncio.gather(*self._recoveries, return_exceptions=True)
+
+        waiting = [asyncio.create_task(ready()), asyncio.create_task(self._unreachable.wait())]
+        done, pending = await asyncio.wait(waiting, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        if waiting[0] not in done:
+            log.warning("%s: not ready yet; commands answer 503 until it is", self.topic)
+
+    async def _join_and_stay(self) -> None:
+        delay = 0.5
+        while self._membership is None:
+            try:
+                await self._join()
+            except (KafkaError, OSError) as error:
+                log.warning(
+                    "%s: cannot reach Kafka yet (%r); retrying in %.1fs", self._group_id, error, delay
+                )
+                self._unreachable.set()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        # Keep polling so the group sees us alive; owned partitions are paused, so nothing is fetched.
         while True:
             try:
                 await self._membership.getmany(timeout_ms=1_000)
             except KafkaError as error:
                 log.warning("command-side group %s: %r", self._group_id, error)
                 await asyncio.sleep(1)
+
+    async def _join(self) -> None:
+        self._partitions = await partition_count(self.bootstrap_servers, self.topic)
+        membership = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=self._group_id,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            partition_assignment_strategy=(routing_assignor(self._instance_url, self._on_routes),),
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+        )
+        try:
+            await membership.start()
+        except BaseException:
+            await membership.stop()
+            raise
+        membership.subscribe([self.topic], listener=_OwnershipListener(self))
+        self._membership = membership
 
     # ownership
 
@@ -392,6 +419,8 @@ class KafkaEventStore:
         await asyncio.gather(*(self._writers[p].release() for p in partitions if p in self._writers))
 
     def _writer_for(self, aggregate_id: str) -> PartitionWriter:
+        if not self._partitions:
+            raise EventStoreUnavailable(f"not connected to Kafka yet ({self.topic})")
         partition = partition_for_key(aggregate_id.encode(), self._partitions)
         writer = self._writers.get(partition)
         if writer is None or not writer.owned:
