@@ -33,6 +33,7 @@ from command_api.eventstore.model import (
     Committed,
     Decision,
     Loaded,
+    PartitionedEventStore,
     Position,
 )
 from command_api.eventstore.partition_state import Outcome, PartitionState, PendingBatch
@@ -285,7 +286,7 @@ class _OwnershipListener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._store.take([tp.partition for tp in assigned])
 
 
-class KafkaEventStore:
+class KafkaEventStore(PartitionedEventStore):
     """One per command-service process; owns the partitions the consumer group gives it."""
 
     def __init__(
@@ -439,28 +440,13 @@ class KafkaEventStore:
         result: Loaded[S] = await writer.submit(committed_state)
         return result
 
-    async def execute(
-        self, kind: AggregateKind[S], aggregate_id: str, decide: Decision[S], context: CommandContext
-    ) -> Committed:
-        return await self._run(kind, aggregate_id, decide, context)
-
-    async def append(
-        self,
-        kind: AggregateKind[S],
-        aggregate_id: str,
-        expected_version: int,
-        events: Sequence[Event],
-        context: CommandContext,
-    ) -> Committed:
-        return await self._run(kind, aggregate_id, lambda _: events, context, expected_version)
-
-    async def _run(
+    async def decide_in_partition(
         self,
         kind: AggregateKind[S],
         aggregate_id: str,
         decide: Decision[S],
         context: CommandContext,
-        expected_version: int | None = None,
+        expected_version: int | None,
     ) -> Committed:
         writer = self._writer_for(aggregate_id)
         committed: Committed = await writer.submit(

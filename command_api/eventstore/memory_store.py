@@ -7,7 +7,15 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
-from command_api.eventstore.model import AggregateKind, CommandContext, Committed, Decision, Loaded, Position
+from command_api.eventstore.model import (
+    AggregateKind,
+    CommandContext,
+    Committed,
+    Decision,
+    Loaded,
+    PartitionedEventStore,
+    Position,
+)
 from command_api.eventstore.partition_state import PartitionState, PendingBatch
 from command_api.eventstore.partitioning import partition_for_key
 from event_schemas.envelope import Event
@@ -15,7 +23,7 @@ from event_schemas.envelope import Event
 S = TypeVar("S")
 
 
-class InMemoryEventStore:
+class InMemoryEventStore(PartitionedEventStore):
     def __init__(
         self, kinds: Sequence[AggregateKind[Any]], partitions: int = 6, topic: str = "memory"
     ) -> None:
@@ -38,28 +46,13 @@ class InMemoryEventStore:
     async def load(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]:
         return self._partitions[self._partition(aggregate_id)].load(kind, aggregate_id)
 
-    async def execute(
-        self, kind: AggregateKind[S], aggregate_id: str, decide: Decision[S], context: CommandContext
-    ) -> Committed:
-        return await self._run(kind, aggregate_id, decide, context)
-
-    async def append(
-        self,
-        kind: AggregateKind[S],
-        aggregate_id: str,
-        expected_version: int,
-        events: Sequence[Event],
-        context: CommandContext,
-    ) -> Committed:
-        return await self._run(kind, aggregate_id, lambda _: events, context, expected_version)
-
-    async def _run(
+    async def decide_in_partition(
         self,
         kind: AggregateKind[S],
         aggregate_id: str,
         decide: Decision[S],
         context: CommandContext,
-        expected_version: int | None = None,
+        expected_version: int | None,
     ) -> Committed:
         partition = self._partition(aggregate_id)
         state = self._partitions[partition]

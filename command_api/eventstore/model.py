@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
@@ -95,3 +96,36 @@ class EventStore(Protocol):
     ) -> Committed:
         """Append if the aggregate is still at `expected_version`, else raise ConcurrencyConflict."""
         ...
+
+
+class PartitionedEventStore(ABC):
+    """Both stores: `execute` and `append` are one operation run alone in the aggregate's partition."""
+
+    @abstractmethod
+    async def load(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]: ...
+
+    @abstractmethod
+    async def decide_in_partition(
+        self,
+        kind: AggregateKind[S],
+        aggregate_id: str,
+        decide: Decision[S],
+        context: CommandContext,
+        expected_version: int | None,
+    ) -> Committed:
+        """Decide against the aggregate (checking `expected_version` when given) and append."""
+
+    async def execute(
+        self, kind: AggregateKind[S], aggregate_id: str, decide: Decision[S], context: CommandContext
+    ) -> Committed:
+        return await self.decide_in_partition(kind, aggregate_id, decide, context, None)
+
+    async def append(
+        self,
+        kind: AggregateKind[S],
+        aggregate_id: str,
+        expected_version: int,
+        events: Sequence[Event],
+        context: CommandContext,
+    ) -> Committed:
+        return await self.decide_in_partition(kind, aggregate_id, lambda _: events, context, expected_version)
