@@ -22,6 +22,10 @@ class EventStoreUnavailable(EventStoreError):
     unless a retry with the same idempotency key says otherwise."""
 
 
+class UnknownAggregate(EventStoreError):
+    """An id that no aggregate of the kind can have (it names no partition)."""
+
+
 class NotOwner(EventStoreError):
     """Another instance owns the aggregate's partition; `owner_url` is where to send the command."""
 

@@ -37,7 +37,7 @@ from command_api.eventstore.model import (
     Position,
 )
 from command_api.eventstore.partition_state import Outcome, PartitionState, PendingBatch
-from command_api.eventstore.partitioning import partition_for_key
+from command_api.eventstore.partitioning import partition_for_key, partition_of
 from command_api.eventstore.routing import Routes, routing_assignor
 from event_schemas.envelope import Event
 from event_schemas.registry import EventRegistry
@@ -317,6 +317,7 @@ class KafkaEventStore(PartitionedEventStore):
         self._assigned = asyncio.Event()
         self._unreachable = asyncio.Event()
         self._recoveries: list[asyncio.Task[None]] = []
+        self._creations = 0
 
     # lifecycle
 
@@ -419,10 +420,25 @@ class KafkaEventStore(PartitionedEventStore):
     async def release(self, partitions: list[int]) -> None:
         await asyncio.gather(*(self._writers[p].release() for p in partitions if p in self._writers))
 
-    def _writer_for(self, aggregate_id: str) -> PartitionWriter:
+    def _writer_for(self, kind: AggregateKind[Any], aggregate_id: str) -> PartitionWriter:
+        return self._writer_in(partition_of(kind, aggregate_id, self._connected_partitions()))
+
+    def _connected_partitions(self) -> int:
         if not self._partitions:
             raise EventStoreUnavailable(f"not connected to Kafka yet ({self.topic})")
-        partition = partition_for_key(aggregate_id.encode(), self._partitions)
+        return self._partitions
+
+    def _partition_for_creation(self, idempotency_key: str | None) -> int:
+        """A retry must land where the first attempt did, so a keyed creation goes where its key hashes
+        to; any other one goes to one of this instance's ready partitions in turn (no forwarding)."""
+        partitions = self._connected_partitions()
+        if idempotency_key is not None:
+            return partition_for_key(idempotency_key.encode(), partitions)
+        local = self.ready_partitions() or self.owned_partitions() or list(range(partitions))
+        self._creations += 1
+        return local[self._creations % len(local)]
+
+    def _writer_in(self, partition: int) -> PartitionWriter:
         writer = self._writers.get(partition)
         if writer is None or not writer.owned:
             raise NotOwner(partition, self.owner_of(partition))
@@ -431,7 +447,7 @@ class KafkaEventStore(PartitionedEventStore):
     # the port
 
     async def load(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]:
-        writer = self._writer_for(aggregate_id)
+        writer = self._writer_for(kind, aggregate_id)
 
         def committed_state(batch: PendingBatch) -> Outcome:
             loaded = batch.base.load(kind, aggregate_id)
@@ -448,8 +464,13 @@ class KafkaEventStore(PartitionedEventStore):
         context: CommandContext,
         expected_version: int | None,
     ) -> Committed:
-        writer = self._writer_for(aggregate_id)
+        writer = self._writer_for(kind, aggregate_id)
         committed: Committed = await writer.submit(
             lambda batch: batch.decide(kind, aggregate_id, decide, context, expected_version)
         )
+        return committed
+
+    async def create(self, kind: AggregateKind[S], decide: Decision[S], context: CommandContext) -> Committed:
+        writer = self._writer_in(self._partition_for_creation(context.idempotency_key))
+        committed: Committed = await writer.submit(lambda batch: batch.decide_new(kind, decide, context))
         return committed

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -16,8 +16,8 @@ from command_api.eventstore.model import (
     PartitionedEventStore,
     Position,
 )
-from command_api.eventstore.partition_state import PartitionState, PendingBatch
-from command_api.eventstore.partitioning import partition_for_key
+from command_api.eventstore.partition_state import Outcome, PartitionState, PendingBatch
+from command_api.eventstore.partitioning import partition_for_key, partition_of
 from event_schemas.envelope import Event
 
 S = TypeVar("S")
@@ -31,9 +31,7 @@ class InMemoryEventStore(PartitionedEventStore):
         self._partitions = [PartitionState(p, kinds) for p in range(partitions)]
         self._locks = [asyncio.Lock() for _ in range(partitions)]
         self.log: list[tuple[Position, Event]] = []
-
-    def _partition(self, aggregate_id: str) -> int:
-        return partition_for_key(aggregate_id.encode(), len(self._partitions))
+        self._creations = 0
 
     def _append(self, state: PartitionState, events: Sequence[Event]) -> dict[UUID, Position]:
         positions = {}
@@ -43,8 +41,17 @@ class InMemoryEventStore(PartitionedEventStore):
             self.log.append((position, event))
         return positions
 
+    async def _in_partition(self, partition: int, decide: Callable[[PendingBatch], Outcome]) -> Committed:
+        state = self._partitions[partition]
+        async with self._locks[partition]:
+            batch = PendingBatch(state)
+            outcome = decide(batch)
+            committed: Committed = outcome(self._append(state, batch.events))
+            return committed
+
     async def load(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]:
-        return self._partitions[self._partition(aggregate_id)].load(kind, aggregate_id)
+        partition = partition_of(kind, aggregate_id, len(self._partitions))
+        return self._partitions[partition].load(kind, aggregate_id)
 
     async def decide_in_partition(
         self,
@@ -54,10 +61,15 @@ class InMemoryEventStore(PartitionedEventStore):
         context: CommandContext,
         expected_version: int | None,
     ) -> Committed:
-        partition = self._partition(aggregate_id)
-        state = self._partitions[partition]
-        async with self._locks[partition]:
-            batch = PendingBatch(state)
-            outcome = batch.decide(kind, aggregate_id, decide, context, expected_version)
-            committed: Committed = outcome(self._append(state, batch.events))
-            return committed
+        return await self._in_partition(
+            partition_of(kind, aggregate_id, len(self._partitions)),
+            lambda batch: batch.decide(kind, aggregate_id, decide, context, expected_version),
+        )
+
+    async def create(self, kind: AggregateKind[S], decide: Decision[S], context: CommandContext) -> Committed:
+        if context.idempotency_key is not None:
+            partition = partition_for_key(context.idempotency_key.encode(), len(self._partitions))
+        else:
+            self._creations += 1
+            partition = self._creations % len(self._partitions)
+        return await self._in_partition(partition, lambda batch: batch.decide_new(kind, decide, context))

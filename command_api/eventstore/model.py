@@ -15,11 +15,21 @@ S = TypeVar("S")
 
 @dataclass(frozen=True)
 class AggregateKind(Generic[S]):
-    """How to fold one type of aggregate: its name, its state before any event, and `evolve`."""
+    """How to fold one type of aggregate: its name, its state before any event, and `evolve`.
+
+    A numbered kind (`id_prefix` set) is identified by a number the store allocates when the aggregate
+    is created (`<id_prefix><number>`), and lives in the partition its number names; any other kind
+    lives where its id hashes to.
+    """
 
     name: str
     initial: S
     evolve: Callable[[S, Event], S]
+    id_prefix: str | None = None
+
+    def numbered_id(self, number: int) -> str:
+        assert self.id_prefix is not None, f"{self.name} is not a numbered kind"
+        return f"{self.id_prefix}{number}"
 
 
 @dataclass(frozen=True)
@@ -97,9 +107,18 @@ class EventStore(Protocol):
         """Append if the aggregate is still at `expected_version`, else raise ConcurrencyConflict."""
         ...
 
+    async def create(self, kind: AggregateKind[S], decide: Decision[S], context: CommandContext) -> Committed:
+        """Create an aggregate of a numbered kind in a partition the store picks."""
+        ...
+
 
 class PartitionedEventStore(ABC):
     """Both stores: `execute` and `append` are one operation run alone in the aggregate's partition."""
+
+    @abstractmethod
+    async def create(self, kind: AggregateKind[S], decide: Decision[S], context: CommandContext) -> Committed:
+        """Create an aggregate of a numbered kind: the store picks its partition and its number (a
+        retry with the same idempotency key finds the aggregate it created)."""
 
     @abstractmethod
     async def load(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]: ...

@@ -34,6 +34,8 @@ class PartitionState:
         self.kinds = {kind.name: kind for kind in kinds}
         self._records: dict[str, AggregateRecord[Any]] = {}
         self._created: Counter[str] = Counter()
+        # (kind, idempotency key) -> the aggregate a creation command with that key created.
+        self._created_by_key: dict[tuple[str, str], str] = {}
         # The offset of the next record this state has not seen (where a catch-up resumes).
         self.next_offset = 0
 
@@ -49,6 +51,9 @@ class PartitionState:
 
     def created(self, kind: AggregateKind[Any]) -> int:
         return self._created[kind.name]
+
+    def created_with_key(self, kind: AggregateKind[Any], idempotency_key: str) -> str | None:
+        return self._created_by_key.get((kind.name, idempotency_key))
 
     def result_for(self, aggregate_id: str, idempotency_key: str | None) -> Committed | None:
         if idempotency_key is None:
@@ -71,6 +76,8 @@ class PartitionState:
         record.version = event.aggregate_version
         if event.aggregate_version == 1:
             self._created[kind.name] += 1
+            if event.idempotency_key is not None:
+                self._created_by_key[(kind.name, event.idempotency_key)] = event.aggregate_id
         if event.idempotency_key is not None:
             previous = record.results.get(event.idempotency_key)
             events = (previous.events if previous else ()) + (event,)
@@ -88,6 +95,7 @@ class PendingBatch:
         self._aggregates: dict[str, tuple[Any, int]] = {}  # aggregate id -> (state, version)
         self._created: Counter[str] = Counter()
         self._results: dict[tuple[str, str], tuple[Event, ...]] = {}
+        self._created_by_key: dict[tuple[str, str], str] = {}
 
     def load(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]:
         committed = self.base.load(kind, aggregate_id)
@@ -128,6 +136,21 @@ class PendingBatch:
             self._results[(aggregate_id, key)] = events
         self.events.extend(events)
         return lambda positions: Committed(events, positions[events[-1].event_id])
+
+    def decide_new(self, kind: AggregateKind[S], decide: Decision[S], context: CommandContext) -> Outcome:
+        """Decide the creation of a numbered aggregate with the partition's next number. A retry with the
+        same idempotency key lands on the aggregate the first attempt created."""
+        key = context.idempotency_key
+        if key is not None:
+            created = self.base.created_with_key(kind, key) or self._created_by_key.get((kind.name, key))
+            if created is not None:
+                return self.decide(kind, created, decide, context)
+        nth = self.base.created(kind) + self._created[kind.name] + 1
+        aggregate_id = kind.numbered_id(self.base.numeric_id(kind, nth))
+        outcome = self.decide(kind, aggregate_id, decide, context, expected_version=0)
+        if key is not None:
+            self._created_by_key[(kind.name, key)] = aggregate_id
+        return outcome
 
 
 def check_versions(aggregate_id: str, expected: int, actual: int, events: Sequence[Event]) -> None:
