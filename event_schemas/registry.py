@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from event_schemas import users
+from event_schemas import catalog, users
 from event_schemas.envelope import ENVELOPE_FIELDS, Event, payload_of
 
 Payload = dict[str, Any]
@@ -76,4 +76,16 @@ class EventRegistry:
         return cls.model_validate(document | payload)
 
 
-REGISTRY = EventRegistry([users.UserRegistered, users.UserRoleChanged])
+REGISTRY = EventRegistry(
+    [
+        users.UserRegistered,
+        users.UserRoleChanged,
+        catalog.ProductCreated,
+        catalog.ProductUpdated,
+        catalog.ProductDeleted,
+        catalog.StockAdjusted,
+        catalog.StockReserved,
+        catalog.StockReservationRejected,
+        catalog.StockReleased,
+    ]
+)

@@ -5,18 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, EmailStr
 
 from auth.deps import CurrentAdmin
-from command_api.eventstore.model import CommandContext, Committed
+from command_api.http import Context, acknowledge
 from command_api.users.commands import LogIn, RegisterUser
 from command_api.users.handlers import UsersHandlers
 from event_schemas.users import Role, UserRegistered
 
 router = APIRouter(tags=["users"])
-
-CONSISTENCY_HEADER = "X-Consistency-Token"
 
 
 def get_handlers(request: Request) -> UsersHandlers:
@@ -25,23 +23,6 @@ def get_handlers(request: Request) -> UsersHandlers:
 
 
 Handlers = Annotated[UsersHandlers, Depends(get_handlers)]
-
-
-def command_context(
-    idempotency_key: Annotated[str | None, Header(max_length=255, pattern=r"^[\x21-\x7e]+$")] = None,
-) -> CommandContext:
-    return CommandContext(idempotency_key=idempotency_key)
-
-
-Context = Annotated[CommandContext, Depends(command_context)]
-
-
-def acknowledge(response: Response, committed: Committed) -> None:
-    """Tell the client where its events landed (to wait for projections) and whether this was a replay."""
-    if committed.position is not None:
-        response.headers[CONSISTENCY_HEADER] = committed.position.token
-    if committed.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
 
 
 def user_public(event: UserRegistered) -> dict[str, Any]:

@@ -11,43 +11,96 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from itertools import groupby
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import DictRow
 
 from event_schemas.registry import EventRegistry
 from projectors.runtime.pool import Pool
-from projectors.runtime.projection import OFFSETS_SCHEMA, Projection
+from projectors.runtime.projection import OFFSETS_SCHEMA, Projection, Tables, live_tables
 
 log = logging.getLogger(__name__)
 
 
-async def ensure_schema(pool: Pool, projection: Projection) -> None:
+async def ensure_schema(pool: Pool, projection: Projection, tables: Tables | None = None) -> None:
     async with pool.connection() as conn, conn.transaction():
         # One DDL at a time across processes: CREATE IF NOT EXISTS races on the catalog otherwise.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('projection-schema'))")
         await conn.execute(OFFSETS_SCHEMA)
-        for ddl in projection.schema:
+        for ddl in projection.schema(tables or live_tables(projection)):
             await conn.execute(ddl)
+
+
+async def drop_read_model(conn: AsyncConnection[DictRow], tables: Tables, offsets_name: str) -> None:
+    for physical in tables.values():
+        await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(physical)))
+    await conn.execute("DELETE FROM projection_offsets WHERE projection = %s", (offsets_name,))
 
 
 async def reset(pool: Pool, projection: Projection) -> None:
     """Drop the read model and its offsets, so the next run replays the topic from the start."""
     async with pool.connection() as conn, conn.transaction():
         await conn.execute(OFFSETS_SCHEMA)
-        for table in projection.tables:
-            await conn.execute(f"DROP TABLE IF EXISTS {table}")
-        await conn.execute("DELETE FROM projection_offsets WHERE projection = %s", (projection.name,))
+        await drop_read_model(conn, live_tables(projection), projection.name)
     await ensure_schema(pool, projection)
 
 
-async def stored_offsets(conn: AsyncConnection[DictRow], projection: Projection) -> dict[int, int]:
+async def stored_offsets(conn: AsyncConnection[DictRow], offsets_name: str, topic: str) -> dict[int, int]:
     cursor = await conn.execute(
         "SELECT partition, next_offset FROM projection_offsets WHERE projection = %s AND topic = %s",
-        (projection.name, projection.topic),
+        (offsets_name, topic),
     )
     return {row["partition"]: row["next_offset"] for row in await cursor.fetchall()}
+
+
+async def apply_records(
+    conn: AsyncConnection[DictRow],
+    projection: Projection,
+    tables: Tables,
+    offsets_name: str,
+    registry: EventRegistry,
+    tp: TopicPartition,
+    records: Sequence[ConsumerRecord],
+) -> int:
+    """Apply one partition's records and move its offset, inside the caller's transaction; records
+    below the stored offset are skipped. Returns how many were applied."""
+    await conn.execute(
+        "INSERT INTO projection_offsets (projection, topic, partition, next_offset) "
+        "VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING",
+        (offsets_name, tp.topic, tp.partition),
+    )
+    cursor = await conn.execute(
+        "SELECT next_offset FROM projection_offsets "
+        "WHERE projection = %s AND topic = %s AND partition = %s FOR UPDATE",
+        (offsets_name, tp.topic, tp.partition),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    fresh = [record for record in records if record.offset >= row["next_offset"]]
+    if not fresh:
+        return 0
+    statements = [
+        statement
+        for record in fresh
+        for statement in projection.statements(registry.from_bytes(record.value), tables)
+    ]
+    async with conn.cursor() as cursor:
+        # Consecutive statements of one shape go in one executemany (pipelined by psycopg).
+        for query, group in groupby(statements, key=lambda statement: statement[0]):
+            params: list[Any] = [p for _, p in group]
+            if len(params) == 1:
+                await cursor.execute(query, params[0])
+            else:
+                await cursor.executemany(query, params)
+    await conn.execute(
+        "UPDATE projection_offsets SET next_offset = %s, updated_at = now() "
+        "WHERE projection = %s AND topic = %s AND partition = %s",
+        (fresh[-1].offset + 1, offsets_name, tp.topic, tp.partition),
+    )
+    return len(fresh)
 
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -62,6 +115,8 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class PostgresProjectionRunner:
+    """Keeps one read model current, as a member of the projection's consumer group."""
+
     def __init__(
         self,
         projection: Projection,
@@ -69,13 +124,14 @@ class PostgresProjectionRunner:
         bootstrap_servers: str,
         registry: EventRegistry,
         group_id: str,
-        max_batch: int = 2000,
+        max_batch: int = 5000,
     ) -> None:
-        self._group_id = group_id
         self.projection = projection
+        self._tables = live_tables(projection)
         self._pool = pool
         self._bootstrap_servers = bootstrap_servers
         self._registry = registry
+        self._group_id = group_id
         self._max_batch = max_batch
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -88,7 +144,7 @@ class PostgresProjectionRunner:
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
         )
         await self._consumer.start()
         try:
@@ -103,7 +159,7 @@ class PostgresProjectionRunner:
     async def seek_to_stored(self, partitions: Sequence[TopicPartition]) -> None:
         assert self._consumer is not None
         async with self._pool.connection() as conn:
-            offsets = await stored_offsets(conn, self.projection)
+            offsets = await stored_offsets(conn, self.projection.name, self.projection.topic)
         for tp in partitions:
             self._consumer.seek(tp, offsets.get(tp.partition, 0))
 
@@ -122,33 +178,7 @@ class PostgresProjectionRunner:
                 delay = min(delay * 2, 10.0)
 
     async def process_batch(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> int:
-        """Apply one partition's records and the new offset in one transaction; returns how many applied."""
-        name = self.projection.name
         async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO projection_offsets (projection, topic, partition, next_offset) "
-                "VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING",
-                (name, tp.topic, tp.partition),
+            return await apply_records(
+                conn, self.projection, self._tables, self.projection.name, self._registry, tp, records
             )
-            cursor = await conn.execute(
-                "SELECT next_offset FROM projection_offsets "
-                "WHERE projection = %s AND topic = %s AND partition = %s FOR UPDATE",
-                (name, tp.topic, tp.partition),
-            )
-            row = await cursor.fetchone()
-            assert row is not None
-            next_offset: int = row["next_offset"]
-            fresh = [record for record in records if record.offset >= next_offset]
-            if not fresh:
-                return 0
-            async with conn.cursor() as statements:
-                for record in fresh:
-                    event = self._registry.from_bytes(record.value)
-                    for sql, params in self.projection.statements(event):
-                        await statements.execute(sql, params)
-            await conn.execute(
-                "UPDATE projection_offsets SET next_offset = %s, updated_at = now() "
-                "WHERE projection = %s AND topic = %s AND partition = %s",
-                (fresh[-1].offset + 1, name, tp.topic, tp.partition),
-            )
-            return len(fresh)

@@ -1,0 +1,89 @@
+"""HTTP routes of the catalog command side (admins only): the seed's product writes, plus stock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, Response, status
+
+from auth.deps import CurrentAdmin
+from command_api.catalog.commands import AdjustStock, CreateProduct, UpdateProduct
+from command_api.catalog.handlers import CatalogHandlers, ProductChanged
+from command_api.http import Context, acknowledge
+
+router = APIRouter(tags=["catalog"])
+
+ProductId = Annotated[int, Path(gt=0, le=2**53)]
+
+
+def get_handlers(request: Request) -> CatalogHandlers:
+    handlers: CatalogHandlers = request.app.state.catalog_handlers
+    return handlers
+
+
+Handlers = Annotated[CatalogHandlers, Depends(get_handlers)]
+
+
+def product_public(changed: ProductChanged) -> dict[str, Any]:
+    product = changed.product
+    assert product.price is not None
+    return {
+        "id": product.product_id,
+        "name": product.name,
+        "description": product.description,
+        "price": f"{product.price.amount:.2f}",
+        "currency": product.price.currency,
+        "stock": product.stock,
+        "version": changed.version,
+    }
+
+
+@router.post("/products", status_code=status.HTTP_201_CREATED)
+async def create_product(
+    command: CreateProduct, handlers: Handlers, context: Context, response: Response, admin: CurrentAdmin
+) -> dict[str, Any]:
+    """Add a product to the catalog."""
+    changed = await handlers.create(command, context, datetime.now(UTC))
+    acknowledge(response, changed.committed)
+    return product_public(changed)
+
+
+@router.patch("/products/{product_id}")
+async def update_product(
+    product_id: ProductId,
+    command: UpdateProduct,
+    handlers: Handlers,
+    context: Context,
+    response: Response,
+    admin: CurrentAdmin,
+) -> dict[str, Any]:
+    """Change the named fields of a product."""
+    changed = await handlers.update(product_id, command, context, datetime.now(UTC))
+    acknowledge(response, changed.committed)
+    return product_public(changed)
+
+
+@router.delete("/products/{product_id}")
+async def delete_product(
+    product_id: ProductId, handlers: Handlers, context: Context, response: Response, admin: CurrentAdmin
+) -> dict[str, Any]:
+    """Withdraw a product; it can no longer be changed or ordered."""
+    changed = await handlers.delete(product_id, context, datetime.now(UTC))
+    acknowledge(response, changed.committed)
+    return {"id": product_id}
+
+
+@router.post("/products/{product_id}/stock-adjustments")
+async def adjust_stock(
+    product_id: ProductId,
+    command: AdjustStock,
+    handlers: Handlers,
+    context: Context,
+    response: Response,
+    admin: CurrentAdmin,
+) -> dict[str, Any]:
+    """Restock or write off units; stock never goes below zero."""
+    changed = await handlers.adjust_stock(product_id, command, context, datetime.now(UTC))
+    acknowledge(response, changed.committed)
+    return product_public(changed)

@@ -1,0 +1,66 @@
+"""What every context's command side needs while its app runs: an event store that owns some of the
+topic's partitions, the token verifier, and forwarding of commands to the owner of a partition."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request, Response
+
+from auth.tokens import load_verifier
+from command_api.eventstore.errors import ConcurrencyConflict, EventStoreUnavailable, NotOwner
+from command_api.eventstore.kafka_store import KafkaEventStore
+from command_api.eventstore.model import AggregateKind
+from command_api.forwarding import forward_to_owner
+from command_api.ownership import ownership_router
+from config.settings import Settings
+from event_schemas import topics
+from event_schemas.registry import REGISTRY
+
+# Errors of the event store itself, the same in every context.
+EVENT_STORE_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    ConcurrencyConflict: (409, "concurrent_update"),
+    EventStoreUnavailable: (503, "service_unavailable"),
+}
+
+
+@asynccontextmanager
+async def command_side(
+    app: FastAPI, settings: Settings, *, context: str, topic: str, kinds: Sequence[AggregateKind[Any]]
+) -> AsyncIterator[KafkaEventStore]:
+    store = KafkaEventStore(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        topic=topics.in_namespace(settings.namespace, topic),
+        group=topics.in_namespace(settings.namespace, f"{context}-command"),
+        instance_url=settings.instance_url,
+        kinds=kinds,
+        registry=REGISTRY,
+        timeout=settings.command_timeout_seconds,
+    )
+    app.state.token_verifier = load_verifier(settings)
+    app.state.event_stores = {**getattr(app.state, "event_stores", {}), context: store}
+    await store.start()
+    async with httpx.AsyncClient(timeout=settings.command_timeout_seconds * 2) as forwarding_client:
+        app.state.forwarding_client = forwarding_client
+        try:
+            await store.wait_until_ready(within=120)
+            yield store
+        finally:
+            await store.stop()
+
+
+def install_command_routes(app: FastAPI, router: APIRouter, settings: Settings) -> None:
+    """A context's command routes, on an app that may serve other routes too."""
+    app.include_router(router)
+    app.include_router(ownership_router)
+
+    async def not_owner(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, NotOwner)
+        return await forward_to_owner(
+            request, exc, request.app.state.forwarding_client, settings.instance_url
+        )
+
+    app.add_exception_handler(NotOwner, not_owner)

@@ -1,0 +1,25 @@
+"""Money: an exact decimal amount with its currency. Never a float, in events or on the wire."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+# Two decimal places, serialized as a JSON string ("19.99") so no client parses it as a float.
+Amount = Annotated[
+    Decimal,
+    Field(max_digits=12, decimal_places=2, allow_inf_nan=False),
+    PlainSerializer(lambda value: f"{value:.2f}", return_type=str, when_used="json"),
+]
+
+
+class Money(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    amount: Amount
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+
+    def times(self, quantity: int) -> Money:
+        return Money(amount=self.amount * quantity, currency=self.currency)
