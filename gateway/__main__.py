@@ -1,4 +1,4 @@
-"""`python -m gateway users [--port 6000] [--side both|command|query]`"""
+"""`python -m gateway users|catalog [--port N] [--side both|command|query]` (ports default to the seed's)."""
 
 from __future__ import annotations
 
@@ -8,22 +8,22 @@ import logging
 import uvicorn
 
 from config.settings import get_settings
-from gateway.apps import SEED_PORTS, users_app
+from gateway.apps import SERVICES, service_app
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m gateway")
-    parser.add_argument("service", choices=["users"])
+    parser.add_argument("service", choices=sorted(SERVICES))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int)
     parser.add_argument("--side", choices=["both", "command", "query"], default="both")
     args = parser.parse_args()
-    port = args.port or SEED_PORTS[args.service]
+    port = args.port or SERVICES[args.service].port
     settings = get_settings()
     if not settings.instance_url:
         settings = settings.model_copy(update={"instance_url": f"http://{args.host}:{port}"})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(users_app(settings, args.side), host=args.host, port=port, log_level="info")
+    uvicorn.run(service_app(args.service, settings, args.side), host=args.host, port=port, log_level="info")
 
 
 if __name__ == "__main__":

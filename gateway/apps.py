@@ -1,40 +1,80 @@
-"""Composes a service's command side and query side into one ASGI app (the packages stay separate and
-can also be run apart: `python -m gateway users --side command`)."""
+"""Composes a service's command side and query side into one ASGI app on the seed's port. The sides
+stay separate packages and can also be run apart (`python -m gateway catalog --side command`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Literal
 
 from fastapi import FastAPI
 
+from command_api.catalog import app as catalog_commands
 from command_api.users import app as users_commands
 from config.settings import Settings
+from query_api.catalog import app as catalog_queries
 from query_api.users import app as users_queries
 from web.errors import install_error_handlers
 from web.health import health_router
 
 Side = Literal["both", "command", "query"]
+Lifespan = Callable[[FastAPI, Settings], AbstractAsyncContextManager[None]]
 
-SEED_PORTS = {"users": 6000, "catalog": 8000, "orders": 9000, "payments": 6002}
+
+@dataclass(frozen=True)
+class Service:
+    port: int
+    command_side: Lifespan
+    install_command_side: Callable[[FastAPI, Settings], None]
+    command_errors: dict[type[Exception], tuple[int, str]]
+    query_side: Lifespan
+    install_query_side: Callable[[FastAPI], None]
+    query_errors: dict[type[Exception], tuple[int, str]]
 
 
-def users_app(settings: Settings, side: Side = "both") -> FastAPI:
+SERVICES = {
+    "users": Service(
+        6000,
+        users_commands.users_command_side,
+        users_commands.install_command_side,
+        users_commands.DOMAIN_ERRORS,
+        users_queries.users_query_side,
+        users_queries.install_query_side,
+        users_queries.DOMAIN_ERRORS,
+    ),
+    "catalog": Service(
+        8000,
+        catalog_commands.catalog_command_side,
+        catalog_commands.install_command_side,
+        catalog_commands.DOMAIN_ERRORS,
+        catalog_queries.catalog_query_side,
+        catalog_queries.install_query_side,
+        catalog_queries.DOMAIN_ERRORS,
+    ),
+}
+
+
+def service_app(name: str, settings: Settings, side: Side = "both") -> FastAPI:
+    service = SERVICES[name]
+    commands, queries = side in ("both", "command"), side in ("both", "query")
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            if side in ("both", "query"):
-                await stack.enter_async_context(users_queries.users_query_side(app, settings))
-            if side in ("both", "command"):
-                await stack.enter_async_context(users_commands.users_command_side(app, settings))
+            if queries:
+                await stack.enter_async_context(service.query_side(app, settings))
+            if commands:
+                await stack.enter_async_context(service.command_side(app, settings))
             yield
 
-    app = FastAPI(title="users", lifespan=lifespan)
-    install_error_handlers(app, users_commands.DOMAIN_ERRORS | users_queries.DOMAIN_ERRORS)
-    if side in ("both", "command"):
-        users_commands.install_command_side(app, settings)
-    if side in ("both", "query"):
-        users_queries.install_query_side(app)
+    app = FastAPI(title=name, lifespan=lifespan)
+    install_error_handlers(
+        app, (service.command_errors if commands else {}) | (service.query_errors if queries else {})
+    )
+    if commands:
+        service.install_command_side(app, settings)
+    if queries:
+        service.install_query_side(app)
     app.include_router(health_router)
     return app

@@ -1,54 +1,163 @@
-"""`python -m projectors run users` keeps a read model current; `reset users` drops it for a replay."""
+"""Projectors' command line.
+
+    python -m projectors run NAME [NAME ...]   keep read models current (one consumer group each)
+    python -m projectors status                 every projection's position and lag, per partition
+    python -m projectors rebuild NAME           replay from offset 0 into a new table/index, then swap
+    python -m projectors reset NAME             drop a read model and its offsets (stop its projector first)
+
+NAME is users, catalog (products in PostgreSQL) or catalog-search (the Elasticsearch index).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from elasticsearch import AsyncElasticsearch
 
 from config.settings import Settings, get_settings
 from event_schemas.registry import REGISTRY
 from event_schemas.topics import in_namespace
+from projectors.catalog.projection import ProductsProjection
+from projectors.catalog.search_index import ProductSearchProjection
 from projectors.runtime.pool import make_pool
-from projectors.runtime.postgres_runner import PostgresProjectionRunner, reset
+from projectors.runtime.postgres_runner import (
+    PostgresProjectionRunner,
+    ensure_offsets_table,
+    reset,
+    stored_offsets,
+)
 from projectors.runtime.projection import Projection
+from projectors.runtime.rebuild import rebuild_index, rebuild_tables
+from projectors.runtime.replay import end_offsets
+from projectors.runtime.search_runner import DocumentProjection, SearchProjectionRunner
 from projectors.users.projection import UsersProjection
 
 
-def projection_and_database(name: str, settings: Settings) -> tuple[Projection, str]:
-    if name == "users":
-        return UsersProjection(settings.namespace), settings.users_database_url
-    raise SystemExit(f"unknown projection {name!r}; known: users")
+@dataclass(frozen=True)
+class Registered:
+    """A projection into PostgreSQL tables or into an Elasticsearch index, and the PostgreSQL database
+    it belongs to (where its offsets are kept in either case)."""
+
+    database_url: str
+    tables: Projection | None = None
+    index: DocumentProjection | None = None
+
+    @property
+    def topic(self) -> str:
+        projection = self.tables or self.index
+        assert projection is not None
+        return projection.topic
 
 
-async def run(name: str, settings: Settings) -> None:
-    projection, database_url = projection_and_database(name, settings)
-    async with make_pool(database_url) as pool:
+def registered(settings: Settings) -> dict[str, Registered]:
+    return {
+        "users": Registered(settings.users_database_url, tables=UsersProjection(settings.namespace)),
+        "catalog": Registered(settings.catalog_database_url, tables=ProductsProjection(settings.namespace)),
+        "catalog-search": Registered(
+            settings.catalog_database_url, index=ProductSearchProjection(settings.namespace)
+        ),
+    }
+
+
+def lookup(name: str, settings: Settings) -> Registered:
+    known = registered(settings)
+    if name not in known:
+        raise SystemExit(f"unknown projection {name!r}; known: {', '.join(known)}")
+    return known[name]
+
+
+@asynccontextmanager
+async def elasticsearch(settings: Settings) -> AsyncIterator[AsyncElasticsearch]:
+    async with AsyncElasticsearch(settings.elasticsearch_url, request_timeout=30) as es:
+        yield es
+
+
+async def run(names: list[str], settings: Settings) -> None:
+    async def run_one(name: str) -> None:
+        entry = lookup(name, settings)
         group_id = in_namespace(settings.namespace, f"{name}-projector")
-        await PostgresProjectionRunner(
-            projection, pool, settings.kafka_bootstrap_servers, REGISTRY, group_id=group_id
-        ).run()
+        async with make_pool(entry.database_url) as pool:
+            if entry.index is not None:
+                async with elasticsearch(settings) as es:
+                    await SearchProjectionRunner(
+                        entry.index, es, pool, settings.kafka_bootstrap_servers, REGISTRY, group_id
+                    ).run()
+            elif entry.tables is not None:
+                await PostgresProjectionRunner(
+                    entry.tables, pool, settings.kafka_bootstrap_servers, REGISTRY, group_id
+                ).run()
+
+    await asyncio.gather(*(run_one(name) for name in names))
+
+
+async def status(settings: Settings) -> None:
+    print(f"{'projection':<16} {'partition':>9} {'position':>10} {'end':>10} {'lag':>8}")
+    for name, entry in registered(settings).items():
+        ends = await end_offsets(settings.kafka_bootstrap_servers, entry.topic)
+        async with make_pool(entry.database_url) as pool:
+            await ensure_offsets_table(pool)
+            async with pool.connection() as conn:
+                positions = await stored_offsets(conn, name, entry.topic)
+        for partition, end in sorted(ends.items()):
+            position = positions.get(partition, 0)
+            print(f"{name:<16} {partition:>9} {position:>10} {end:>10} {max(end - position, 0):>8}")
+
+
+async def rebuild(name: str, settings: Settings) -> None:
+    entry = lookup(name, settings)
+
+    def progress(line: str) -> None:
+        print(f"{name}: {line}", file=sys.stderr, flush=True)
+
+    async with make_pool(entry.database_url) as pool:
+        if entry.index is not None:
+            async with elasticsearch(settings) as es:
+                meter = await rebuild_index(
+                    es, pool, entry.index, settings.kafka_bootstrap_servers, REGISTRY, progress
+                )
+        else:
+            assert entry.tables is not None
+            meter = await rebuild_tables(
+                pool, entry.tables, settings.kafka_bootstrap_servers, REGISTRY, progress
+            )
+    progress(f"rebuilt from {meter.done} events at {meter.rate:,.0f} events/s")
 
 
 async def reset_projection(name: str, settings: Settings) -> None:
-    projection, database_url = projection_and_database(name, settings)
-    async with make_pool(database_url) as pool:
-        await reset(pool, projection)
-    print(f"{name}: read model dropped; the next run replays {projection.topic} from the start")
+    entry = lookup(name, settings)
+    if entry.tables is None:
+        raise SystemExit("use `rebuild catalog-search`: it replaces the index without a gap")
+    async with make_pool(entry.database_url) as pool:
+        await reset(pool, entry.tables)
+    print(f"{name}: read model dropped; the next run replays {entry.topic} from the start")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m projectors")
+    parser = argparse.ArgumentParser(prog="python -m projectors", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="keep a read model current").add_argument("projection")
+    commands.add_parser("run", help="keep read models current").add_argument("projections", nargs="+")
+    commands.add_parser("status", help="positions and lag per partition")
+    commands.add_parser("rebuild", help="replay into a new table/index, then swap").add_argument("projection")
     commands.add_parser("reset", help="drop a read model (stop its projector first)").add_argument(
         "projection"
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
     settings = get_settings()
     if args.command == "run":
-        asyncio.run(run(args.projection, settings))
+        asyncio.run(run(args.projections, settings))
+    elif args.command == "status":
+        asyncio.run(status(settings))
+    elif args.command == "rebuild":
+        asyncio.run(rebuild(args.projection, settings))
     else:
         asyncio.run(reset_projection(args.projection, settings))
 

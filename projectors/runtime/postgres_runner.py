@@ -25,6 +25,12 @@ from projectors.runtime.projection import OFFSETS_SCHEMA, Projection, Tables, li
 log = logging.getLogger(__name__)
 
 
+async def ensure_offsets_table(pool: Pool) -> None:
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('projection-schema'))")
+        await conn.execute(OFFSETS_SCHEMA)
+
+
 async def ensure_schema(pool: Pool, projection: Projection, tables: Tables | None = None) -> None:
     async with pool.connection() as conn, conn.transaction():
         # One DDL at a time across processes: CREATE IF NOT EXISTS races on the catalog otherwise.

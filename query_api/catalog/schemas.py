@@ -1,0 +1,55 @@
+"""What the catalog query side accepts and returns. Prices are decimal strings, never floats."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StrictInt
+
+Price = Annotated[Decimal, PlainSerializer(lambda value: f"{value:.2f}", return_type=str, when_used="json")]
+
+
+class ProductPublic(BaseModel):
+    id: int
+    name: str
+    description: str
+    price: Price
+    currency: str
+    stock: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ProductPublic:
+        return cls.model_validate(row)
+
+
+class ProductSort(StrEnum):
+    relevance = "relevance"
+    id = "id"
+    newest = "newest"
+    name = "name"
+    price_asc = "price_asc"
+    price_desc = "price_desc"
+
+
+class ProductFilters(BaseModel):
+    """The list's query parameters."""
+
+    limit: int = Field(20, ge=1, le=100)
+    offset: int = Field(0, ge=0, le=10_000)
+    search: str | None = Field(None, min_length=1, max_length=200)
+    min_price: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=2)
+    max_price: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=2)
+    in_stock: bool = False
+    sort: ProductSort | None = None
+
+
+class StockQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[Annotated[StrictInt, Field(gt=0)]] = Field(min_length=1, max_length=100)
