@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     instance_url: str = ""
     # A command that cannot reach Kafka within this time answers 503.
     command_timeout_seconds: float = Field(5.0, gt=0)
+    # Most records a projector applies in one transaction (or one bulk request).
+    projector_max_batch: int = Field(5000, ge=1)
     # A query that waits for a consistency token gives up after this time.
     consistency_wait_seconds: float = Field(5.0, gt=0)
 

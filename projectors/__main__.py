@@ -86,11 +86,22 @@ async def run(names: list[str], settings: Settings) -> None:
             if entry.index is not None:
                 async with elasticsearch(settings) as es:
                     await SearchProjectionRunner(
-                        entry.index, es, pool, settings.kafka_bootstrap_servers, REGISTRY, group_id
+                        entry.index,
+                        es,
+                        pool,
+                        settings.kafka_bootstrap_servers,
+                        REGISTRY,
+                        group_id,
+                        settings.projector_max_batch,
                     ).run()
             elif entry.tables is not None:
                 await PostgresProjectionRunner(
-                    entry.tables, pool, settings.kafka_bootstrap_servers, REGISTRY, group_id
+                    entry.tables,
+                    pool,
+                    settings.kafka_bootstrap_servers,
+                    REGISTRY,
+                    group_id,
+                    settings.projector_max_batch,
                 ).run()
 
     await asyncio.gather(*(run_one(name) for name in names))

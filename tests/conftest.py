@@ -10,6 +10,7 @@ import pytest
 from tests.support.deployment import Deployment
 from tests.support.processes import HttpService, ServiceProcess
 from tests.support.servers import Servers, real_servers
+from tests.support.users_client import new_email, register, token_for
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,5 +52,32 @@ def users_projector(deployment: Deployment) -> Iterator[ServiceProcess]:
 @pytest.fixture(scope="session")
 def users_service(deployment: Deployment, users_projector: ServiceProcess) -> Iterator[HttpService]:
     service = deployment.gateway("users", name="users-gateway").start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_token(users_service: HttpService, deployment: Deployment) -> str:
+    register(users_service.url, email=deployment.admin_email)
+    return token_for(users_service.url, deployment.admin_email)
+
+
+@pytest.fixture(scope="session")
+def customer_token(users_service: HttpService) -> str:
+    email = new_email()
+    register(users_service.url, email=email)
+    return token_for(users_service.url, email)
+
+
+@pytest.fixture(scope="session")
+def catalog_projector(deployment: Deployment) -> Iterator[ServiceProcess]:
+    projector = deployment.projector("catalog", "catalog-search").start()
+    yield projector
+    projector.stop()
+
+
+@pytest.fixture(scope="session")
+def catalog_service(deployment: Deployment, catalog_projector: ServiceProcess) -> Iterator[HttpService]:
+    service = deployment.gateway("catalog", name="catalog-gateway").start()
     yield service
     service.stop()

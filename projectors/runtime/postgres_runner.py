@@ -70,9 +70,12 @@ async def apply_records(
     registry: EventRegistry,
     tp: TopicPartition,
     records: Sequence[ConsumerRecord],
+    position: int = 0,
 ) -> int:
     """Apply one partition's records and move its offset, inside the caller's transaction; records
-    below the stored offset are skipped. Returns how many were applied."""
+    below the stored offset are skipped. Returns how many were applied. `position` is the consumer's
+    position after the records, which is past any transaction markers that follow them (so a caught-up
+    projection shows no lag)."""
     await conn.execute(
         "INSERT INTO projection_offsets (projection, topic, partition, next_offset) "
         "VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING",
@@ -104,7 +107,7 @@ async def apply_records(
     await conn.execute(
         "UPDATE projection_offsets SET next_offset = %s, updated_at = now() "
         "WHERE projection = %s AND topic = %s AND partition = %s",
-        (fresh[-1].offset + 1, offsets_name, tp.topic, tp.partition),
+        (max(fresh[-1].offset + 1, position), offsets_name, tp.topic, tp.partition),
     )
     return len(fresh)
 
@@ -184,7 +187,16 @@ class PostgresProjectionRunner:
                 delay = min(delay * 2, 10.0)
 
     async def process_batch(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> int:
+        assert self._consumer is not None
+        position = await self._consumer.position(tp)
         async with self._pool.connection() as conn, conn.transaction():
             return await apply_records(
-                conn, self.projection, self._tables, self.projection.name, self._registry, tp, records
+                conn,
+                self.projection,
+                self._tables,
+                self.projection.name,
+                self._registry,
+                tp,
+                records,
+                position,
             )

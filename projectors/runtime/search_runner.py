@@ -186,9 +186,11 @@ class SearchProjectionRunner:
             self._consumer.seek(tp, offsets.get(tp.partition, 0))
 
     async def process_batch(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> None:
+        assert self._consumer is not None
+        position = await self._consumer.position(tp)  # past the transaction markers after the records
         events = [self._registry.from_bytes(record.value) for record in records]
         await index_events(self._es, self.projection, self.projection.alias, events)
-        await store_offset(self._pool, self.projection.name, tp, records[-1].offset + 1)
+        await store_offset(self._pool, self.projection.name, tp, max(records[-1].offset + 1, position))
 
     async def _until_done(self, attempt: Any, what: str) -> None:
         """Retry (Elasticsearch or PostgreSQL down, say) until it lands; the log position never moves past it."""

@@ -10,11 +10,13 @@ import subprocess
 import sys
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
+from auth.tokens import load_issuer
 from config.settings import Settings
 from infra.topics import ensure_topics
 from tests.support.processes import HttpService, ServiceProcess, free_port
@@ -24,11 +26,13 @@ _OVERRIDDEN = (
     "namespace",
     "kafka_bootstrap_servers",
     "users_database_url",
+    "catalog_database_url",
     "elasticsearch_url",
     "jwt_private_key_file",
     "jwt_public_key_file",
     "admin_emails",
     "command_timeout_seconds",
+    "projector_max_batch",
 )
 
 
@@ -38,6 +42,7 @@ class Deployment:
     work_dir: Path
     namespace: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
     admin_email: str = "admin@example.com"
+    projector_max_batch: int = 5000
 
     def database_url(self, service: str) -> str:
         return self.servers.postgres_admin_url.rsplit("/", 1)[0] + f"/{self.namespace}_{service}"
@@ -48,11 +53,13 @@ class Deployment:
             namespace=self.namespace,
             kafka_bootstrap_servers=self.servers.kafka_bootstrap,
             users_database_url=self.database_url("users"),
+            catalog_database_url=self.database_url("catalog"),
             elasticsearch_url=self.servers.elasticsearch_url,
             jwt_private_key_file=self.work_dir / "keys" / "jwt.pem",
             jwt_public_key_file=self.work_dir / "keys" / "jwt.pub.pem",
             admin_emails=[self.admin_email],
             command_timeout_seconds=3,
+            projector_max_batch=self.projector_max_batch,
         )
 
     @property
@@ -67,7 +74,7 @@ class Deployment:
     def provision(self) -> None:
         asyncio.run(ensure_topics(self.settings))
         with psycopg.connect(self.servers.postgres_admin_url, autocommit=True) as admin:
-            for service in ("users",):
+            for service in ("users", "catalog"):
                 name = f"{self.namespace}_{service}"
                 admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
@@ -81,10 +88,27 @@ class Deployment:
             port,
         )
 
-    def projector(self, projection: str) -> ServiceProcess:
+    def projector(self, *projections: str) -> ServiceProcess:
         return ServiceProcess(
-            f"{projection}-projector", ["-m", "projectors", "run", projection], self.env, self.work_dir
+            f"{'+'.join(projections)}-projector",
+            ["-m", "projectors", "run", *projections],
+            self.env,
+            self.work_dir,
         )
 
     def run_module(self, *arguments: str) -> None:
         subprocess.run([sys.executable, "-m", *arguments], check=True, env={**os.environ, **self.env})
+
+    def admin_token(self) -> str:
+        """An admin's token signed with this deployment's key, for tests that run no users service."""
+        issuer = load_issuer(self.settings)
+        return issuer.issue(user_id=1, email=self.admin_email, role="admin", now=datetime.now(UTC))
+
+    def catalog_offsets(self, projection: str) -> int:
+        """How far a catalog projection has got, summed over partitions."""
+        with psycopg.connect(self.database_url("catalog")) as conn:
+            row = conn.execute(
+                "SELECT coalesce(sum(next_offset), 0) FROM projection_offsets WHERE projection = %s",
+                (projection,),
+            ).fetchone()
+        return int(row[0]) if row else 0

@@ -27,6 +27,8 @@ class Servers:
     elasticsearch_url: str
     stop_kafka: Callable[[], None]
     start_kafka: Callable[[], None]
+    stop_elasticsearch: Callable[[], None]
+    start_elasticsearch: Callable[[], None]
 
 
 def unavailable(reason: str) -> None:
@@ -61,6 +63,8 @@ def local_stack() -> Iterator[Servers]:
         elasticsearch_url=f"http://127.0.0.1:{os.environ.get('ES_PORT', '9200')}",
         stop_kafka=lambda: stack("down", "kafka"),
         start_kafka=lambda: stack("up", "kafka"),
+        stop_elasticsearch=lambda: stack("down", "elasticsearch"),
+        start_elasticsearch=lambda: stack("up", "elasticsearch"),
     )
 
 
@@ -76,14 +80,16 @@ def containers() -> Iterator[Servers]:
         "docker.elastic.co/elasticsearch/elasticsearch:8.19.4", mem_limit="1g"
     )
     with kafka, postgres, elasticsearch:
-        wrapped = kafka.get_wrapped_container()
+        broker, search = kafka.get_wrapped_container(), elasticsearch.get_wrapped_container()
         yield Servers(
             kafka_bootstrap=kafka.get_bootstrap_server(),
             postgres_admin_url=postgres.get_connection_url(driver=None),
             elasticsearch_url=f"http://{elasticsearch.get_container_host_ip()}:{elasticsearch.get_exposed_port(elasticsearch.port)}",
             # A paused broker is an unreachable one; unpausing keeps the mapped ports.
-            stop_kafka=wrapped.pause,
-            start_kafka=wrapped.unpause,
+            stop_kafka=broker.pause,
+            start_kafka=broker.unpause,
+            stop_elasticsearch=search.pause,
+            start_elasticsearch=search.unpause,
         )
 
 
