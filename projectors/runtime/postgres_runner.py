@@ -8,21 +8,18 @@ which also holds off a zombie instance during a rebalance.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Sequence
 from itertools import groupby
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from psycopg import AsyncConnection, sql
 from psycopg.rows import DictRow
 
 from event_schemas.registry import EventRegistry
+from projectors.runtime.consume_loop import ProjectionLoop
 from projectors.runtime.pool import Pool
 from projectors.runtime.projection import OFFSETS_SCHEMA, Projection, Tables, live_tables
-
-log = logging.getLogger(__name__)
 
 
 async def ensure_offsets_table(pool: Pool) -> None:
@@ -112,19 +109,8 @@ async def apply_records(
     return len(fresh)
 
 
-class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, runner: PostgresProjectionRunner) -> None:
-        self._runner = runner
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        pass
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self._runner.seek_to_stored(assigned)
-
-
-class PostgresProjectionRunner:
-    """Keeps one read model current, as a member of the projection's consumer group."""
+class PostgresProjectionRunner(ProjectionLoop):
+    """Keeps one PostgreSQL read model current, as a member of the projection's consumer group."""
 
     def __init__(
         self,
@@ -135,66 +121,31 @@ class PostgresProjectionRunner:
         group_id: str,
         max_batch: int = 5000,
     ) -> None:
-        self.projection = projection
-        self._tables = live_tables(projection)
-        self._pool = pool
-        self._bootstrap_servers = bootstrap_servers
-        self._registry = registry
-        self._group_id = group_id
-        self._max_batch = max_batch
-        self._consumer: AIOKafkaConsumer | None = None
-
-    async def run(self) -> None:
-        """Consume until cancelled."""
-        await ensure_schema(self._pool, self.projection)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap_servers,
-            group_id=self._group_id,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=8 * 1024 * 1024,
+        super().__init__(
+            name=projection.name,
+            topic=projection.topic,
+            pool=pool,
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            max_batch=max_batch,
         )
-        await self._consumer.start()
-        try:
-            self._consumer.subscribe([self.projection.topic], listener=_SeekToStoredOffsets(self))
-            while True:
-                batches = await self._consumer.getmany(timeout_ms=500, max_records=self._max_batch)
-                for tp, records in batches.items():
-                    await self._apply_until_done(tp, records)
-        finally:
-            await self._consumer.stop()
+        self.projection = projection
+        self._registry = registry
 
-    async def seek_to_stored(self, partitions: Sequence[TopicPartition]) -> None:
-        assert self._consumer is not None
-        async with self._pool.connection() as conn:
-            offsets = await stored_offsets(conn, self.projection.name, self.projection.topic)
-        for tp in partitions:
-            self._consumer.seek(tp, offsets.get(tp.partition, 0))
+    async def prepare(self) -> None:
+        await ensure_schema(self.pool, self.projection)
 
-    async def _apply_until_done(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
-        """Retry a failed batch (PostgreSQL down, say) until it lands; the log position never moves past it."""
-        delay = 0.5
-        while True:
-            try:
-                await self.process_batch(tp, records)
-                return
-            except Exception:
-                log.exception(
-                    "projection %s failed on %s; retrying in %.1fs", self.projection.name, tp, delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+    async def stored_offsets(self) -> dict[int, int]:
+        async with self.pool.connection() as conn:
+            return await stored_offsets(conn, self.name, self.topic)
 
-    async def process_batch(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> int:
-        assert self._consumer is not None
-        position = await self._consumer.position(tp)
-        async with self._pool.connection() as conn, conn.transaction():
-            return await apply_records(
+    async def apply_batch(self, tp: TopicPartition, records: Sequence[ConsumerRecord], position: int) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            await apply_records(
                 conn,
                 self.projection,
-                self._tables,
-                self.projection.name,
+                live_tables(self.projection),
+                self.name,
                 self._registry,
                 tp,
                 records,

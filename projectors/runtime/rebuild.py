@@ -20,6 +20,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import DictRow
 
 from event_schemas.registry import EventRegistry
+from projectors.runtime.consume_loop import store_offset
 from projectors.runtime.pool import Pool
 from projectors.runtime.postgres_runner import (
     apply_records,
@@ -30,7 +31,7 @@ from projectors.runtime.postgres_runner import (
 )
 from projectors.runtime.projection import SHADOW_SUFFIX, Projection, live_tables, shadow_tables
 from projectors.runtime.replay import end_offsets, read_range
-from projectors.runtime.search_runner import DocumentProjection, create_index, index_events, store_offset
+from projectors.runtime.search_runner import DocumentProjection, create_index, index_events
 
 Progress = Callable[[str], None]
 

@@ -8,21 +8,18 @@ no-ops. Writes go through an alias, so a rebuild can build a new index and swap 
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from elasticsearch import AsyncElasticsearch, BadRequestError
 
 from event_schemas.envelope import Event
 from event_schemas.registry import EventRegistry
+from projectors.runtime.consume_loop import ProjectionLoop, store_offset
 from projectors.runtime.pool import Pool
 from projectors.runtime.postgres_runner import ensure_offsets_table, stored_offsets
-
-log = logging.getLogger(__name__)
 
 Document = dict[str, Any]
 
@@ -112,28 +109,7 @@ async def index_events(
     return len(documents)
 
 
-async def store_offset(pool: Pool, offsets_name: str, tp: TopicPartition, next_offset: int) -> None:
-    async with pool.connection() as conn:
-        await conn.execute(
-            "INSERT INTO projection_offsets (projection, topic, partition, next_offset) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (projection, topic, partition) DO UPDATE "
-            "SET next_offset = GREATEST(projection_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()",
-            (offsets_name, tp.topic, tp.partition, next_offset),
-        )
-
-
-class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, runner: SearchProjectionRunner) -> None:
-        self._runner = runner
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        pass
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self._runner.seek_to_stored(assigned)
-
-
-class SearchProjectionRunner:
+class SearchProjectionRunner(ProjectionLoop):
     """Keeps a search index current, as a member of the projection's consumer group."""
 
     def __init__(
@@ -146,66 +122,27 @@ class SearchProjectionRunner:
         group_id: str,
         max_batch: int = 5000,
     ) -> None:
+        super().__init__(
+            name=projection.name,
+            topic=projection.topic,
+            pool=pool,
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            max_batch=max_batch,
+        )
         self.projection = projection
         self._es = es
-        self._pool = pool
-        self._bootstrap_servers = bootstrap_servers
         self._registry = registry
-        self._group_id = group_id
-        self._max_batch = max_batch
-        self._consumer: AIOKafkaConsumer | None = None
 
-    async def run(self) -> None:
-        await ensure_offsets_table(self._pool)
-        await self._until_done(lambda: ensure_index(self._es, self.projection), "creating the index")
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap_servers,
-            group_id=self._group_id,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-        )
-        await self._consumer.start()
-        try:
-            self._consumer.subscribe([self.projection.topic], listener=_SeekToStoredOffsets(self))
-            while True:
-                batches = await self._consumer.getmany(timeout_ms=500, max_records=self._max_batch)
-                for tp, records in batches.items():
-                    await self._until_done(
-                        lambda tp=tp, records=records: self.process_batch(tp, records), f"{tp}"
-                    )
-        finally:
-            await self._consumer.stop()
+    async def prepare(self) -> None:
+        await ensure_offsets_table(self.pool)
+        await ensure_index(self._es, self.projection)
 
-    async def seek_to_stored(self, partitions: Sequence[TopicPartition]) -> None:
-        assert self._consumer is not None
-        async with self._pool.connection() as conn:
-            offsets = await stored_offsets(conn, self.projection.name, self.projection.topic)
-        for tp in partitions:
-            self._consumer.seek(tp, offsets.get(tp.partition, 0))
+    async def stored_offsets(self) -> dict[int, int]:
+        async with self.pool.connection() as conn:
+            return await stored_offsets(conn, self.name, self.topic)
 
-    async def process_batch(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> None:
-        assert self._consumer is not None
-        position = await self._consumer.position(tp)  # past the transaction markers after the records
+    async def apply_batch(self, tp: TopicPartition, records: Sequence[ConsumerRecord], position: int) -> None:
         events = [self._registry.from_bytes(record.value) for record in records]
         await index_events(self._es, self.projection, self.projection.alias, events)
-        await store_offset(self._pool, self.projection.name, tp, max(records[-1].offset + 1, position))
-
-    async def _until_done(self, attempt: Any, what: str) -> None:
-        """Retry (Elasticsearch or PostgreSQL down, say) until it lands; the log position never moves past it."""
-        delay = 0.5
-        while True:
-            try:
-                await attempt()
-                return
-            except Exception as error:
-                log.warning(
-                    "projection %s: %s failed (%r); retrying in %.1fs",
-                    self.projection.name,
-                    what,
-                    error,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        await store_offset(self.pool, self.name, tp, max(records[-1].offset + 1, position))

@@ -107,6 +107,8 @@ class Deployment:
     def catalog_offsets(self, projection: str) -> int:
         """How far a catalog projection has got, summed over partitions."""
         with psycopg.connect(self.database_url("catalog")) as conn:
+            if conn.execute("SELECT to_regclass('projection_offsets')").fetchone() == (None,):
+                return 0
             row = conn.execute(
                 "SELECT coalesce(sum(next_offset), 0) FROM projection_offsets WHERE projection = %s",
                 (projection,),
