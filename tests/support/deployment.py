@@ -73,6 +73,7 @@ class Deployment:
 
     def provision(self) -> None:
         asyncio.run(ensure_topics(self.settings))
+        load_issuer(self.settings)  # the key pair, before any process could race to create it
         with psycopg.connect(self.servers.postgres_admin_url, autocommit=True) as admin:
             for service in ("users", "catalog"):
                 name = f"{self.namespace}_{service}"
