@@ -134,7 +134,7 @@ async def main(events: int, admin_url: str) -> None:
                     f"{'rebuild into Elasticsearch (product index)':<44} {index.rate:>9,.0f} events/s  "
                     f"ratio to baseline {index.rate / baseline:.2f}"
                 )
-                await es.indices.delete(index=f"{projection.alias}-*")
+                await es.indices.delete(index=list(await es.indices.get(index=f"{projection.alias}-*")))
     finally:
         admin_client = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
         await admin_client.start()

@@ -1,10 +1,11 @@
 """Products read model in PostgreSQL: the seed's columns plus currency, version and timestamps. A
-deleted product keeps its row with `deleted_at` set, so a replay can never bring it back."""
+deleted product keeps its row with `deleted_at` set, so a replay can never bring it back. The same
+fold feeds the search index (projectors/catalog/search_index.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping, Sequence
 from functools import singledispatch
-from typing import Any
 
 from psycopg import sql
 
@@ -16,14 +17,13 @@ from event_schemas.catalog import (
     ProductUpdated,
     StockAdjusted,
     StockReleased,
-    StockReservationRejected,
     StockReserved,
 )
 from event_schemas.envelope import Event
-from projectors.runtime.projection import Statement, Tables, query
+from projectors.runtime.projection import Row, fold_rows, query, rows_to_read
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS {products} (
+CREATE TABLE IF NOT EXISTS {table} (
     id          bigint PRIMARY KEY,
     name        text NOT NULL,
     description text NOT NULL,
@@ -37,93 +37,92 @@ CREATE TABLE IF NOT EXISTS {products} (
 )
 """
 
+COLUMNS = (
+    "id",
+    "name",
+    "description",
+    "price",
+    "currency",
+    "stock",
+    "version",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+)
 
-def _versioned(event: ProductEvent, **values: Any) -> dict[str, Any]:
-    return {"id": event.product_id, "version": event.aggregate_version, "at": event.occurred_at, **values}
+
+def product_id(event: Event) -> int | None:
+    return event.product_id if isinstance(event, ProductEvent) else None
 
 
 @singledispatch
-def statements(event: Event, tables: Tables) -> list[Statement]:
-    return []
+def _apply(event: Event, row: Row) -> Row:
+    return row  # e.g. a rejected reservation: nothing visible changes
 
 
-@statements.register
-def _created(event: ProductCreated, tables: Tables) -> list[Statement]:
-    insert = query(
-        "INSERT INTO {products} (id, name, description, price, currency, stock, version, created_at, updated_at) "
-        "VALUES (%(id)s, %(name)s, %(description)s, %(price)s, %(currency)s, %(stock)s, %(version)s, %(at)s, %(at)s) "
-        "ON CONFLICT (id) DO NOTHING",
-        tables,
-    )
-    values = _versioned(
-        event,
-        name=event.name,
-        description=event.description,
-        price=event.price.amount,
-        currency=event.price.currency,
-        stock=event.stock,
-    )
-    return [(insert, values)]
+@_apply.register
+def _updated(event: ProductUpdated, row: Row) -> Row:
+    changed: Row = {
+        key: value for key, value in (("name", event.name), ("description", event.description)) if value
+    }
+    if event.price is not None:
+        changed |= {"price": event.price.amount, "currency": event.price.currency}
+    return row | changed
 
 
-@statements.register
-def _updated(event: ProductUpdated, tables: Tables) -> list[Statement]:
-    update = query(
-        "UPDATE {products} SET name = COALESCE(%(name)s, name), description = COALESCE(%(description)s, description), "
-        "price = COALESCE(%(price)s, price), currency = COALESCE(%(currency)s, currency), "
-        "version = %(version)s, updated_at = %(at)s WHERE id = %(id)s AND version < %(version)s",
-        tables,
-    )
-    values = _versioned(
-        event,
-        name=event.name,
-        description=event.description,
-        price=None if event.price is None else event.price.amount,
-        currency=None if event.price is None else event.price.currency,
-    )
-    return [(update, values)]
+@_apply.register
+def _deleted(event: ProductDeleted, row: Row) -> Row:
+    return row | {"deleted_at": event.occurred_at}
 
 
-@statements.register
-def _deleted(event: ProductDeleted, tables: Tables) -> list[Statement]:
-    delete = query(
-        "UPDATE {products} SET deleted_at = %(at)s, version = %(version)s, updated_at = %(at)s "
-        "WHERE id = %(id)s AND version < %(version)s",
-        tables,
-    )
-    return [(delete, _versioned(event))]
+@_apply.register(StockAdjusted)
+@_apply.register(StockReserved)
+@_apply.register(StockReleased)
+def _stock_moved(event: StockAdjusted | StockReserved | StockReleased, row: Row) -> Row:
+    return row | {"stock": event.stock}
 
 
-@statements.register(StockAdjusted)
-@statements.register(StockReserved)
-@statements.register(StockReleased)
-def _stock_moved(event: StockAdjusted | StockReserved | StockReleased, tables: Tables) -> list[Statement]:
-    update = query(
-        "UPDATE {products} SET stock = %(stock)s, version = %(version)s, updated_at = %(at)s "
-        "WHERE id = %(id)s AND version < %(version)s",
-        tables,
-    )
-    return [(update, _versioned(event, stock=event.stock))]
+def apply(event: Event, row: Row | None) -> Row | None:
+    """One event on one product row; an event for a product the fold has never seen changes nothing."""
+    if isinstance(event, ProductCreated):
+        return {
+            "id": event.product_id,
+            "name": event.name,
+            "description": event.description,
+            "price": event.price.amount,
+            "currency": event.price.currency,
+            "stock": event.stock,
+            "created_at": event.occurred_at,
+            "updated_at": event.occurred_at,
+            "deleted_at": None,
+        }
+    if row is None:
+        return None
+    changed = _apply(event, row)
+    return changed if changed is row else changed | {"updated_at": event.occurred_at}
 
 
-@statements.register
-def _rejected(event: StockReservationRejected, tables: Tables) -> list[Statement]:
-    # Nothing visible changes, but the row's version keeps step with the aggregate's.
-    touch = query(
-        "UPDATE {products} SET version = %(version)s WHERE id = %(id)s AND version < %(version)s", tables
-    )
-    return [(touch, _versioned(event))]
+def needs_current(events: Sequence[Event]) -> set[Hashable]:
+    return rows_to_read(events, product_id, ProductCreated)
+
+
+def fold(current: Mapping[Hashable, Row], events: Sequence[Event]) -> dict[Hashable, Row]:
+    return fold_rows(current, events, product_id, apply)
 
 
 class ProductsProjection:
     name = "catalog"
-    tables = ("products",)
+    table = "products"
+    columns = COLUMNS
 
     def __init__(self, namespace: str) -> None:
         self.topic = topics.in_namespace(namespace, topics.CATALOG)
 
-    def schema(self, tables: Tables) -> list[sql.Composed]:
-        return [query(SCHEMA, tables)]
+    def schema(self, table: str) -> list[sql.Composed]:
+        return [query(SCHEMA, table)]
 
-    def statements(self, event: Event, tables: Tables) -> list[Statement]:
-        return statements(event, tables)
+    def needs_current(self, events: Sequence[Event]) -> set[Hashable]:
+        return needs_current(events)
+
+    def fold(self, current: Mapping[Hashable, Row], events: Sequence[Event]) -> dict[Hashable, Row]:
+        return fold(current, events)

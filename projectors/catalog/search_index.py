@@ -1,32 +1,24 @@
-"""The product search index: its mapping, and the pure fold of catalog events into whole documents.
+"""The product search index: its mapping, and its documents, folded from events like the PostgreSQL
+rows are (projectors/catalog/projection.py) and shaped for search.
 
-Elasticsearch cannot apply a partial update under an external version, so the projector keeps whole
+Elasticsearch cannot apply a partial update under an external version, so the projector writes whole
 documents: it reads the current ones (the index is its own state), folds the batch's events into
-them here, and writes each touched document once with the aggregate version as its external version.
-A replayed or out-of-order event can then never overwrite newer data. Core features only: the
-standard analyzer, keyword sub-fields, numeric prices in minor units (never floats).
+them, and writes each touched document once with the aggregate version as its external version. A
+replayed or out-of-order event can then never overwrite newer data. Core features only: the standard
+analyzer, keyword sub-fields, prices in integer minor units for sorting and ranges (never floats).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
-from functools import singledispatch
 from typing import Any
 
 from event_schemas import topics
-from event_schemas.catalog import (
-    ProductCreated,
-    ProductDeleted,
-    ProductEvent,
-    ProductUpdated,
-    StockAdjusted,
-    StockReleased,
-    StockReservationRejected,
-    StockReserved,
-)
 from event_schemas.envelope import Event
-from event_schemas.money import Money
+from projectors.catalog import projection as products
+from projectors.runtime.projection import Row
 
 Document = dict[str, Any]
 
@@ -45,6 +37,7 @@ MAPPING: dict[str, Any] = {
         "currency": {"type": "keyword"},
         "stock": {"type": "integer"},
         "deleted": {"type": "boolean"},
+        "deleted_at": {"type": "date"},
         "version": {"type": "long"},
         "created_at": {"type": "date"},
         "updated_at": {"type": "date"},
@@ -54,108 +47,44 @@ MAPPING: dict[str, Any] = {
 SETTINGS: dict[str, Any] = {"number_of_shards": 1, "refresh_interval": "1s"}
 
 
-def minor_units(money: Money) -> int:
-    return int(money.amount * 100)
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
 
 
-def price_of(document: Document) -> Decimal:
-    return Decimal(document["price"])
-
-
-def _with_price(document: Document, price: Money) -> Document:
-    return document | {
-        "price": f"{price.amount:.2f}",
-        "price_minor": minor_units(price),
-        "currency": price.currency,
+def to_document(row: Row) -> Document:
+    price: Decimal = row["price"]
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "description": row["description"],
+        "price": f"{price:.2f}",
+        "price_minor": int(price * 100),
+        "currency": row["currency"],
+        "stock": row["stock"],
+        "deleted": row["deleted_at"] is not None,
+        "deleted_at": _iso(row["deleted_at"]),
+        "version": row["version"],
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
     }
 
 
-@singledispatch
-def _fold(event: Event, document: Document | None) -> Document | None:
-    return document
+def to_row(document: Document) -> Row:
+    def moment(value: str | None) -> datetime | None:
+        return None if value is None else datetime.fromisoformat(value)
 
-
-@_fold.register
-def _created(event: ProductCreated, document: Document | None) -> Document | None:
-    created: Document = {
-        "id": event.product_id,
-        "name": event.name,
-        "description": event.description,
-        "stock": event.stock,
-        "deleted": False,
-        "created_at": event.occurred_at.isoformat(),
+    return {
+        "id": document["id"],
+        "name": document["name"],
+        "description": document["description"],
+        "price": Decimal(document["price"]),
+        "currency": document["currency"],
+        "stock": document["stock"],
+        "version": document["version"],
+        "created_at": moment(document["created_at"]),
+        "updated_at": moment(document["updated_at"]),
+        "deleted_at": moment(document["deleted_at"]),
     }
-    return _with_price(created, event.price)
-
-
-@_fold.register
-def _updated(event: ProductUpdated, document: Document | None) -> Document | None:
-    if document is None:
-        return None
-    changed = {
-        key: value for key, value in (("name", event.name), ("description", event.description)) if value
-    }
-    document = document | changed
-    return document if event.price is None else _with_price(document, event.price)
-
-
-@_fold.register
-def _deleted(event: ProductDeleted, document: Document | None) -> Document | None:
-    return None if document is None else document | {"deleted": True}
-
-
-@_fold.register(StockAdjusted)
-@_fold.register(StockReserved)
-@_fold.register(StockReleased)
-def _stock_moved(
-    event: StockAdjusted | StockReserved | StockReleased, document: Document | None
-) -> Document | None:
-    return None if document is None else document | {"stock": event.stock}
-
-
-@_fold.register
-def _rejected(event: StockReservationRejected, document: Document | None) -> Document | None:
-    return document
-
-
-def document_id(product_id: int) -> str:
-    return str(product_id)
-
-
-def fold_documents(current: Mapping[str, Document], events: Sequence[Event]) -> dict[str, Document]:
-    """The documents the events lead to, keyed by document id, each with its new `version`. Events at
-    or below a document's version were applied before and are skipped; an event for a document that
-    does not exist (and does not create it) is ignored."""
-    documents: dict[str, Document] = {}
-    for event in events:
-        if not isinstance(event, ProductEvent):
-            continue
-        key = document_id(event.product_id)
-        document = documents.get(key, current.get(key))
-        if document is not None and event.aggregate_version <= document["version"]:
-            continue
-        folded = _fold(event, document)
-        if folded is not None:
-            documents[key] = folded | {
-                "version": event.aggregate_version,
-                "updated_at": event.occurred_at.isoformat(),
-            }
-    return documents
-
-
-def needs_current(events: Sequence[Event]) -> set[str]:
-    """Which documents the fold must read first: those a batch changes before (or without) creating."""
-    created: set[str] = set()
-    needed: set[str] = set()
-    for event in events:
-        if not isinstance(event, ProductEvent):
-            continue
-        key = document_id(event.product_id)
-        if isinstance(event, ProductCreated):
-            created.add(key)
-        elif key not in created:
-            needed.add(key)
-    return needed
 
 
 class ProductSearchProjection:
@@ -170,7 +99,8 @@ class ProductSearchProjection:
         self.alias = f"{namespace}.catalog-products".lower()
 
     def needs_current(self, events: Sequence[Event]) -> set[str]:
-        return needs_current(events)
+        return {str(key) for key in products.needs_current(events)}
 
     def fold(self, current: Mapping[str, Document], events: Sequence[Event]) -> dict[str, Document]:
-        return fold_documents(current, events)
+        rows = products.fold({int(key): to_row(document) for key, document in current.items()}, events)
+        return {str(key): to_document(row) for key, row in rows.items()}

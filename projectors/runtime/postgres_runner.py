@@ -8,9 +8,7 @@ which also holds off a zombie instance during a rebalance.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from itertools import groupby
-from typing import Any
+from collections.abc import Hashable, Sequence
 
 from aiokafka import ConsumerRecord, TopicPartition
 from psycopg import AsyncConnection, sql
@@ -19,7 +17,7 @@ from psycopg.rows import DictRow
 from event_schemas.registry import EventRegistry
 from projectors.runtime.consume_loop import ProjectionLoop
 from projectors.runtime.pool import Pool
-from projectors.runtime.projection import OFFSETS_SCHEMA, Projection, Tables, live_tables
+from projectors.runtime.projection import OFFSETS_SCHEMA, Projection, Row, select_rows, upsert_row
 
 
 async def ensure_offsets_table(pool: Pool) -> None:
@@ -28,18 +26,17 @@ async def ensure_offsets_table(pool: Pool) -> None:
         await conn.execute(OFFSETS_SCHEMA)
 
 
-async def ensure_schema(pool: Pool, projection: Projection, tables: Tables | None = None) -> None:
+async def ensure_schema(pool: Pool, projection: Projection, table: str | None = None) -> None:
     async with pool.connection() as conn, conn.transaction():
         # One DDL at a time across processes: CREATE IF NOT EXISTS races on the catalog otherwise.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('projection-schema'))")
         await conn.execute(OFFSETS_SCHEMA)
-        for ddl in projection.schema(tables or live_tables(projection)):
+        for ddl in projection.schema(table or projection.table):
             await conn.execute(ddl)
 
 
-async def drop_read_model(conn: AsyncConnection[DictRow], tables: Tables, offsets_name: str) -> None:
-    for physical in tables.values():
-        await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(physical)))
+async def drop_read_model(conn: AsyncConnection[DictRow], table: str, offsets_name: str) -> None:
+    await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
     await conn.execute("DELETE FROM projection_offsets WHERE projection = %s", (offsets_name,))
 
 
@@ -47,7 +44,7 @@ async def reset(pool: Pool, projection: Projection) -> None:
     """Drop the read model and its offsets, so the next run replays the topic from the start."""
     async with pool.connection() as conn, conn.transaction():
         await conn.execute(OFFSETS_SCHEMA)
-        await drop_read_model(conn, live_tables(projection), projection.name)
+        await drop_read_model(conn, projection.table, projection.name)
     await ensure_schema(pool, projection)
 
 
@@ -62,7 +59,7 @@ async def stored_offsets(conn: AsyncConnection[DictRow], offsets_name: str, topi
 async def apply_records(
     conn: AsyncConnection[DictRow],
     projection: Projection,
-    tables: Tables,
+    table: str,
     offsets_name: str,
     registry: EventRegistry,
     tp: TopicPartition,
@@ -83,24 +80,22 @@ async def apply_records(
         "WHERE projection = %s AND topic = %s AND partition = %s FOR UPDATE",
         (offsets_name, tp.topic, tp.partition),
     )
-    row = await cursor.fetchone()
-    assert row is not None
-    fresh = [record for record in records if record.offset >= row["next_offset"]]
+    stored = await cursor.fetchone()
+    assert stored is not None
+    fresh = [record for record in records if record.offset >= stored["next_offset"]]
     if not fresh:
         return 0
-    statements = [
-        statement
-        for record in fresh
-        for statement in projection.statements(registry.from_bytes(record.value), tables)
-    ]
-    async with conn.cursor() as cursor:
-        # Consecutive statements of one shape go in one executemany (pipelined by psycopg).
-        for query, group in groupby(statements, key=lambda statement: statement[0]):
-            params: list[Any] = [p for _, p in group]
-            if len(params) == 1:
-                await cursor.execute(query, params[0])
-            else:
-                await cursor.executemany(query, params)
+    events = [registry.from_bytes(record.value) for record in fresh]
+    columns = tuple(projection.columns)
+    current: dict[Hashable, Row] = {}
+    needed = projection.needs_current(events)
+    if needed:
+        cursor = await conn.execute(select_rows(table, columns), (list(needed),))
+        current = {row[columns[0]]: dict(row) for row in await cursor.fetchall()}
+    rows = projection.fold(current, events)
+    if rows:
+        async with conn.cursor() as writer:
+            await writer.executemany(upsert_row(table, columns), list(rows.values()))
     await conn.execute(
         "UPDATE projection_offsets SET next_offset = %s, updated_at = now() "
         "WHERE projection = %s AND topic = %s AND partition = %s",
@@ -144,7 +139,7 @@ class PostgresProjectionRunner(ProjectionLoop):
             await apply_records(
                 conn,
                 self.projection,
-                live_tables(self.projection),
+                self.projection.table,
                 self.name,
                 self._registry,
                 tp,

@@ -1,9 +1,9 @@
 """Rebuilding a read model from offset 0 while the live one keeps serving, then switching readers to
 the new one atomically.
 
-PostgreSQL: the projection replays into shadow tables with offsets of their own. To switch, one
+PostgreSQL: the projection replays into a shadow table with offsets of its own. To switch, one
 transaction locks the live projection's offsets (which holds its projector between two batches),
-brings the shadow exactly up to them, drops the live tables and renames the shadow ones in their place.
+brings the shadow exactly up to them, drops the live table and renames the shadow in its place.
 
 Elasticsearch: the projection replays into a new index; the alias is moved to it in one request, and
 the new index is brought up to the end once more (external versions make that catch-up idempotent).
@@ -29,7 +29,7 @@ from projectors.runtime.postgres_runner import (
     ensure_schema,
     stored_offsets,
 )
-from projectors.runtime.projection import SHADOW_SUFFIX, Projection, live_tables, shadow_tables
+from projectors.runtime.projection import SHADOW_SUFFIX, Projection, shadow_table
 from projectors.runtime.replay import end_offsets, read_range
 from projectors.runtime.search_runner import DocumentProjection, create_index, index_events
 
@@ -65,8 +65,8 @@ async def replay_into_tables(
     registry: EventRegistry,
     progress: Progress,
 ) -> ReplayMeter:
-    """Phase one of a PostgreSQL rebuild: fresh shadow tables, replayed from 0 to the current end."""
-    shadow, shadow_name = shadow_tables(projection), projection.name + SHADOW_SUFFIX
+    """Phase one of a PostgreSQL rebuild: a fresh shadow table, replayed from 0 to the current end."""
+    shadow, shadow_name = shadow_table(projection), projection.name + SHADOW_SUFFIX
     await ensure_offsets_table(pool)
     async with pool.connection() as conn, conn.transaction():
         await drop_read_model(conn, shadow, shadow_name)
@@ -84,7 +84,7 @@ async def swap_tables(
     pool: Pool, projection: Projection, bootstrap_servers: str, registry: EventRegistry
 ) -> None:
     """Phase two: bring the shadow exactly to the live projector's position and put it in its place."""
-    live, shadow = live_tables(projection), shadow_tables(projection)
+    live, shadow = projection.table, shadow_table(projection)
     shadow_name = projection.name + SHADOW_SUFFIX
     async with pool.connection() as conn, conn.transaction():
         partitions = range(len(await end_offsets(bootstrap_servers, projection.topic)))
@@ -105,14 +105,11 @@ async def swap_tables(
             bootstrap_servers, projection.topic, shadow_offsets, live_offsets
         ):
             await apply_records(conn, projection, shadow, shadow_name, registry, tp, records)
-        for logical, physical in live.items():
-            await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(physical)))
-            await conn.execute(
-                sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-                    sql.Identifier(shadow[logical]), sql.Identifier(physical)
-                )
-            )
-            await _rename_indexes(conn, physical, shadow[logical])
+        await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(live)))
+        await conn.execute(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(shadow), sql.Identifier(live))
+        )
+        await _rename_indexes(conn, live, shadow)
         # The shadow may have been ahead of a lagging live projector: the live one goes on from there.
         await conn.execute(
             "UPDATE projection_offsets AS live SET next_offset = GREATEST(live.next_offset, shadow.next_offset) "
@@ -141,7 +138,7 @@ async def rebuild_tables(
 ) -> ReplayMeter:
     meter = await replay_into_tables(pool, projection, bootstrap_servers, registry, progress)
     await swap_tables(pool, projection, bootstrap_servers, registry)
-    progress(f"{projection.name}: readers now use the rebuilt tables")
+    progress(f"{projection.name}: readers now use the rebuilt table")
     return meter
 
 
