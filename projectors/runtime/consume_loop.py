@@ -10,9 +10,11 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
+from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 
+from event_schemas.registry import EventRegistry
 from projectors.runtime.pool import Pool
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ async def until_done(attempt: Callable[[], Awaitable[object]], what: str) -> Non
 
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, loop: ProjectionLoop) -> None:
+    def __init__(self, loop: ProjectionLoop[Any]) -> None:
         self._loop = loop
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -53,13 +55,32 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._loop.seek_to_stored(assigned)
 
 
-class ProjectionLoop(ABC):
+class Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def topic(self) -> str: ...
+
+
+P = TypeVar("P", bound=Named)
+
+
+class ProjectionLoop(ABC, Generic[P]):
     def __init__(
-        self, *, name: str, topic: str, pool: Pool, bootstrap_servers: str, group_id: str, max_batch: int
+        self,
+        projection: P,
+        pool: Pool,
+        bootstrap_servers: str,
+        registry: EventRegistry,
+        group_id: str,
+        max_batch: int = 5000,
     ) -> None:
-        self.name = name
-        self.topic = topic
+        self.projection = projection
+        self.name = projection.name
+        self.topic = projection.topic
         self.pool = pool
+        self.registry = registry
         self._bootstrap_servers = bootstrap_servers
         self._group_id = group_id
         self._max_batch = max_batch

@@ -104,28 +104,8 @@ async def apply_records(
     return len(fresh)
 
 
-class PostgresProjectionRunner(ProjectionLoop):
+class PostgresProjectionRunner(ProjectionLoop[Projection]):
     """Keeps one PostgreSQL read model current, as a member of the projection's consumer group."""
-
-    def __init__(
-        self,
-        projection: Projection,
-        pool: Pool,
-        bootstrap_servers: str,
-        registry: EventRegistry,
-        group_id: str,
-        max_batch: int = 5000,
-    ) -> None:
-        super().__init__(
-            name=projection.name,
-            topic=projection.topic,
-            pool=pool,
-            bootstrap_servers=bootstrap_servers,
-            group_id=group_id,
-            max_batch=max_batch,
-        )
-        self.projection = projection
-        self._registry = registry
 
     async def prepare(self) -> None:
         await ensure_schema(self.pool, self.projection)
@@ -141,7 +121,7 @@ class PostgresProjectionRunner(ProjectionLoop):
                 self.projection,
                 self.projection.table,
                 self.name,
-                self._registry,
+                self.registry,
                 tp,
                 records,
                 position,

@@ -109,7 +109,7 @@ async def index_events(
     return len(documents)
 
 
-class SearchProjectionRunner(ProjectionLoop):
+class SearchProjectionRunner(ProjectionLoop[DocumentProjection]):
     """Keeps a search index current, as a member of the projection's consumer group."""
 
     def __init__(
@@ -122,17 +122,8 @@ class SearchProjectionRunner(ProjectionLoop):
         group_id: str,
         max_batch: int = 5000,
     ) -> None:
-        super().__init__(
-            name=projection.name,
-            topic=projection.topic,
-            pool=pool,
-            bootstrap_servers=bootstrap_servers,
-            group_id=group_id,
-            max_batch=max_batch,
-        )
-        self.projection = projection
+        super().__init__(projection, pool, bootstrap_servers, registry, group_id, max_batch)
         self._es = es
-        self._registry = registry
 
     async def prepare(self) -> None:
         await ensure_offsets_table(self.pool)
@@ -143,6 +134,6 @@ class SearchProjectionRunner(ProjectionLoop):
             return await stored_offsets(conn, self.name, self.topic)
 
     async def apply_batch(self, tp: TopicPartition, records: Sequence[ConsumerRecord], position: int) -> None:
-        events = [self._registry.from_bytes(record.value) for record in records]
+        events = [self.registry.from_bytes(record.value) for record in records]
         await index_events(self._es, self.projection, self.projection.alias, events)
         await store_offset(self.pool, self.name, tp, max(records[-1].offset + 1, position))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch
 
+from projectors.catalog.search_index import to_row
 from query_api.catalog.schemas import ProductFilters, ProductSort
 
 SORTS: dict[ProductSort, list[dict[str, Any]]] = {
@@ -54,23 +54,9 @@ def search_body(filters: ProductFilters) -> dict[str, Any]:
     }
 
 
-def product_from_document(document: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": document["id"],
-        "name": document["name"],
-        "description": document["description"],
-        "price": Decimal(document["price"]),
-        "currency": document["currency"],
-        "stock": document["stock"],
-        "version": document["version"],
-        "created_at": document["created_at"],
-        "updated_at": document["updated_at"],
-    }
-
-
 async def search_products(
     es: AsyncElasticsearch, alias: str, filters: ProductFilters
 ) -> tuple[list[dict[str, Any]], int]:
     response = await es.search(index=alias, body=search_body(filters))
     hits = response["hits"]
-    return [product_from_document(hit["_source"]) for hit in hits["hits"]], int(hits["total"]["value"])
+    return [to_row(hit["_source"]) for hit in hits["hits"]], int(hits["total"]["value"])
