@@ -171,3 +171,35 @@ def test_search_answers_503_while_elasticsearch_is_down_and_the_index_catches_up
     finally:
         service.stop()
         projector.stop()
+
+
+@pytest.mark.disruptive
+def test_reads_answer_503_while_postgresql_is_down_and_the_read_model_catches_up(
+    own_deployment: Deployment,
+) -> None:
+    projector = own_deployment.projector("catalog", "catalog-search").start()
+    service = own_deployment.gateway("catalog", name="catalog-without-postgres").start()
+    token = own_deployment.admin_token()
+    before, consistency = created(service.url, token, name="Oak Shelf")
+    assert get_product(service.url, before["id"], consistency).status_code == 200
+    own_deployment.servers.stop_postgres()
+    try:
+        started = time.monotonic()
+        down = get_product(service.url, before["id"])
+        assert down.status_code == 503, down.text
+        assert down.json()["error"] == "database_unavailable"
+        assert time.monotonic() - started < 15
+        # Commands do not need PostgreSQL: Kafka is the source of truth.
+        during, consistency = created(service.url, token, name="Pine Shelf")
+    finally:
+        own_deployment.servers.start_postgres()
+    try:
+
+        def readable() -> bool:
+            return get_product(service.url, during["id"]).status_code == 200
+
+        eventually(readable, 120, "the products read model to catch up after PostgreSQL came back", every=1)
+        assert get_product(service.url, during["id"], consistency).json()["name"] == "Pine Shelf"
+    finally:
+        service.stop()
+        projector.stop()

@@ -29,6 +29,8 @@ class Servers:
     start_kafka: Callable[[], None]
     stop_elasticsearch: Callable[[], None]
     start_elasticsearch: Callable[[], None]
+    stop_postgres: Callable[[], None]
+    start_postgres: Callable[[], None]
 
 
 def unavailable(reason: str) -> None:
@@ -65,6 +67,8 @@ def local_stack() -> Iterator[Servers]:
         start_kafka=lambda: stack("up", "kafka"),
         stop_elasticsearch=lambda: stack("down", "elasticsearch"),
         start_elasticsearch=lambda: stack("up", "elasticsearch"),
+        stop_postgres=lambda: stack("down", "postgres"),
+        start_postgres=lambda: stack("up", "postgres"),
     )
 
 
@@ -80,7 +84,11 @@ def containers() -> Iterator[Servers]:
         "docker.elastic.co/elasticsearch/elasticsearch:8.19.4", mem_limit="1g"
     )
     with kafka, postgres, elasticsearch:
-        broker, search = kafka.get_wrapped_container(), elasticsearch.get_wrapped_container()
+        broker, search, database = (
+            kafka.get_wrapped_container(),
+            elasticsearch.get_wrapped_container(),
+            postgres.get_wrapped_container(),
+        )
         yield Servers(
             kafka_bootstrap=kafka.get_bootstrap_server(),
             postgres_admin_url=postgres.get_connection_url(driver=None),
@@ -90,6 +98,8 @@ def containers() -> Iterator[Servers]:
             start_kafka=broker.unpause,
             stop_elasticsearch=search.pause,
             start_elasticsearch=search.unpause,
+            stop_postgres=database.pause,
+            start_postgres=database.unpause,
         )
 
 
