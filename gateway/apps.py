@@ -17,6 +17,7 @@ from query_api.catalog import app as catalog_queries
 from query_api.users import app as users_queries
 from web.errors import install_error_handlers
 from web.health import health_router
+from web.metrics import install_metrics
 
 Side = Literal["both", "command", "query"]
 Lifespan = Callable[[FastAPI, Settings], AbstractAsyncContextManager[None]]
@@ -77,4 +78,5 @@ def service_app(name: str, settings: Settings, side: Side = "both") -> FastAPI:
     if queries:
         service.install_query_side(app)
     app.include_router(health_router)
+    install_metrics(app)
     return app

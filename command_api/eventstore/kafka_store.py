@@ -25,6 +25,7 @@ from uuid import UUID
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from prometheus_client import Counter, Histogram
 
 from command_api.eventstore.errors import EventStoreUnavailable, NotOwner
 from command_api.eventstore.model import (
@@ -44,6 +45,14 @@ from event_schemas.registry import EventRegistry
 
 S = TypeVar("S")
 log = logging.getLogger(__name__)
+
+EVENTS_APPENDED = Counter("events_appended_total", "Events committed to Kafka", ["topic", "event_type"])
+COMMITTED_BATCH_SIZE = Histogram(
+    "event_store_transaction_events",
+    "Events per Kafka transaction (group commit)",
+    ["topic"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
 
 
 @dataclass
@@ -179,10 +188,12 @@ class PartitionWriter:
             for event in events
         ]
         await self._producer.commit_transaction()
+        COMMITTED_BATCH_SIZE.labels(topic).observe(len(events))
         positions = {}
         for event, delivery in zip(events, deliveries, strict=True):
             position = positions[event.event_id] = Position(topic, self.partition, (await delivery).offset)
             self.state.apply(event, position)
+            EVENTS_APPENDED.labels(topic, event.event_type).inc()
         return positions
 
     def _recover_in_background(self) -> asyncio.Task[None]:

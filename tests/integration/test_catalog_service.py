@@ -195,3 +195,14 @@ def test_the_list_filters_by_price_and_stock_and_sorts(
     assert in_stock.headers["X-Total-Count"] == "1"
     assert list_products(catalog_service.url, None, limit=0).status_code == 422
     assert list_products(catalog_service.url, None, sort="nonsense").status_code == 422
+
+
+def test_metrics_label_routes_by_template_and_count_appended_events(
+    catalog_service: HttpService, admin_token: str
+) -> None:
+    product, _ = created(catalog_service.url, admin_token)
+    get_product(catalog_service.url, product["id"])
+    text = httpx.get(f"{catalog_service.url}/metrics").text
+    assert 'route="/products/{product_id}"' in text
+    assert f'route="/products/{product["id"]}"' not in text
+    assert 'events_appended_total{event_type="ProductCreated"' in text
