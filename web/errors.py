@@ -19,10 +19,6 @@ from auth.tokens import InvalidToken
 log = logging.getLogger(__name__)
 
 
-class ServiceUnavailable(Exception):
-    """A dependency (Kafka, PostgreSQL, Elasticsearch) did not answer in time."""
-
-
 def error_body(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
     headers = {"Retry-After": "1"} if status == 503 else None
     if status == 401:
@@ -56,10 +52,6 @@ def install_error_handlers(app: FastAPI, domain_errors: Mapping[type[Exception],
     async def invalid_token(request: Request, exc: Exception) -> JSONResponse:
         return error_body(401, "invalid_token", f"Unauthorized: {exc}")
 
-    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("dependency unavailable on %s %s: %s", request.method, request.url.path, exc)
-        return error_body(503, "service_unavailable", f"A dependency is unavailable, retry shortly: {exc}")
-
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         for cls in type(exc).__mro__:
             if cls in domain_errors:
@@ -74,7 +66,6 @@ def install_error_handlers(app: FastAPI, domain_errors: Mapping[type[Exception],
     app.add_exception_handler(RequestValidationError, validation_failed)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(InvalidToken, invalid_token)
-    app.add_exception_handler(ServiceUnavailable, unavailable)
     for cls in domain_errors:
         app.add_exception_handler(cls, domain_error)
     app.add_exception_handler(Exception, unexpected)

@@ -8,6 +8,8 @@ from elasticsearch import AsyncElasticsearch
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 
 from auth.deps import CurrentUser
+from projectors.catalog.projection import ProductsProjection
+from projectors.catalog.search_index import ProductSearchProjection
 from projectors.runtime.pool import Pool
 from query_api.catalog import queries
 from query_api.catalog.schemas import ProductFilters, ProductPublic, StockQuery
@@ -46,10 +48,10 @@ async def list_products(
     if filters.offset + filters.limit > 10_000:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "offset + limit must not exceed 10000")
     if filters.search is None:
-        await read_your_write(request, pool, "catalog", token)
+        await read_your_write(request, pool, ProductsProjection.name, token)
         rows, total = await queries.list_products(pool, filters)
     else:
-        await read_your_write(request, pool, "catalog-search", token)
+        await read_your_write(request, pool, ProductSearchProjection.name, token)
         es: AsyncElasticsearch = request.app.state.elasticsearch
         alias: str = request.app.state.product_index
         if token is not None:
@@ -64,7 +66,7 @@ async def get_product(
     request: Request, product_id: Annotated[int, Path(gt=0, le=2**53)], pool: CatalogPool, token: Token
 ) -> ProductPublic:
     """One product by id."""
-    await read_your_write(request, pool, "catalog", token)
+    await read_your_write(request, pool, ProductsProjection.name, token)
     row = await queries.product_by_id(pool, product_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "product not found")
@@ -76,5 +78,5 @@ async def products_stock(
     request: Request, body: StockQuery, pool: CatalogPool, token: Token, caller: CurrentUser
 ) -> list[ProductPublic]:
     """Current stock (and details) of the given products; unknown or deleted ids are left out."""
-    await read_your_write(request, pool, "catalog", token)
+    await read_your_write(request, pool, ProductsProjection.name, token)
     return [ProductPublic.from_row(row) for row in await queries.products_by_ids(pool, sorted(set(body.ids)))]

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from auth.deps import CurrentUser
 from projectors.runtime.pool import Pool
+from projectors.users.projection import UsersProjection
 from query_api.consistency import ConsistencyToken, consistency_token, wait_for
 from query_api.users.queries import user_by_id
 from query_api.users.schemas import TokenPublic, UserPublic
@@ -35,7 +36,7 @@ async def validate(claims: CurrentUser) -> TokenPublic:
 @router.get("/users/me")
 async def me(claims: CurrentUser, pool: UsersPool, token: Token, request: Request) -> UserPublic:
     """The caller's profile from the read model (pass a consistency token to read your own writes)."""
-    await wait_for(pool, "users", token, request.app.state.consistency_wait_seconds)
+    await wait_for(pool, UsersProjection.name, token, request.app.state.consistency_wait_seconds)
     row = await user_by_id(pool, claims.user_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "User not found")
