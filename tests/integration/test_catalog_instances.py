@@ -1,0 +1,62 @@
+"""Two instances of the catalog command side share the topic's partitions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.catalog_client import create_product
+from tests.support.deployment import Deployment
+from tests.support.processes import HttpService
+from tests.support.users_client import bearer
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+def ownership(service: HttpService) -> dict[str, Any]:
+    body: dict[str, Any] = httpx.get(f"{service.url}/internal/partitions", timeout=5).json()["catalog"]
+    return body
+
+
+def test_two_instances_allocate_distinct_ids_and_a_keyed_retry_lands_on_the_same_product(
+    own_deployment: Deployment,
+) -> None:
+    first = own_deployment.gateway("catalog", side="command", name="catalog-instance-a").start()
+    second = own_deployment.gateway("catalog", side="command", name="catalog-instance-b").start()
+    token = own_deployment.admin_token()
+    try:
+
+        def split() -> bool:
+            a, b = ownership(first)["ready"], ownership(second)["ready"]
+            return bool(
+                a
+                and b
+                and not set(a) & set(b)
+                and len(a) + len(b) == own_deployment.settings.kafka_partitions
+            )
+
+        eventually(split, 60, "two instances to share the partitions")
+
+        ids = [create_product((first, second)[i % 2].url, token).json()["id"] for i in range(20)]
+        assert len(set(ids)) == 20
+
+        for _ in range(5):
+            key = {"Idempotency-Key": str(uuid.uuid4())}
+            original = create_product(first.url, token, headers=key)
+            retried = create_product(second.url, token, headers=key)
+            assert original.status_code == retried.status_code == 201
+            assert retried.json()["id"] == original.json()["id"]
+
+        # Any instance changes any product: the command reaches the owner of its partition.
+        for product_id in ids[:6]:
+            response = httpx.patch(
+                f"{second.url}/products/{product_id}", json={"stock": 3}, headers=bearer(token), timeout=30
+            )
+            assert response.status_code == 200 and response.json()["stock"] == 3
+    finally:
+        first.stop()
+        second.stop()
