@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import time
+import uuid
 
 import httpx
 import jwt
@@ -241,3 +242,27 @@ def test_the_configured_admin_email_registers_as_admin_and_may_change_roles(
     assert promoted.status_code == 200, promoted.text
     claims = jwt.decode(token_for(users_service.url, customer_email), options={"verify_signature": False})
     assert claims["role"] == "admin"
+
+
+def test_events_carry_the_callers_correlation_id_and_the_command_as_their_cause(
+    users_service: HttpService, deployment: Deployment
+) -> None:
+    email, correlation = new_email(), uuid.uuid4()
+    response = httpx.post(
+        f"{users_service.url}/auth/register",
+        json={"username": "traced", "email": email, "password": "correct horse battery"},
+        headers={"X-Correlation-Id": str(correlation)},
+    )
+    assert response.status_code == 201
+    assert response.headers["X-Correlation-Id"] == str(correlation)
+    [event] = [
+        event
+        for event, _ in committed_events(
+            deployment.servers.kafka_bootstrap, in_namespace(deployment.namespace, USERS)
+        )
+        if isinstance(event, UserRegistered) and event.email == email
+    ]
+    assert event.correlation_id == correlation
+    assert event.causation_id == uuid.UUID(response.headers["X-Command-Id"])
+    uncorrelated = register(users_service.url)
+    assert uncorrelated.headers["X-Correlation-Id"] == uncorrelated.headers["X-Command-Id"]
