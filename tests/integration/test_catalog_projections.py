@@ -71,7 +71,7 @@ def search_documents(deployment: Deployment) -> dict[str, dict[str, Any]]:
 
 
 def test_a_projector_killed_mid_replay_resumes_without_duplicates_or_gaps(own_deployment: Deployment) -> None:
-    own_deployment.projector_max_batch = 25
+    own_deployment.projector_max_batch = 10  # many small transactions, so the kill lands mid-replay
     service = own_deployment.gateway("catalog", side="command", name="catalog-commands").start()
     try:
         ids = create_many(service, own_deployment.admin_token(), 3000)
@@ -79,7 +79,12 @@ def test_a_projector_killed_mid_replay_resumes_without_duplicates_or_gaps(own_de
         service.stop()
     projector = own_deployment.projector("catalog", "catalog-search").start()
     end = log_end(own_deployment)
-    eventually(lambda: own_deployment.catalog_offsets("catalog") > 0, 60, "the projector to start applying")
+    eventually(
+        lambda: own_deployment.catalog_offsets("catalog") > 0,
+        60,
+        "the projector to start applying",
+        every=0.01,
+    )
     projector.kill()  # SIGKILL: no chance to finish the batch in hand
     assert own_deployment.catalog_offsets("catalog") < end, "the kill came too late to interrupt the replay"
 
