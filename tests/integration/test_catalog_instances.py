@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.support.catalog_client import create_product
 from tests.support.deployment import Deployment
-from tests.support.processes import HttpService
+from tests.support.processes import wait_until_partitions_split
 from tests.support.users_client import bearer
-from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-
-def ownership(service: HttpService) -> dict[str, Any]:
-    body: dict[str, Any] = httpx.get(f"{service.url}/internal/partitions", timeout=5).json()["catalog"]
-    return body
 
 
 def test_two_instances_allocate_distinct_ids_and_a_keyed_retry_lands_on_the_same_product(
@@ -29,17 +22,7 @@ def test_two_instances_allocate_distinct_ids_and_a_keyed_retry_lands_on_the_same
     second = own_deployment.gateway("catalog", side="command", name="catalog-instance-b").start()
     token = own_deployment.admin_token()
     try:
-
-        def split() -> bool:
-            a, b = ownership(first)["ready"], ownership(second)["ready"]
-            return bool(
-                a
-                and b
-                and not set(a) & set(b)
-                and len(a) + len(b) == own_deployment.settings.kafka_partitions
-            )
-
-        eventually(split, 60, "two instances to share the partitions")
+        wait_until_partitions_split("catalog", [first, second], own_deployment.settings.kafka_partitions)
 
         ids = [create_product((first, second)[i % 2].url, token).json()["id"] for i in range(20)]
         assert len(set(ids)) == 20

@@ -13,7 +13,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from tests.support.deployment import Deployment
-from tests.support.processes import HttpService
+from tests.support.processes import HttpService, wait_until_partitions_split
 from tests.support.users_client import bearer, log_in, new_email, register, token_for
 from tests.support.waiting import eventually
 
@@ -71,28 +71,13 @@ def test_a_dropped_read_model_is_rebuilt_from_the_log_row_for_row(own_deployment
         service.stop()
 
 
-def ownership(service: HttpService) -> dict[str, Any]:
-    body: dict[str, Any] = httpx.get(f"{service.url}/internal/partitions", timeout=5).json()["users"]
-    return body
-
-
 def test_two_instances_split_the_partitions_and_never_both_accept_one_email(
     own_deployment: Deployment,
 ) -> None:
     first = own_deployment.gateway("users", side="command", name="users-instance-a").start()
     second = own_deployment.gateway("users", side="command", name="users-instance-b").start()
     try:
-
-        def split() -> bool:
-            a, b = ownership(first), ownership(second)
-            return bool(
-                a["ready"]
-                and b["ready"]
-                and not set(a["ready"]) & set(b["ready"])
-                and len(a["ready"]) + len(b["ready"]) == own_deployment.settings.kafka_partitions
-            )
-
-        eventually(split, 60, "two instances to share the partitions")
+        wait_until_partitions_split("users", [first, second], own_deployment.settings.kafka_partitions)
 
         for _ in range(3):
             email = new_email()

@@ -90,3 +90,19 @@ class HttpService(ServiceProcess):
                 pass
             time.sleep(0.2)
         raise AssertionError(f"{self.name} did not become healthy within {within}s:\n{self.log_tail()}")
+
+
+def wait_until_partitions_split(context: str, instances: list[HttpService], partitions: int) -> None:
+    """Wait until the instances' command sides own disjoint sets of ready partitions covering them all."""
+
+    def ready(instance: HttpService) -> set[int]:
+        body = httpx.get(f"{instance.url}/internal/partitions", timeout=5).json()[context]
+        return set(body["ready"])
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        owned = [ready(instance) for instance in instances]
+        if all(owned) and sum(map(len, owned)) == partitions == len(set().union(*owned)):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{len(instances)} instances did not share the {partitions} partitions of {context}")
