@@ -62,6 +62,15 @@ class _Request:
     decide: Callable[[PendingBatch], Outcome]
     answer: asyncio.Future[Any]
 
+    # The caller may have gone (a cancelled request): its future is then done, and nobody listens.
+    def resolve(self, result: Any) -> None:
+        if not self.answer.done():
+            self.answer.set_result(result)
+
+    def refuse(self, error: BaseException) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(error)
+
 
 class PartitionWriter:
     """The single writer of one partition while this instance owns it.
@@ -142,34 +151,33 @@ class PartitionWriter:
             try:
                 decided.append((request, request.decide(batch)))
             except Exception as refusal:  # a domain error belongs to its own request only
-                request.answer.set_exception(refusal)
+                request.refuse(refusal)
         positions: dict[UUID, Position] = {}
         if batch.events:
             try:
                 positions = await self.append(batch.events)
-            except EventStoreUnavailable as error:
+            except Exception as error:  # the whole batch failed: every request in it hears so
                 for request, _ in decided:
-                    request.answer.set_exception(error)
+                    request.refuse(error)
                 return
         for request, outcome in decided:
-            if not request.answer.done():
-                request.answer.set_result(outcome(positions))
+            request.resolve(outcome(positions))
 
     def _fail_queued(self, error: Exception) -> None:
         while self._queue:
-            request = self._queue.popleft()
-            if not request.answer.done():
-                request.answer.set_exception(error)
+            self._queue.popleft().refuse(error)
 
     async def append(self, events: Sequence[Event]) -> dict[UUID, Position]:
         """One Kafka transaction for all of `events`; answers only after the broker committed it."""
         try:
             return await asyncio.wait_for(self._transact(events), self._store.timeout)
-        except (KafkaError, TimeoutError, OSError) as error:
+        except Exception as error:
             # The outcome is unknown (the commit may have landed): re-fence and re-read before deciding again.
             self._fresh = False
             await self._drop_producer()
-            raise EventStoreUnavailable(f"Kafka did not acknowledge the append: {error!r}") from error
+            if isinstance(error, KafkaError | TimeoutError | OSError):
+                raise EventStoreUnavailable(f"Kafka did not acknowledge the append: {error!r}") from error
+            raise
 
     async def _transact(self, events: Sequence[Event]) -> dict[UUID, Position]:
         assert self._producer is not None

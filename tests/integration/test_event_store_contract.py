@@ -139,3 +139,19 @@ def test_numeric_ids_are_unique_across_partitions(with_store: Callable[..., None
         assert len(set(ids)) == 60
 
     with_store(scenario)
+
+
+def test_callers_that_give_up_do_not_stall_the_others(with_store: Callable[..., None]) -> None:
+    async def scenario(store: EventStore) -> None:
+        emails = [new_email() for _ in range(10)]
+        # Each email four times: one registration succeeds, three are refused.
+        tasks = [asyncio.create_task(register(store, emails[i % 10])) for i in range(40)]
+        await asyncio.sleep(0)
+        for task in tasks[::3]:
+            task.cancel()  # a client that disconnected while its command waited its turn
+        outcomes = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+        expected = int | domain.EmailAlreadyRegistered | asyncio.CancelledError
+        assert all(isinstance(outcome, expected) for outcome in outcomes), outcomes
+        assert await register(store, new_email()) > 0
+
+    with_store(scenario)
