@@ -7,11 +7,17 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-# Two decimal places, serialized as a JSON string ("19.99") so no client parses it as a float.
+
+def amount_text(amount: Decimal) -> str:
+    """How an amount is written on the wire: a string with two decimals ("19.99"), so no client parses
+    it as a float."""
+    return f"{amount:.2f}"
+
+
 Amount = Annotated[
     Decimal,
     Field(max_digits=12, decimal_places=2, allow_inf_nan=False),
-    PlainSerializer(lambda value: f"{value:.2f}", return_type=str, when_used="json"),
+    PlainSerializer(amount_text, return_type=str, when_used="json"),
 ]
 
 

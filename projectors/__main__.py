@@ -25,13 +25,9 @@ from event_schemas.registry import REGISTRY
 from event_schemas.topics import in_namespace
 from projectors.catalog.projection import ProductsProjection
 from projectors.catalog.search_index import ProductSearchProjection
+from projectors.runtime.offsets import ensure_offsets_table, stored_offsets
 from projectors.runtime.pool import make_pool
-from projectors.runtime.postgres_runner import (
-    PostgresProjectionRunner,
-    ensure_offsets_table,
-    reset,
-    stored_offsets,
-)
+from projectors.runtime.postgres_runner import PostgresProjectionRunner, reset
 from projectors.runtime.projection import Projection
 from projectors.runtime.rebuild import rebuild_index, rebuild_tables
 from projectors.runtime.replay import end_offsets

@@ -11,6 +11,7 @@ from auth.deps import CurrentAdmin
 from command_api.catalog.commands import AdjustStock, CreateProduct, UpdateProduct
 from command_api.catalog.handlers import CatalogHandlers, ProductChanged
 from command_api.http import Context, acknowledge
+from event_schemas.money import amount_text
 
 router = APIRouter(tags=["catalog"])
 
@@ -32,7 +33,7 @@ def product_public(changed: ProductChanged) -> dict[str, Any]:
         "id": product.product_id,
         "name": product.name,
         "description": product.description,
-        "price": f"{product.price.amount:.2f}",
+        "price": amount_text(product.price.amount),
         "currency": product.price.currency,
         "stock": product.stock,
         "version": changed.version,

@@ -17,6 +17,7 @@ from typing import Any
 
 from event_schemas import topics
 from event_schemas.envelope import Event
+from event_schemas.money import amount_text
 from projectors.catalog import projection as products
 from projectors.runtime.projection import Row
 
@@ -57,7 +58,7 @@ def to_document(row: Row) -> Document:
         "id": row["id"],
         "name": row["name"],
         "description": row["description"],
-        "price": f"{price:.2f}",
+        "price": amount_text(price),
         "price_minor": int(price * 100),
         "currency": row["currency"],
         "stock": row["stock"],

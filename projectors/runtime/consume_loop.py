@@ -15,20 +15,10 @@ from typing import Any, Generic, Protocol, TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 
 from event_schemas.registry import EventRegistry
+from projectors.runtime.offsets import store_offset, stored_offsets
 from projectors.runtime.pool import Pool
 
 log = logging.getLogger(__name__)
-
-
-async def store_offset(pool: Pool, offsets_name: str, tp: TopicPartition, next_offset: int) -> None:
-    """Move a partition's stored offset forward (never back)."""
-    async with pool.connection() as conn:
-        await conn.execute(
-            "INSERT INTO projection_offsets (projection, topic, partition, next_offset) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (projection, topic, partition) DO UPDATE "
-            "SET next_offset = GREATEST(projection_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()",
-            (offsets_name, tp.topic, tp.partition, next_offset),
-        )
 
 
 async def until_done(attempt: Callable[[], Awaitable[object]], what: str) -> None:
@@ -95,8 +85,9 @@ class ProjectionLoop(ABC, Generic[P]):
     async def apply_batch(self, tp: TopicPartition, records: Sequence[ConsumerRecord], position: int) -> None:
         """Apply the records and store `position` (or the offset after the last record) as the next one."""
 
-    @abstractmethod
-    async def stored_offsets(self) -> dict[int, int]: ...
+    async def stored_offsets(self) -> dict[int, int]:
+        async with self.pool.connection() as conn:
+            return await stored_offsets(conn, self.name, self.topic)
 
     async def run(self) -> None:
         """Consume until cancelled."""

@@ -16,21 +16,14 @@ from psycopg.rows import DictRow
 
 from event_schemas.registry import EventRegistry
 from projectors.runtime.consume_loop import ProjectionLoop
+from projectors.runtime.offsets import create_offsets_table, ensure_offset_row
 from projectors.runtime.pool import Pool
-from projectors.runtime.projection import OFFSETS_SCHEMA, Projection, Row, select_rows, upsert_row
-
-
-async def ensure_offsets_table(pool: Pool) -> None:
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('projection-schema'))")
-        await conn.execute(OFFSETS_SCHEMA)
+from projectors.runtime.projection import Projection, Row, select_rows, upsert_row
 
 
 async def ensure_schema(pool: Pool, projection: Projection, table: str | None = None) -> None:
     async with pool.connection() as conn, conn.transaction():
-        # One DDL at a time across processes: CREATE IF NOT EXISTS races on the catalog otherwise.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('projection-schema'))")
-        await conn.execute(OFFSETS_SCHEMA)
+        await create_offsets_table(conn)
         for ddl in projection.schema(table or projection.table):
             await conn.execute(ddl)
 
@@ -43,17 +36,9 @@ async def drop_read_model(conn: AsyncConnection[DictRow], table: str, offsets_na
 async def reset(pool: Pool, projection: Projection) -> None:
     """Drop the read model and its offsets, so the next run replays the topic from the start."""
     async with pool.connection() as conn, conn.transaction():
-        await conn.execute(OFFSETS_SCHEMA)
+        await create_offsets_table(conn)
         await drop_read_model(conn, projection.table, projection.name)
     await ensure_schema(pool, projection)
-
-
-async def stored_offsets(conn: AsyncConnection[DictRow], offsets_name: str, topic: str) -> dict[int, int]:
-    cursor = await conn.execute(
-        "SELECT partition, next_offset FROM projection_offsets WHERE projection = %s AND topic = %s",
-        (offsets_name, topic),
-    )
-    return {row["partition"]: row["next_offset"] for row in await cursor.fetchall()}
 
 
 async def apply_records(
@@ -65,16 +50,12 @@ async def apply_records(
     tp: TopicPartition,
     records: Sequence[ConsumerRecord],
     position: int = 0,
-) -> int:
+) -> None:
     """Apply one partition's records and move its offset, inside the caller's transaction; records
-    below the stored offset are skipped. Returns how many were applied. `position` is the consumer's
+    below the stored offset are skipped. `position` is the consumer's
     position after the records, which is past any transaction markers that follow them (so a caught-up
     projection shows no lag)."""
-    await conn.execute(
-        "INSERT INTO projection_offsets (projection, topic, partition, next_offset) "
-        "VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING",
-        (offsets_name, tp.topic, tp.partition),
-    )
+    await ensure_offset_row(conn, offsets_name, tp)
     cursor = await conn.execute(
         "SELECT next_offset FROM projection_offsets "
         "WHERE projection = %s AND topic = %s AND partition = %s FOR UPDATE",
@@ -84,7 +65,7 @@ async def apply_records(
     assert stored is not None
     fresh = [record for record in records if record.offset >= stored["next_offset"]]
     if not fresh:
-        return 0
+        return
     events = [registry.from_bytes(record.value) for record in fresh]
     columns = tuple(projection.columns)
     current: dict[Hashable, Row] = {}
@@ -101,7 +82,6 @@ async def apply_records(
         "WHERE projection = %s AND topic = %s AND partition = %s",
         (max(fresh[-1].offset + 1, position), offsets_name, tp.topic, tp.partition),
     )
-    return len(fresh)
 
 
 class PostgresProjectionRunner(ProjectionLoop[Projection]):
@@ -109,10 +89,6 @@ class PostgresProjectionRunner(ProjectionLoop[Projection]):
 
     async def prepare(self) -> None:
         await ensure_schema(self.pool, self.projection)
-
-    async def stored_offsets(self) -> dict[int, int]:
-        async with self.pool.connection() as conn:
-            return await stored_offsets(conn, self.name, self.topic)
 
     async def apply_batch(self, tp: TopicPartition, records: Sequence[ConsumerRecord], position: int) -> None:
         async with self.pool.connection() as conn, conn.transaction():

@@ -21,17 +21,6 @@ from event_schemas.envelope import Event
 
 Row = dict[str, Any]
 
-OFFSETS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS projection_offsets (
-    projection  text    NOT NULL,
-    topic       text    NOT NULL,
-    partition   integer NOT NULL,
-    next_offset bigint  NOT NULL,
-    updated_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (projection, topic, partition)
-)
-"""
-
 SHADOW_SUFFIX = "__rebuild"
 
 

@@ -20,15 +20,9 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import DictRow
 
 from event_schemas.registry import EventRegistry
-from projectors.runtime.consume_loop import store_offset
+from projectors.runtime.offsets import ensure_offset_row, ensure_offsets_table, store_offset, stored_offsets
 from projectors.runtime.pool import Pool
-from projectors.runtime.postgres_runner import (
-    apply_records,
-    drop_read_model,
-    ensure_offsets_table,
-    ensure_schema,
-    stored_offsets,
-)
+from projectors.runtime.postgres_runner import apply_records, drop_read_model, ensure_schema
 from projectors.runtime.projection import SHADOW_SUFFIX, Projection, shadow_table
 from projectors.runtime.replay import end_offsets, read_range
 from projectors.runtime.search_runner import DocumentProjection, create_index, index_events
@@ -89,11 +83,7 @@ async def swap_tables(
     async with pool.connection() as conn, conn.transaction():
         partitions = range(len(await end_offsets(bootstrap_servers, projection.topic)))
         for partition in partitions:
-            await conn.execute(
-                "INSERT INTO projection_offsets (projection, topic, partition, next_offset) "
-                "VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING",
-                (projection.name, projection.topic, partition),
-            )
+            await ensure_offset_row(conn, projection.name, TopicPartition(projection.topic, partition))
         # Holds the live projector between two batches until this transaction ends.
         await conn.execute(
             "SELECT partition FROM projection_offsets WHERE projection = %s AND topic = %s FOR UPDATE",
@@ -164,9 +154,7 @@ async def rebuild_index(
     async def replay(start: dict[int, int], until: dict[int, int], meter: ReplayMeter | None) -> None:
         async for tp, records in read_range(bootstrap_servers, projection.topic, start, until):
             await index_events(es, projection, index, [registry.from_bytes(r.value) for r in records])
-            await store_offset(
-                pool, shadow_name, TopicPartition(tp.topic, tp.partition), records[-1].offset + 1
-            )
+            await store_offset(pool, shadow_name, tp, records[-1].offset + 1)
             if meter is not None:
                 meter.add(len(records))
 

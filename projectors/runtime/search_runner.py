@@ -17,9 +17,9 @@ from elasticsearch import AsyncElasticsearch, BadRequestError
 
 from event_schemas.envelope import Event
 from event_schemas.registry import EventRegistry
-from projectors.runtime.consume_loop import ProjectionLoop, store_offset
+from projectors.runtime.consume_loop import ProjectionLoop
+from projectors.runtime.offsets import ensure_offsets_table, store_offset
 from projectors.runtime.pool import Pool
-from projectors.runtime.postgres_runner import ensure_offsets_table, stored_offsets
 
 Document = dict[str, Any]
 
@@ -73,9 +73,8 @@ async def ensure_index(es: AsyncElasticsearch, projection: DocumentProjection) -
 
 async def index_events(
     es: AsyncElasticsearch, projection: DocumentProjection, target: str, events: Sequence[Event]
-) -> int:
-    """Fold `events` into the documents of `target` (an index or the alias) and write them; returns how
-    many documents were written or were already newer."""
+) -> None:
+    """Fold `events` into the documents of `target` (an index or the alias) and write them."""
     needed = sorted(projection.needs_current(events))
     current: dict[str, Document] = {}
     if needed:
@@ -83,7 +82,7 @@ async def index_events(
         current = {doc["_id"]: doc["_source"] for doc in found["docs"] if doc.get("found")}
     documents = projection.fold(current, events)
     if not documents:
-        return 0
+        return
     operations: list[Mapping[str, Any]] = []
     for key, document in documents.items():
         operations.append(
@@ -106,7 +105,6 @@ async def index_events(
         ]
         if failures:  # 409: the index already holds a newer version, which is what we want
             raise IndexWriteFailed(f"{len(failures)} documents failed, first: {failures[0].get('error')}")
-    return len(documents)
 
 
 class SearchProjectionRunner(ProjectionLoop[DocumentProjection]):
@@ -128,10 +126,6 @@ class SearchProjectionRunner(ProjectionLoop[DocumentProjection]):
     async def prepare(self) -> None:
         await ensure_offsets_table(self.pool)
         await ensure_index(self._es, self.projection)
-
-    async def stored_offsets(self) -> dict[int, int]:
-        async with self.pool.connection() as conn:
-            return await stored_offsets(conn, self.name, self.topic)
 
     async def apply_batch(self, tp: TopicPartition, records: Sequence[ConsumerRecord], position: int) -> None:
         events = [self.registry.from_bytes(record.value) for record in records]

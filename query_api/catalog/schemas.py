@@ -7,16 +7,16 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-Price = Annotated[Decimal, PlainSerializer(lambda value: f"{value:.2f}", return_type=str, when_used="json")]
+from event_schemas.money import Amount
 
 
 class ProductPublic(BaseModel):
     id: int
     name: str
     description: str
-    price: Price
+    price: Amount
     currency: str
     stock: int
     version: int

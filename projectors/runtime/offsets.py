@@ -1,0 +1,60 @@
+"""Where each projection has got to in each partition, kept in the read model's own database."""
+
+from __future__ import annotations
+
+from aiokafka import TopicPartition
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
+from projectors.runtime.pool import Pool
+
+OFFSETS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS projection_offsets (
+    projection  text    NOT NULL,
+    topic       text    NOT NULL,
+    partition   integer NOT NULL,
+    next_offset bigint  NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (projection, topic, partition)
+)
+"""
+
+
+async def create_offsets_table(conn: AsyncConnection[DictRow]) -> None:
+    """Inside the caller's transaction, which then holds the schema lock: CREATE IF NOT EXISTS races
+    on the catalog when several processes run it at once, so DDL goes one at a time."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('projection-schema'))")
+    await conn.execute(OFFSETS_SCHEMA)
+
+
+async def ensure_offsets_table(pool: Pool) -> None:
+    async with pool.connection() as conn, conn.transaction():
+        await create_offsets_table(conn)
+
+
+async def stored_offsets(conn: AsyncConnection[DictRow], offsets_name: str, topic: str) -> dict[int, int]:
+    cursor = await conn.execute(
+        "SELECT partition, next_offset FROM projection_offsets WHERE projection = %s AND topic = %s",
+        (offsets_name, topic),
+    )
+    return {row["partition"]: row["next_offset"] for row in await cursor.fetchall()}
+
+
+async def store_offset(pool: Pool, offsets_name: str, tp: TopicPartition, next_offset: int) -> None:
+    """Move a partition's stored offset forward (never back)."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO projection_offsets (projection, topic, partition, next_offset) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (projection, topic, partition) DO UPDATE "
+            "SET next_offset = GREATEST(projection_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()",
+            (offsets_name, tp.topic, tp.partition, next_offset),
+        )
+
+
+async def ensure_offset_row(conn: AsyncConnection[DictRow], offsets_name: str, tp: TopicPartition) -> None:
+    """A partition's row exists (at offset 0 if new), so that it can be locked."""
+    await conn.execute(
+        "INSERT INTO projection_offsets (projection, topic, partition, next_offset) "
+        "VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING",
+        (offsets_name, tp.topic, tp.partition),
+    )
