@@ -19,6 +19,7 @@ from command_api.ownership import ownership_router
 from config.settings import Settings
 from event_schemas import topics
 from event_schemas.registry import REGISTRY
+from web.routing import add_routes
 
 # Errors of the event store itself, the same in every context.
 EVENT_STORE_ERRORS: dict[type[Exception], tuple[int, str]] = {
@@ -54,8 +55,7 @@ async def command_side(
 
 def install_command_routes(app: FastAPI, router: APIRouter, settings: Settings) -> None:
     """A context's command routes, on an app that may serve other routes too."""
-    app.include_router(router)
-    app.include_router(ownership_router)
+    add_routes(app, router, ownership_router)
 
     async def not_owner(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, NotOwner)

@@ -17,13 +17,22 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int)
     parser.add_argument("--side", choices=["both", "command", "query"], default="both")
+    parser.add_argument(
+        "--access-log", action="store_true", help="log every request (off: /metrics counts them)"
+    )
     args = parser.parse_args()
     port = args.port or SERVICES[args.service].port
     settings = get_settings()
     if not settings.instance_url:
         settings = settings.model_copy(update={"instance_url": f"http://{args.host}:{port}"})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(service_app(args.service, settings, args.side), host=args.host, port=port, log_level="info")
+    uvicorn.run(
+        service_app(args.service, settings, args.side),
+        host=args.host,
+        port=port,
+        log_level="info",
+        access_log=args.access_log,
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from query_api.users import app as users_queries
 from web.errors import install_error_handlers
 from web.health import health_router
 from web.metrics import install_metrics
+from web.routing import add_routes
 
 Side = Literal["both", "command", "query"]
 Lifespan = Callable[[FastAPI, Settings], AbstractAsyncContextManager[None]]
@@ -77,6 +78,6 @@ def service_app(name: str, settings: Settings, side: Side = "both") -> FastAPI:
         service.install_command_side(app, settings)
     if queries:
         service.install_query_side(app)
-    app.include_router(health_router)
+    add_routes(app, health_router)
     install_metrics(app)
     return app

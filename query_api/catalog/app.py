@@ -14,6 +14,7 @@ from projectors.catalog.projection import ProductsProjection
 from projectors.catalog.search_index import ProductSearchProjection
 from query_api.catalog.routes import router
 from query_api.service import READ_MODEL_ERRORS, query_side
+from web.routing import add_routes
 
 DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     **READ_MODEL_ERRORS,
@@ -41,4 +42,4 @@ async def catalog_query_side(app: FastAPI, settings: Settings) -> AsyncIterator[
 
 
 def install_query_side(app: FastAPI) -> None:
-    app.include_router(router)
+    add_routes(app, router)

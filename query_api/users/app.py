@@ -11,6 +11,7 @@ from config.settings import Settings
 from projectors.users.projection import UsersProjection
 from query_api.service import READ_MODEL_ERRORS, query_side
 from query_api.users.routes import router
+from web.routing import add_routes
 
 DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = READ_MODEL_ERRORS
 
@@ -26,4 +27,4 @@ async def users_query_side(app: FastAPI, settings: Settings) -> AsyncIterator[No
 
 
 def install_query_side(app: FastAPI) -> None:
-    app.include_router(router)
+    add_routes(app, router)
