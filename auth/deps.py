@@ -9,7 +9,7 @@ from fastapi import Depends, Header, HTTPException, Request, status
 from auth.tokens import Claims, TokenVerifier, bearer_token
 
 
-def current_claims(request: Request, authorization: Annotated[str | None, Header()] = None) -> Claims:
+async def current_claims(request: Request, authorization: Annotated[str | None, Header()] = None) -> Claims:
     verifier: TokenVerifier = request.app.state.token_verifier
     return verifier.verify(bearer_token(authorization))
 
@@ -17,7 +17,7 @@ def current_claims(request: Request, authorization: Annotated[str | None, Header
 CurrentUser = Annotated[Claims, Depends(current_claims)]
 
 
-def current_admin(claims: CurrentUser) -> Claims:
+async def current_admin(claims: CurrentUser) -> Claims:
     if claims.role != "admin":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "This action needs the admin role")
     return claims

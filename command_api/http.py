@@ -14,7 +14,7 @@ CORRELATION_HEADER = "X-Correlation-Id"
 COMMAND_HEADER = "X-Command-Id"
 
 
-def command_context(
+async def command_context(
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=255, pattern=r"^[\x21-\x7e]+$")] = None,
     correlation_id: Annotated[UUID | None, Header(alias=CORRELATION_HEADER)] = None,

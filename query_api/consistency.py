@@ -37,7 +37,7 @@ class ConsistencyToken:
         return cls(parts[0], int(parts[1]), int(parts[2]))
 
 
-def consistency_token(
+async def consistency_token(
     header: Annotated[str | None, Header(alias="X-Consistency-Token")] = None,
     query: Annotated[str | None, Query(alias="consistency_token")] = None,
 ) -> ConsistencyToken | None:

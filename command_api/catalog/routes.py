@@ -18,7 +18,7 @@ router = APIRouter(tags=["catalog"])
 ProductId = Annotated[int, Path(gt=0, le=2**53)]
 
 
-def get_handlers(request: Request) -> CatalogHandlers:
+async def get_handlers(request: Request) -> CatalogHandlers:
     handlers: CatalogHandlers = request.app.state.catalog_handlers
     return handlers
 

@@ -17,7 +17,7 @@ from event_schemas.users import Role, UserRegistered
 router = APIRouter(tags=["users"])
 
 
-def get_handlers(request: Request) -> UsersHandlers:
+async def get_handlers(request: Request) -> UsersHandlers:
     handlers: UsersHandlers = request.app.state.users_handlers
     return handlers
 

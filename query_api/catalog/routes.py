@@ -21,7 +21,7 @@ router = APIRouter(tags=["catalog"])
 Token = Annotated[ConsistencyToken | None, Depends(consistency_token)]
 
 
-def catalog_pool(request: Request) -> Pool:
+async def catalog_pool(request: Request) -> Pool:
     pool: Pool = request.app.state.catalog_pool
     return pool
 

@@ -16,7 +16,7 @@ from query_api.users.schemas import TokenPublic, UserPublic
 router = APIRouter(tags=["users"])
 
 
-def users_pool(request: Request) -> Pool:
+async def users_pool(request: Request) -> Pool:
     pool: Pool = request.app.state.users_pool
     return pool
 
