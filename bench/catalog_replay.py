@@ -32,7 +32,7 @@ from event_schemas.topics import in_namespace
 from infra.topics import ensure_topics
 from projectors.catalog.projection import ProductsProjection
 from projectors.catalog.search_index import ProductSearchProjection
-from projectors.runtime.pool import make_pool
+from read_models.pool import make_pool
 from projectors.runtime.rebuild import rebuild_index, rebuild_tables
 from projectors.runtime.replay import end_offsets, read_range
 

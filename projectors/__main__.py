@@ -26,13 +26,13 @@ from event_schemas.topics import in_namespace
 from projectors.catalog.projection import ProductsProjection
 from projectors.catalog.search_index import ProductSearchProjection
 from projectors.runtime.offsets import ensure_offsets_table, stored_offsets
-from projectors.runtime.pool import make_pool
 from projectors.runtime.postgres_runner import PostgresProjectionRunner, reset
 from projectors.runtime.projection import Projection
 from projectors.runtime.rebuild import rebuild_index, rebuild_tables
 from projectors.runtime.replay import end_offsets
 from projectors.runtime.search_runner import DocumentProjection, SearchProjectionRunner
 from projectors.users.projection import UsersProjection
+from read_models.pool import make_pool
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,15 @@ projection has applied the event at that position."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from typing import Annotated
 
+import psycopg
 from fastapi import Header, Query
 
-from projectors.runtime.pool import Pool
+from query_api.read_model_feed import ReadModelDatabase
+from read_models.pool import Pool
 
 
 class ProjectionBehind(Exception):
@@ -45,24 +46,39 @@ async def consistency_token(
     return None if raw is None else ConsistencyToken.parse(raw)
 
 
-async def wait_for(pool: Pool, projection: str, token: ConsistencyToken | None, within: float) -> None:
+async def wait_for(
+    database: ReadModelDatabase, projection: str, token: ConsistencyToken | None, within: float
+) -> None:
+    """Return once the projection has applied the token's event: known at once from the change
+    notices, else (notices missed, or none yet) from the offsets table, polled now and then."""
     if token is None:
         return
+    feed = database.feed
     deadline = time.monotonic() + within
-    delay = 0.005
-    while True:
+    delay, polled_at = 0.005, -1.0
+    while not feed.reached(projection, token.topic, token.partition, token.offset):
+        now = time.monotonic()
+        if now - polled_at >= (0.1 if feed.listening else delay):
+            polled_at = now
+            if await _stored_offset(database.pool, projection, token) > token.offset:
+                return
+        if now >= deadline:
+            raise ProjectionBehind(
+                f"the {projection} read model has not reached {token.topic}:{token.partition}:{token.offset} "
+                f"after {within:.0f}s; retry shortly"
+            )
+        await feed.next_notice(min(delay, deadline - now))
+        delay = min(delay * 2, 0.1)
+
+
+async def _stored_offset(pool: Pool, projection: str, token: ConsistencyToken) -> int:
+    try:
         async with pool.connection() as conn:
             cursor = await conn.execute(
                 "SELECT next_offset FROM projection_offsets WHERE projection = %s AND topic = %s AND partition = %s",
                 (projection, token.topic, token.partition),
             )
             row = await cursor.fetchone()
-        if row is not None and row["next_offset"] > token.offset:
-            return
-        if time.monotonic() >= deadline:
-            raise ProjectionBehind(
-                f"the {projection} read model has not reached {token.topic}:{token.partition}:{token.offset} "
-                f"after {within:.0f}s; retry shortly"
-            )
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.1)
+    except psycopg.errors.UndefinedTable:
+        return 0  # the projector has not created its tables yet
+    return 0 if row is None else int(row["next_offset"])

@@ -1,9 +1,11 @@
 """What every context's query side needs while its app runs: the token verifier, the consistency
-wait, and a pool on its read model's database (whose schema it makes sure of, if it can)."""
+wait, a pool on its read models' database and the feed of their changes. The schema is the
+projectors' business: until a projector has created its tables, queries answer 503."""
 
 from __future__ import annotations
 
-import logging
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,12 +15,9 @@ from fastapi import FastAPI
 
 from auth.tokens import load_verifier
 from config.settings import Settings
-from projectors.runtime.pool import Pool, make_pool
-from projectors.runtime.postgres_runner import ensure_schema
-from projectors.runtime.projection import Projection
 from query_api.consistency import BadConsistencyToken, ProjectionBehind
-
-log = logging.getLogger(__name__)
+from query_api.read_model_feed import ReadModelDatabase, ReadModelFeed
+from read_models.pool import make_pool
 
 # Errors of reading a PostgreSQL read model, the same in every context.
 READ_MODEL_ERRORS: dict[type[Exception], tuple[int, str]] = {
@@ -32,17 +31,18 @@ READ_MODEL_ERRORS: dict[type[Exception], tuple[int, str]] = {
 
 @asynccontextmanager
 async def query_side(
-    app: FastAPI, settings: Settings, *, database_url: str, projection: Projection
-) -> AsyncIterator[Pool]:
+    app: FastAPI, settings: Settings, *, database_url: str
+) -> AsyncIterator[ReadModelDatabase]:
     app.state.token_verifier = load_verifier(settings)
     app.state.consistency_wait_seconds = settings.consistency_wait_seconds
+    feed = ReadModelFeed(database_url)
+    following = asyncio.create_task(feed.follow(), name="read-model-feed")
     pool = make_pool(database_url)
     await pool.open(wait=False)  # PostgreSQL may be down: the queries answer 503 until it is back
     try:
-        await ensure_schema(pool, projection)
-    except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
-        log.warning("%s read model schema not checked (PostgreSQL unavailable): %s", projection.name, error)
-    try:
-        yield pool
+        yield ReadModelDatabase(pool, feed)
     finally:
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
         await pool.close()

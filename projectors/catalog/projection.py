@@ -21,6 +21,7 @@ from event_schemas.catalog import (
 )
 from event_schemas.envelope import Event
 from projectors.runtime.projection import Row, fold_rows, query, rows_to_read
+from read_models.catalog import PRODUCTS, PRODUCTS_TABLE
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS {table} (
@@ -111,8 +112,8 @@ def fold(current: Mapping[Hashable, Row], events: Sequence[Event]) -> dict[Hasha
 
 
 class ProductsProjection:
-    name = "catalog"
-    table = "products"
+    name = PRODUCTS
+    table = PRODUCTS_TABLE
     columns = COLUMNS
 
     def __init__(self, namespace: str) -> None:

@@ -20,6 +20,7 @@ from event_schemas.envelope import Event
 from event_schemas.money import amount_text
 from projectors.catalog import projection as products
 from projectors.runtime.projection import Row
+from read_models.catalog import PRODUCT_SEARCH, product_index_alias
 
 Document = dict[str, Any]
 
@@ -91,13 +92,13 @@ def to_row(document: Document) -> Row:
 class ProductSearchProjection:
     """The product index as a document projection (see projectors/runtime/search_runner.py)."""
 
-    name = "catalog-search"
+    name = PRODUCT_SEARCH
     mapping = MAPPING
     settings = SETTINGS
 
     def __init__(self, namespace: str) -> None:
         self.topic = topics.in_namespace(namespace, topics.CATALOG)
-        self.alias = f"{namespace}.catalog-products".lower()
+        self.alias = product_index_alias(namespace)
 
     def needs_current(self, events: Sequence[Event]) -> set[str]:
         return {str(key) for key in products.needs_current(events)}

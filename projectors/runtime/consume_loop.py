@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 
 from event_schemas.registry import EventRegistry
 from projectors.runtime.offsets import store_offset, stored_offsets
-from projectors.runtime.pool import Pool
+from read_models.pool import Pool
 
 log = logging.getLogger(__name__)
 

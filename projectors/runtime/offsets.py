@@ -6,7 +6,7 @@ from aiokafka import TopicPartition
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
-from projectors.runtime.pool import Pool
+from read_models.pool import Pool
 
 OFFSETS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS projection_offsets (

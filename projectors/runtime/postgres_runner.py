@@ -17,8 +17,9 @@ from psycopg.rows import DictRow
 from event_schemas.registry import EventRegistry
 from projectors.runtime.consume_loop import ProjectionLoop
 from projectors.runtime.offsets import create_offsets_table, ensure_offset_row
-from projectors.runtime.pool import Pool
 from projectors.runtime.projection import Projection, Row, select_rows, upsert_row
+from read_models.changes import ChangeNotice, announce
+from read_models.pool import Pool
 
 
 async def ensure_schema(pool: Pool, projection: Projection, table: str | None = None) -> None:
@@ -38,6 +39,7 @@ async def reset(pool: Pool, projection: Projection) -> None:
     async with pool.connection() as conn, conn.transaction():
         await create_offsets_table(conn)
         await drop_read_model(conn, projection.table, projection.name)
+        await announce(conn, ChangeNotice(projection.name, reset=True))
     await ensure_schema(pool, projection)
 
 
@@ -77,10 +79,14 @@ async def apply_records(
     if rows:
         async with conn.cursor() as writer:
             await writer.executemany(upsert_row(table, columns), list(rows.values()))
+    next_offset = max(fresh[-1].offset + 1, position)
     await conn.execute(
         "UPDATE projection_offsets SET next_offset = %s, updated_at = now() "
         "WHERE projection = %s AND topic = %s AND partition = %s",
-        (max(fresh[-1].offset + 1, position), offsets_name, tp.topic, tp.partition),
+        (next_offset, offsets_name, tp.topic, tp.partition),
+    )
+    await announce(
+        conn, ChangeNotice.of_batch(offsets_name, tp.topic, tp.partition, next_offset, rows.keys())
     )
 
 

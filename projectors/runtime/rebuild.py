@@ -21,11 +21,12 @@ from psycopg.rows import DictRow
 
 from event_schemas.registry import EventRegistry
 from projectors.runtime.offsets import ensure_offset_row, ensure_offsets_table, store_offset, stored_offsets
-from projectors.runtime.pool import Pool
 from projectors.runtime.postgres_runner import apply_records, drop_read_model, ensure_schema
 from projectors.runtime.projection import SHADOW_SUFFIX, Projection, shadow_table
 from projectors.runtime.replay import end_offsets, read_range
 from projectors.runtime.search_runner import DocumentProjection, create_index, index_events
+from read_models.changes import ChangeNotice, announce
+from read_models.pool import Pool
 
 Progress = Callable[[str], None]
 
@@ -108,6 +109,7 @@ async def swap_tables(
             (projection.name, shadow_name),
         )
         await conn.execute("DELETE FROM projection_offsets WHERE projection = %s", (shadow_name,))
+        await announce(conn, ChangeNotice(projection.name))  # every row may differ
 
 
 async def _rename_indexes(conn: AsyncConnection[DictRow], table: str, old_prefix: str) -> None:
@@ -167,6 +169,8 @@ async def rebuild_index(
     ]
     actions.append({"add": {"index": index, "alias": projection.alias}})
     await es.indices.update_aliases(actions=actions)
+    async with pool.connection() as conn:
+        await announce(conn, ChangeNotice(projection.name))
     progress(f"{projection.name}: readers now use index {index}")
     # What reached the old index between the first pass and the swap (idempotent where repeated).
     async with pool.connection() as conn:

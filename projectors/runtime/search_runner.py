@@ -19,7 +19,8 @@ from event_schemas.envelope import Event
 from event_schemas.registry import EventRegistry
 from projectors.runtime.consume_loop import ProjectionLoop
 from projectors.runtime.offsets import ensure_offsets_table, store_offset
-from projectors.runtime.pool import Pool
+from read_models.changes import ChangeNotice, announce
+from read_models.pool import Pool
 
 Document = dict[str, Any]
 
@@ -130,4 +131,14 @@ class SearchProjectionRunner(ProjectionLoop[DocumentProjection]):
     async def apply_batch(self, tp: TopicPartition, records: Sequence[ConsumerRecord], position: int) -> None:
         events = [self.registry.from_bytes(record.value) for record in records]
         await index_events(self._es, self.projection, self.projection.alias, events)
-        await store_offset(self.pool, self.name, tp, max(records[-1].offset + 1, position))
+        next_offset = max(records[-1].offset + 1, position)
+        await store_offset(self.pool, self.name, tp, next_offset)
+        # After the offset, not with it (Elasticsearch has no transaction to share): listeners hear
+        # of documents that are written, though searchable only after the index's next refresh.
+        async with self.pool.connection() as conn:
+            await announce(
+                conn,
+                ChangeNotice.of_batch(
+                    self.name, tp.topic, tp.partition, next_offset, {e.aggregate_id for e in events}
+                ),
+            )

@@ -11,6 +11,7 @@ from event_schemas import topics
 from event_schemas.envelope import Event
 from event_schemas.users import UserRegistered, UserRoleChanged
 from projectors.runtime.projection import Row, fold_rows, query, rows_to_read
+from read_models.users import USERS, USERS_TABLE
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS {table} (
@@ -56,8 +57,8 @@ def _role_changed(event: UserRoleChanged, row: Row | None) -> Row | None:
 
 
 class UsersProjection:
-    name = "users"
-    table = "users"
+    name = USERS
+    table = USERS_TABLE
     columns = COLUMNS
 
     def __init__(self, namespace: str) -> None:

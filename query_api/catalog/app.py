@@ -10,10 +10,10 @@ from elasticsearch import ConnectionError as ElasticsearchConnectionError
 from fastapi import FastAPI
 
 from config.settings import Settings
-from projectors.catalog.projection import ProductsProjection
-from projectors.catalog.search_index import ProductSearchProjection
+from query_api.catalog.deps import CatalogReadModels
 from query_api.catalog.routes import router
 from query_api.service import READ_MODEL_ERRORS, query_side
+from read_models.catalog import product_index_alias
 from web.routing import add_routes
 
 DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
@@ -27,17 +27,16 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
 
 @asynccontextmanager
 async def catalog_query_side(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
-    projection = ProductsProjection(settings.namespace)
-    app.state.product_index = ProductSearchProjection(settings.namespace).alias
     async with (
-        query_side(app, settings, database_url=settings.catalog_database_url, projection=projection) as pool,
+        query_side(app, settings, database_url=settings.catalog_database_url) as database,
         # Short timeouts and no retries: a search while Elasticsearch is down answers 503 at once.
         AsyncElasticsearch(
             settings.elasticsearch_url, request_timeout=5, max_retries=0, retry_on_timeout=False
         ) as es,
     ):
-        app.state.catalog_pool = pool
-        app.state.elasticsearch = es
+        app.state.catalog_read_models = CatalogReadModels.create(
+            database, es, product_index_alias(settings.namespace)
+        )
         yield
 
 

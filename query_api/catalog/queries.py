@@ -6,8 +6,8 @@ from typing import Any
 
 from psycopg import sql
 
-from projectors.runtime.pool import Pool
 from query_api.catalog.schemas import ProductFilters, ProductSort
+from read_models.pool import Pool
 
 COLUMNS = sql.SQL("id, name, description, price, currency, stock, version, created_at, updated_at")
 

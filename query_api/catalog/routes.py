@@ -1,82 +1,89 @@
-"""HTTP routes of the catalog query side: the seed's product list, lookup and bulk stock."""
+"""HTTP routes of the catalog query side: the seed's product list, lookup and bulk stock.
+
+Answers are rendered once and kept (query_api/read_model_feed.py) until the projectors announce that
+their rows changed; a query that carries a consistency token waits for it and reads afresh.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from elasticsearch import AsyncElasticsearch
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from pydantic import TypeAdapter
 
 from auth.deps import CurrentUser
-from projectors.catalog.projection import ProductsProjection
-from projectors.catalog.search_index import ProductSearchProjection
-from projectors.runtime.pool import Pool
 from query_api.catalog import queries
+from query_api.catalog.deps import Catalog, Page
 from query_api.catalog.schemas import ProductFilters, ProductPublic, StockQuery
 from query_api.catalog.search import search_products
 from query_api.consistency import ConsistencyToken, consistency_token, wait_for
+from read_models.catalog import PRODUCT_SEARCH, PRODUCTS
 
 router = APIRouter(tags=["catalog"])
 
 Token = Annotated[ConsistencyToken | None, Depends(consistency_token)]
+PRODUCT_JSON = TypeAdapter(ProductPublic)
+PRODUCTS_JSON = TypeAdapter(list[ProductPublic])
 
 
-async def catalog_pool(request: Request) -> Pool:
-    pool: Pool = request.app.state.catalog_pool
-    return pool
+def json_answer(body: bytes, total: int | None = None) -> Response:
+    headers = None if total is None else {"X-Total-Count": str(total)}
+    return Response(body, media_type="application/json", headers=headers)
 
 
-CatalogPool = Annotated[Pool, Depends(catalog_pool)]
-
-
-async def read_your_write(
-    request: Request, pool: Pool, projection: str, token: ConsistencyToken | None
-) -> None:
-    await wait_for(pool, projection, token, request.app.state.consistency_wait_seconds)
-
-
-@router.get("/products")
+@router.get("/products", response_model=list[ProductPublic])
 async def list_products(
-    request: Request,
-    response: Response,
-    pool: CatalogPool,
-    token: Token,
-    filters: Annotated[ProductFilters, Query()],
-) -> list[ProductPublic]:
+    request: Request, catalog: Catalog, token: Token, filters: Annotated[ProductFilters, Query()]
+) -> Response:
     """Products, one page at a time (`limit`, `offset`), optionally searched (`search`), filtered
     (`min_price`, `max_price`, `in_stock`) and sorted (`sort`); the total is in `X-Total-Count`."""
     if filters.offset + filters.limit > 10_000:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "offset + limit must not exceed 10000")
-    if filters.search is None:
-        await read_your_write(request, pool, ProductsProjection.name, token)
-        rows, total = await queries.list_products(pool, filters)
-    else:
-        await read_your_write(request, pool, ProductSearchProjection.name, token)
-        es: AsyncElasticsearch = request.app.state.elasticsearch
-        alias: str = request.app.state.product_index
+    wait = request.app.state.consistency_wait_seconds
+    key = filters.model_dump_json()
+
+    async def page() -> Page:
+        rows, total = await queries.list_products(catalog.database.pool, filters)
+        return PRODUCTS_JSON.dump_json([ProductPublic.from_row(row) for row in rows]), total
+
+    async def found() -> Page:
         if token is not None:
-            await es.indices.refresh(index=alias)  # make what the projector wrote searchable now
-        rows, total = await search_products(es, alias, filters)
-    response.headers["X-Total-Count"] = str(total)
-    return [ProductPublic.from_row(row) for row in rows]
+            await catalog.es.indices.refresh(
+                index=catalog.index
+            )  # make what the projector wrote searchable now
+        hits, total = await search_products(catalog.es, catalog.index, filters)
+        return PRODUCTS_JSON.dump_json(hits), total
+
+    if filters.search is None:
+        await wait_for(catalog.database, PRODUCTS, token, wait)
+        body, total = await catalog.pages.through(key, page, fresh=token is not None)
+    else:
+        await wait_for(catalog.database, PRODUCT_SEARCH, token, wait)
+        body, total = await catalog.searches.through(key, found, fresh=token is not None)
+    return json_answer(body, total)
 
 
-@router.get("/products/{product_id}")
+@router.get("/products/{product_id}", response_model=ProductPublic)
 async def get_product(
-    request: Request, product_id: Annotated[int, Path(gt=0, le=2**53)], pool: CatalogPool, token: Token
-) -> ProductPublic:
+    request: Request, product_id: Annotated[int, Path(gt=0, le=2**53)], catalog: Catalog, token: Token
+) -> Response:
     """One product by id."""
-    await read_your_write(request, pool, ProductsProjection.name, token)
-    row = await queries.product_by_id(pool, product_id)
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "product not found")
-    return ProductPublic.from_row(row)
+    await wait_for(catalog.database, PRODUCTS, token, request.app.state.consistency_wait_seconds)
+
+    async def product() -> bytes:
+        row = await queries.product_by_id(catalog.database.pool, product_id)
+        if row is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "product not found")
+        return PRODUCT_JSON.dump_json(ProductPublic.from_row(row))
+
+    return json_answer(await catalog.products.through(product_id, product, fresh=token is not None))
 
 
 @router.post("/products/stock")
 async def products_stock(
-    request: Request, body: StockQuery, pool: CatalogPool, token: Token, caller: CurrentUser
+    request: Request, body: StockQuery, catalog: Catalog, token: Token, caller: CurrentUser
 ) -> list[ProductPublic]:
     """Current stock (and details) of the given products; unknown or deleted ids are left out."""
-    await read_your_write(request, pool, ProductsProjection.name, token)
-    return [ProductPublic.from_row(row) for row in await queries.products_by_ids(pool, sorted(set(body.ids)))]
+    await wait_for(catalog.database, PRODUCTS, token, request.app.state.consistency_wait_seconds)
+    rows = await queries.products_by_ids(catalog.database.pool, sorted(set(body.ids)))
+    return [ProductPublic.from_row(row) for row in rows]

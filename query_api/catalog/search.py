@@ -6,8 +6,7 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch
 
-from projectors.catalog.search_index import to_row
-from query_api.catalog.schemas import ProductFilters, ProductSort
+from query_api.catalog.schemas import ProductFilters, ProductPublic, ProductSort
 
 SORTS: dict[ProductSort, list[dict[str, Any]]] = {
     ProductSort.relevance: [{"_score": "desc"}, {"id": "asc"}],
@@ -56,7 +55,8 @@ def search_body(filters: ProductFilters) -> dict[str, Any]:
 
 async def search_products(
     es: AsyncElasticsearch, alias: str, filters: ProductFilters
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[ProductPublic], int]:
+    """A page of matching products (read straight from the indexed documents) and the total."""
     response = await es.search(index=alias, body=search_body(filters))
     hits = response["hits"]
-    return [to_row(hit["_source"]) for hit in hits["hits"]], int(hits["total"]["value"])
+    return [ProductPublic.model_validate(hit["_source"]) for hit in hits["hits"]], int(hits["total"]["value"])

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from config.settings import Settings
-from projectors.users.projection import UsersProjection
 from query_api.service import READ_MODEL_ERRORS, query_side
 from query_api.users.routes import router
 from web.routing import add_routes
@@ -18,11 +17,8 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = READ_MODEL_ERRORS
 
 @asynccontextmanager
 async def users_query_side(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
-    projection = UsersProjection(settings.namespace)
-    async with query_side(
-        app, settings, database_url=settings.users_database_url, projection=projection
-    ) as pool:
-        app.state.users_pool = pool
+    async with query_side(app, settings, database_url=settings.users_database_url) as database:
+        app.state.users_read_models = database
         yield
 
 

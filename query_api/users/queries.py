@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projectors.runtime.pool import Pool
+from read_models.pool import Pool
 
 
 async def user_by_id(pool: Pool, user_id: int) -> dict[str, Any] | None:

@@ -7,21 +7,21 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from auth.deps import CurrentUser
-from projectors.runtime.pool import Pool
-from projectors.users.projection import UsersProjection
 from query_api.consistency import ConsistencyToken, consistency_token, wait_for
+from query_api.read_model_feed import ReadModelDatabase
 from query_api.users.queries import user_by_id
 from query_api.users.schemas import TokenPublic, UserPublic
+from read_models.users import USERS
 
 router = APIRouter(tags=["users"])
 
 
-async def users_pool(request: Request) -> Pool:
-    pool: Pool = request.app.state.users_pool
-    return pool
+async def users_read_models(request: Request) -> ReadModelDatabase:
+    database: ReadModelDatabase = request.app.state.users_read_models
+    return database
 
 
-UsersPool = Annotated[Pool, Depends(users_pool)]
+UsersReadModels = Annotated[ReadModelDatabase, Depends(users_read_models)]
 Token = Annotated[ConsistencyToken | None, Depends(consistency_token)]
 
 
@@ -34,10 +34,10 @@ async def validate(claims: CurrentUser) -> TokenPublic:
 
 
 @router.get("/users/me")
-async def me(claims: CurrentUser, pool: UsersPool, token: Token, request: Request) -> UserPublic:
+async def me(claims: CurrentUser, database: UsersReadModels, token: Token, request: Request) -> UserPublic:
     """The caller's profile from the read model (pass a consistency token to read your own writes)."""
-    await wait_for(pool, UsersProjection.name, token, request.app.state.consistency_wait_seconds)
-    row = await user_by_id(pool, claims.user_id)
+    await wait_for(database, USERS, token, request.app.state.consistency_wait_seconds)
+    row = await user_by_id(database.pool, claims.user_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "User not found")
     return UserPublic(**row)

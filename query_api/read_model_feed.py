@@ -1,0 +1,153 @@
+"""The query side's view of its read models' progress, from the projectors' change notices
+(read_models/changes.py), and the caches that hang off it.
+
+One connection per process LISTENs. A notice moves the known position of a projection's partition
+(so a consistency wait learns it without polling) and drops the cached answers it may have changed.
+While the connection is down (start-up, PostgreSQL restarting) the caches answer nothing, and when it
+is back they start empty: a notice missed in between can never leave a stale answer behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import psycopg
+
+from read_models.changes import CHANNEL, ChangeNotice
+from read_models.pool import Pool
+
+V = TypeVar("V")
+log = logging.getLogger(__name__)
+
+
+class ReadCache(Generic[V]):
+    """Answers of one read model, each kept until a notice says its rows changed, and at most `ttl`
+    seconds (a bound on staleness should a notice be slow). `by_key` caches are keyed by the read
+    model's row key and lose only the keys a notice names; the others (keyed by a query) lose
+    everything on every notice of their projection."""
+
+    def __init__(self, feed: ReadModelFeed, *, by_key: bool, ttl: float, max_entries: int) -> None:
+        self._feed = feed
+        self.by_key = by_key
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._entries: dict[Hashable, tuple[float, V]] = {}  # key -> (expiry, answer), oldest first
+        # Moves with every drop, so an answer read from the database before a notice arrived is not
+        # stored after it (it may be older than what the notice announced).
+        self.generation = 0
+
+    async def through(self, key: Hashable, load: Callable[[], Awaitable[V]], *, fresh: bool = False) -> V:
+        """The cached answer for `key`, else `load()`'s (kept for next time). `fresh` skips the cache
+        for this read, as a read that waited for a consistency token must."""
+        if fresh:
+            self.drop([key])  # and a read that started earlier, so may be older, will not be kept
+        else:
+            cached = self._get(key)
+            if cached is not None:
+                return cached
+        generation = self.generation
+        answer = await load()
+        self._put(key, answer, generation)
+        return answer
+
+    def _get(self, key: Hashable) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None or not self._feed.listening:
+            return None
+        if entry[0] < time.monotonic():
+            del self._entries[key]
+            return None
+        return entry[1]
+
+    def _put(self, key: Hashable, answer: V, generation: int) -> None:
+        if generation != self.generation or not self._feed.listening:
+            return
+        if len(self._entries) >= self._max_entries:
+            del self._entries[next(iter(self._entries))]
+        self._entries[key] = (time.monotonic() + self._ttl, answer)
+
+    def drop(self, keys: Iterable[Hashable] | None) -> None:
+        self.generation += 1
+        if keys is None or not self.by_key:
+            self._entries.clear()
+            return
+        for key in keys:
+            self._entries.pop(key, None)
+
+
+class ReadModelFeed:
+    """Listens to the change notices of one read-model database."""
+
+    RETRY_SECONDS = 1.0
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._caches: dict[str, list[ReadCache[object]]] = defaultdict(list)
+        self._positions: dict[tuple[str, str, int], int] = {}
+        self._noticed = asyncio.Event()
+        self.listening = False
+
+    def cache(
+        self, projection: str, *, by_key: bool, ttl: float = 5.0, max_entries: int = 10_000
+    ) -> ReadCache[V]:
+        cache: ReadCache[V] = ReadCache(self, by_key=by_key, ttl=ttl, max_entries=max_entries)
+        self._caches[projection].append(cache)  # type: ignore[arg-type]
+        return cache
+
+    def reached(self, projection: str, topic: str, partition: int, offset: int) -> bool:
+        """Whether a notice has shown the projection past `offset` (False: not known to be)."""
+        return self._positions.get((projection, topic, partition), 0) > offset
+
+    async def next_notice(self, within: float) -> None:
+        """Wait until the next notice arrives, or `within` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._noticed.wait(), within)
+
+    async def follow(self) -> None:
+        """Listen until cancelled, reconnecting after PostgreSQL comes back."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True, connect_timeout=5
+                ) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self._start_listening()
+                    async for notify in conn.notifies():
+                        self._apply(ChangeNotice.from_payload(notify.payload))
+            except psycopg.Error as error:
+                log.warning("read-model change notices unavailable (%r); retrying", error)
+            finally:
+                self.listening = False
+            await asyncio.sleep(self.RETRY_SECONDS)
+
+    def _start_listening(self) -> None:
+        for caches in self._caches.values():
+            for cache in caches:
+                cache.drop(None)
+        self.listening = True
+
+    def _apply(self, notice: ChangeNotice) -> None:
+        if notice.reset:
+            self._positions = {key: at for key, at in self._positions.items() if key[0] != notice.projection}
+        elif notice.topic is not None and notice.partition is not None and notice.next_offset is not None:
+            key = (notice.projection, notice.topic, notice.partition)
+            self._positions[key] = max(self._positions.get(key, 0), notice.next_offset)
+        for cache in self._caches.get(notice.projection, ()):
+            cache.drop(notice.keys)
+        self._noticed.set()
+        self._noticed = asyncio.Event()
+
+
+@dataclass(frozen=True)
+class ReadModelDatabase:
+    """A query side's way to its read models: a pool for queries, and the feed of their changes."""
+
+    pool: Pool
+    feed: ReadModelFeed
