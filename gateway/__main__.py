@@ -7,6 +7,7 @@ import logging
 
 import uvicorn
 
+from config.process import tune_garbage_collector
 from config.settings import get_settings
 from gateway.apps import SERVICES, service_app
 
@@ -21,6 +22,7 @@ def main() -> None:
         "--access-log", action="store_true", help="log every request (off: /metrics counts them)"
     )
     args = parser.parse_args()
+    tune_garbage_collector()
     port = args.port or SERVICES[args.service].port
     settings = get_settings()
     if not settings.instance_url:

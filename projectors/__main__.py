@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from elasticsearch import AsyncElasticsearch
 
+from config.process import tune_garbage_collector
 from config.settings import Settings, get_settings
 from event_schemas.registry import REGISTRY
 from event_schemas.topics import in_namespace
@@ -155,6 +156,7 @@ def main() -> None:
         "projection"
     )
     args = parser.parse_args()
+    tune_garbage_collector()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     logging.getLogger("elastic_transport").setLevel(logging.WARNING)

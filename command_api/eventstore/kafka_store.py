@@ -40,6 +40,7 @@ from command_api.eventstore.model import (
 from command_api.eventstore.partition_state import Outcome, PartitionState, PendingBatch
 from command_api.eventstore.partitioning import partition_for_key, partition_of
 from command_api.eventstore.routing import Routes, routing_assignor
+from command_api.eventstore.transaction_backoff import shorten_concurrent_transactions_backoff
 from event_schemas.envelope import Event
 from event_schemas.registry import EventRegistry
 
@@ -343,6 +344,7 @@ class KafkaEventStore(PartitionedEventStore):
     async def start(self) -> None:
         """Join the command side's group in the background: while Kafka cannot be reached the service
         is up and every command answers 503."""
+        shorten_concurrent_transactions_backoff()
         self._membership_task = asyncio.create_task(
             self._join_and_stay(), name=f"{self._group_id}-membership"
         )
