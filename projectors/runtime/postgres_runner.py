@@ -85,9 +85,9 @@ async def apply_records(
         "WHERE projection = %s AND topic = %s AND partition = %s",
         (next_offset, offsets_name, tp.topic, tp.partition),
     )
-    await announce(
-        conn, ChangeNotice.of_batch(offsets_name, tp.topic, tp.partition, next_offset, rows.keys())
-    )
+    if table == projection.table:  # a rebuild's shadow table has no readers to tell
+        notice = ChangeNotice.of_batch(offsets_name, tp.topic, tp.partition, next_offset, rows.keys())
+        await announce(conn, notice)
 
 
 class PostgresProjectionRunner(ProjectionLoop[Projection]):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from elasticsearch import AsyncElasticsearch
 from psycopg import AsyncConnection, sql
 from psycopg.rows import DictRow
@@ -23,7 +23,7 @@ from event_schemas.registry import EventRegistry
 from projectors.runtime.offsets import ensure_offset_row, ensure_offsets_table, store_offset, stored_offsets
 from projectors.runtime.postgres_runner import apply_records, drop_read_model, ensure_schema
 from projectors.runtime.projection import SHADOW_SUFFIX, Projection, shadow_table
-from projectors.runtime.replay import end_offsets, read_range
+from projectors.runtime.replay import apply_side_by_side, end_offsets, read_range
 from projectors.runtime.search_runner import DocumentProjection, create_index, index_events
 from read_models.changes import ChangeNotice, announce
 from read_models.pool import Pool
@@ -68,10 +68,13 @@ async def replay_into_tables(
     await ensure_schema(pool, projection, shadow)
     ends = await end_offsets(bootstrap_servers, projection.topic)
     meter = ReplayMeter(sum(ends.values()), progress)
-    async for tp, records in read_range(bootstrap_servers, projection.topic, {}, ends):
+
+    async def apply(tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         async with pool.connection() as conn, conn.transaction():
             await apply_records(conn, projection, shadow, shadow_name, registry, tp, records)
         meter.add(len(records))
+
+    await apply_side_by_side(read_range(bootstrap_servers, projection.topic, {}, ends), apply)
     return meter
 
 
@@ -154,11 +157,13 @@ async def rebuild_index(
     )
 
     async def replay(start: dict[int, int], until: dict[int, int], meter: ReplayMeter | None) -> None:
-        async for tp, records in read_range(bootstrap_servers, projection.topic, start, until):
+        async def apply(tp: TopicPartition, records: list[ConsumerRecord]) -> None:
             await index_events(es, projection, index, [registry.from_bytes(r.value) for r in records])
             await store_offset(pool, shadow_name, tp, records[-1].offset + 1)
             if meter is not None:
                 meter.add(len(records))
+
+        await apply_side_by_side(read_range(bootstrap_servers, projection.topic, start, until), apply)
 
     ends = await end_offsets(bootstrap_servers, projection.topic)
     meter = ReplayMeter(sum(ends.values()), progress)

@@ -3,7 +3,8 @@ status reports need."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -62,3 +63,29 @@ async def read_range(
                     consumer.pause(tp)
     finally:
         await consumer.stop()
+
+
+Batches = AsyncIterator[tuple[TopicPartition, list[ConsumerRecord]]]
+
+
+async def apply_side_by_side(
+    batches: Batches, apply: Callable[[TopicPartition, list[ConsumerRecord]], Awaitable[None]]
+) -> None:
+    """Apply each partition's batches in order, and the partitions side by side: while one batch is
+    written, the next ones are fetched and other partitions' are written too. A replay applied one
+    batch at a time spent most of its time waiting for PostgreSQL or Elasticsearch. (A row's events
+    all come from one partition, so partitions never write the same rows.)"""
+    queues: dict[TopicPartition, asyncio.Queue[list[ConsumerRecord] | None]] = {}
+
+    async def worker(tp: TopicPartition, queue: asyncio.Queue[list[ConsumerRecord] | None]) -> None:
+        while (records := await queue.get()) is not None:
+            await apply(tp, records)
+
+    async with asyncio.TaskGroup() as workers:
+        async for tp, records in batches:
+            if tp not in queues:
+                queues[tp] = asyncio.Queue(maxsize=2)  # a little read-ahead, never the whole log
+                workers.create_task(worker(tp, queues[tp]), name=f"apply-{tp.topic}-{tp.partition}")
+            await queues[tp].put(records)
+        for queue in queues.values():
+            await queue.put(None)
