@@ -5,6 +5,7 @@ Elasticsearch, beside a plain read of the same log as the baseline.
 
 Writes the events (products created, renamed, restocked and reserved) into a throwaway namespace,
 then rebuilds each read model exactly as `python -m projectors rebuild` does. Needs the local stack.
+`replay_rates` gives the same figures to `python -m bench`.
 """
 
 from __future__ import annotations
@@ -13,15 +14,18 @@ import argparse
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import psycopg
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from elasticsearch import AsyncElasticsearch
 from psycopg import sql
 
+from bench.baselines.databases import database_url
+from bench.throwaway import delete_indices, delete_namespace_topics, drop_databases
 from command_api.eventstore.partitioning import ID_STRIDE
 from config.settings import Settings
 from event_schemas.catalog import ProductCreated, ProductUpdated, StockAdjusted, StockReserved
@@ -32,9 +36,9 @@ from event_schemas.topics import in_namespace
 from infra.topics import ensure_topics
 from projectors.catalog.projection import ProductsProjection
 from projectors.catalog.search_index import ProductSearchProjection
-from read_models.pool import make_pool
 from projectors.runtime.rebuild import rebuild_index, rebuild_tables
 from projectors.runtime.replay import end_offsets, read_range
+from read_models.pool import make_pool
 
 
 def product_history(product_id: int, now: datetime) -> list[Event]:
@@ -96,23 +100,44 @@ async def read_baseline(settings: Settings, topic: str) -> float:
     return count / (time.perf_counter() - started)
 
 
-async def main(events: int, admin_url: str) -> None:
+@dataclass(frozen=True)
+class ReplayRates:
+    events: int  # written to the log, and replayed into each read model
+    write_seconds: float
+    read_and_decode: float  # events/s, the baseline: the log read with nothing written
+    postgres: float  # events/s of the rebuild into the products table
+    elasticsearch: float  # events/s of the rebuild into the product index
+
+
+async def replay_rates(
+    events: int,
+    admin_url: str,
+    bootstrap_servers: str,
+    elasticsearch_url: str,
+    progress: Callable[[str], None] = print,
+) -> ReplayRates:
+    """Write about `events` product events into a throwaway namespace, rebuild both catalog read
+    models from them (as `python -m projectors rebuild` does) and measure each; the namespace's
+    topics, database and indices are deleted at the end."""
     namespace = f"bench{uuid.uuid4().hex[:8]}"
     database = f"{namespace}_catalog"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     settings = Settings(
-        namespace=namespace, catalog_database_url=admin_url.rsplit("/", 1)[0] + f"/{database}"
+        namespace=namespace,
+        kafka_bootstrap_servers=bootstrap_servers,
+        elasticsearch_url=elasticsearch_url,
+        catalog_database_url=database_url(admin_url, database),
     )
-    await ensure_topics(settings)
     topic = in_namespace(namespace, "catalog.events")
+    projection = ProductSearchProjection(namespace)
     try:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        await ensure_topics(settings)
         started = time.perf_counter()
         written = await write_log(settings, topic, events // 4)
-        print(f"wrote {written} product events in {time.perf_counter() - started:.1f}s")
-
+        write_seconds = time.perf_counter() - started
+        progress(f"wrote {written} product events in {write_seconds:.1f}s")
         baseline = await read_baseline(settings, topic)
-        print(f"{'baseline: read and decode the log':<44} {baseline:>9,.0f} events/s")
 
         def quiet(line: str) -> None:
             pass
@@ -121,34 +146,28 @@ async def main(events: int, admin_url: str) -> None:
             tables = await rebuild_tables(
                 pool, ProductsProjection(namespace), settings.kafka_bootstrap_servers, REGISTRY, quiet
             )
-            print(
-                f"{'rebuild into PostgreSQL (products)':<44} {tables.rate:>9,.0f} events/s  "
-                f"ratio to baseline {tables.rate / baseline:.2f}"
-            )
-            async with AsyncElasticsearch(settings.elasticsearch_url, request_timeout=60) as es:
-                projection = ProductSearchProjection(namespace)
+            async with AsyncElasticsearch(settings.elasticsearch_url, request_timeout=120) as es:
                 index = await rebuild_index(
                     es, pool, projection, settings.kafka_bootstrap_servers, REGISTRY, quiet
                 )
-                print(
-                    f"{'rebuild into Elasticsearch (product index)':<44} {index.rate:>9,.0f} events/s  "
-                    f"ratio to baseline {index.rate / baseline:.2f}"
-                )
-                await es.indices.delete(index=list(await es.indices.get(index=f"{projection.alias}-*")))
+        return ReplayRates(written, write_seconds, baseline, tables.rate, index.rate)
     finally:
-        admin_client = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-        await admin_client.start()
-        try:
-            await admin_client.delete_topics(
-                [
-                    in_namespace(namespace, name)
-                    for name in ("users.events", "catalog.events", "orders.events", "payments.events")
-                ]
-            )
-        finally:
-            await admin_client.close()
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+        await delete_indices(elasticsearch_url, f"{projection.alias}-")
+        await delete_namespace_topics(bootstrap_servers, [namespace])
+        drop_databases(admin_url, [database])
+
+
+async def main(events: int, admin_url: str) -> None:
+    settings = Settings()
+    rates = await replay_rates(
+        events, admin_url, settings.kafka_bootstrap_servers, settings.elasticsearch_url
+    )
+    print(f"{'baseline: read and decode the log':<44} {rates.read_and_decode:>9,.0f} events/s")
+    for name, rate in (
+        ("rebuild into PostgreSQL (products)", rates.postgres),
+        ("rebuild into Elasticsearch (product index)", rates.elasticsearch),
+    ):
+        print(f"{name:<44} {rate:>9,.0f} events/s  ratio to baseline {rate / rates.read_and_decode:.2f}")
 
 
 if __name__ == "__main__":

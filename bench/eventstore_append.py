@@ -5,6 +5,7 @@
 The event store does per-partition fencing, a decision against folded state and one Kafka
 transaction per command; the baseline sends the same records with an idempotent producer
 (acks=all, no transaction, no decision). Needs Kafka (`infra/stack.sh up kafka`).
+`compare_appends` gives the same figures to `python -m bench`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import asyncio
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 
+from bench.throwaway import delete_namespace_topics
 from command_api.eventstore.kafka_store import KafkaEventStore
 from command_api.eventstore.model import CommandContext, Loaded
 from command_api.users import domain
@@ -31,7 +34,27 @@ from infra.topics import ensure_topics
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
 
 
-async def measure(name: str, commands: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
+@dataclass(frozen=True)
+class Appended:
+    commands: int
+    concurrency: int
+    rate: float  # commands/s
+    p50_ms: float
+    p99_ms: float
+
+
+@dataclass(frozen=True)
+class AppendComparison:
+    event_store: Appended
+    plain_producer: Appended
+    record_size: int  # bytes of one event's value, for a producer benchmark of the same records
+
+    @property
+    def ratio(self) -> float:
+        return self.event_store.rate / self.plain_producer.rate
+
+
+async def measure(commands: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> Appended:
     latencies: list[float] = []
     queue = iter(range(commands))
 
@@ -44,21 +67,32 @@ async def measure(name: str, commands: int, concurrency: int, one: Callable[[int
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
-    rate = commands / elapsed
     latencies.sort()
-    p99 = latencies[int(len(latencies) * 0.99) - 1]
-    print(
-        f"{name:<28} concurrency {concurrency:>3}: {rate:8.0f} commands/s  "
-        f"p50 {statistics.median(latencies) * 1000:6.1f} ms  p99 {p99 * 1000:6.1f} ms"
+    p99 = latencies[max(int(len(latencies) * 0.99) - 1, 0)]
+    return Appended(
+        commands, concurrency, commands / elapsed, statistics.median(latencies) * 1000, p99 * 1000
     )
-    return rate
 
 
-async def main(commands: int, levels: list[int]) -> None:
-    settings = Settings(namespace=f"bench{uuid.uuid4().hex[:8]}")
-    baseline_settings = Settings(namespace=f"{settings.namespace}base")
-    await ensure_topics(settings)
-    await ensure_topics(baseline_settings)
+async def compare_appends(
+    bootstrap_servers: str, commands: int, levels: Sequence[int]
+) -> dict[int, AppendComparison]:
+    """Per concurrency level, `commands` user registrations through the event store, and the same
+    events through a plain idempotent producer, each into topics of a throwaway namespace (deleted
+    at the end)."""
+    settings = Settings(namespace=f"bench{uuid.uuid4().hex[:8]}", kafka_bootstrap_servers=bootstrap_servers)
+    baseline_settings = settings.model_copy(update={"namespace": f"{settings.namespace}base"})
+    try:
+        await ensure_topics(settings)
+        await ensure_topics(baseline_settings)
+        return await _compare(settings, baseline_settings, commands, levels)
+    finally:
+        await delete_namespace_topics(bootstrap_servers, [settings.namespace, baseline_settings.namespace])
+
+
+async def _compare(
+    settings: Settings, baseline_settings: Settings, commands: int, levels: Sequence[int]
+) -> dict[int, AppendComparison]:
     topic = topics.in_namespace(settings.namespace, topics.USERS)
     baseline_topic = topics.in_namespace(baseline_settings.namespace, topics.USERS)
     store = KafkaEventStore(
@@ -71,13 +105,15 @@ async def main(commands: int, levels: list[int]) -> None:
         timeout=settings.command_timeout_seconds,
     )
     await store.start()
-    await store.wait_until_ready(within=60)
     baseline = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all"
     )
-    await baseline.start()
     now = datetime.now(UTC)
+    compared: dict[int, AppendComparison] = {}
+    record_sizes: list[int] = []
     try:
+        await store.wait_until_ready(within=60)
+        await baseline.start()
         for concurrency in levels:
             run_id = uuid.uuid4().hex[:6]
 
@@ -102,23 +138,42 @@ async def main(commands: int, levels: list[int]) -> None:
                     role="customer",
                     now=now,
                 )[0]
+                value = REGISTRY.to_bytes(event)
+                if len(record_sizes) < 100:
+                    record_sizes.append(len(value))
                 await baseline.send_and_wait(
                     baseline_topic,
-                    value=REGISTRY.to_bytes(event),
+                    value=value,
                     key=event.aggregate_id.encode(),
                     headers=REGISTRY.headers(event),
                 )
 
-            ours = await measure("event store (transactional)", commands, concurrency, register)
-            theirs = await measure("baseline (plain producer)", commands, concurrency, send)
-            print(f"{'':<28} ratio event store / baseline: {ours / theirs:.2f}")
+            ours = await measure(commands, concurrency, register)
+            theirs = await measure(commands, concurrency, send)
+            compared[concurrency] = AppendComparison(ours, theirs, round(statistics.mean(record_sizes)))
     finally:
         await baseline.stop()
         await store.stop()
+    return compared
 
 
 def store_view(email: str) -> Loaded[UserState]:
     return Loaded(user_aggregate_id(email), USER.initial, 0, next_numeric_id=1)
+
+
+def print_line(name: str, figures: Appended) -> None:
+    print(
+        f"{name:<28} concurrency {figures.concurrency:>3}: {figures.rate:8.0f} commands/s  "
+        f"p50 {figures.p50_ms:6.1f} ms  p99 {figures.p99_ms:6.1f} ms"
+    )
+
+
+async def main(commands: int, levels: list[int]) -> None:
+    compared = await compare_appends(Settings().kafka_bootstrap_servers, commands, levels)
+    for comparison in compared.values():
+        print_line("event store (transactional)", comparison.event_store)
+        print_line("baseline (plain producer)", comparison.plain_producer)
+        print(f"{'':<28} ratio event store / baseline: {comparison.ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,294 @@
+"""What one bench run starts, and stops again whatever happens: its own deployment of the platform
+(namespace, databases, keys, a users and a catalog gateway, their projectors), the baselines' apps,
+the catalog data the read figures need. Each is started on first use, so `--only` starts no more than
+the chosen figures need; every start registers its undoing on the run's exit stack first."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from bench.baselines.eventsourcing_app import eventsourcing_database
+from bench.catalog_data import create_products, product_bodies, wait_until_visible
+from bench.load import LuaValue, WrkResult, render_script, run_wrk
+from bench.report import Row, wrk_row
+from bench.throwaway import delete_indices, delete_namespace_topics, drop_databases
+from tests.support.deployment import Deployment
+from tests.support.processes import ServiceProcess, free_port, wait_until_partitions_split
+from tests.support.servers import Servers
+
+
+@dataclass(frozen=True)
+class Size:
+    quick: bool
+    seconds: float  # of each measured wrk run
+    warmup_seconds: float  # a run before each measured one, not counted
+    products: int  # the catalog the reads and searches run on
+    adjusted_products: int  # products the stock adjustments spread over, on each side
+    probe_idle_seconds: float
+    append_commands: int  # through the event store, and through the plain producer
+    producer_records: int  # ProducerPerformance
+    replay_events: int
+
+
+QUICK = Size(True, 3, 1, 1_000, 200, 2, 2_000, 50_000, 20_000)
+FULL = Size(False, 15, 3, 10_000, 1_000, 5, 20_000, 500_000, 1_000_000)
+
+
+@dataclass(frozen=True)
+class Started:
+    name: str
+    pid: int
+    rss_at_start_kib: int | None
+
+
+@dataclass(frozen=True)
+class Services:
+    deployment: Deployment
+    catalog_url: str
+    users_url: str
+    admin_token: str
+
+
+def process_id(process: ServiceProcess) -> int:
+    # ServiceProcess keeps its Popen to itself; the memory figures need the pid.
+    popen = process._process
+    if popen is None:
+        raise RuntimeError(f"{process.name} was not started")
+    return popen.pid
+
+
+def proc_status_kib(pid: int, field: str) -> int | None:
+    """A `kB` field of /proc/PID/status (VmRSS, VmHWM), None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def wait_answering(url: str, process: ServiceProcess, within: float = 90) -> None:
+    """Wait until `url` answers 200 (the app has run its start-up), failing early if `process` exits."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        process.ensure_running()
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{process.name} did not answer {url} within {within}s:\n{process.log_tail()}")
+
+
+class Harness:
+    def __init__(self, stack: AsyncExitStack, servers: Servers, size: Size, work_dir: Path) -> None:
+        self.stack = stack
+        self.servers = servers
+        self.size = size
+        self.work_dir = work_dir
+        self.rows: list[Row] = []
+        self.started: list[Started] = []
+        self._begun = time.monotonic()
+        self._services: Services | None = None
+        self._trivial_url: str | None = None
+        self._eventsourcing_url: str | None = None
+        self._product_ids: list[int] | None = None
+        self._product_error: Exception | None = None
+        self._trivial: dict[int, Row] = {}
+
+    def say(self, message: str) -> None:
+        elapsed = int(time.monotonic() - self._begun)
+        print(f"[bench {elapsed // 60:02d}:{elapsed % 60:02d}] {message}", flush=True)
+
+    def record(self, row: Row) -> Row:
+        self.rows.append(row)
+        return row
+
+    def script(self, name: str, template: str, values: Mapping[str, LuaValue]) -> Path:
+        return render_script(template, values, self.work_dir / "lua" / f"{name}.lua")
+
+    async def load(self, url: str, connections: int, script: Path | None = None) -> WrkResult:
+        """A warm-up run, then the measured one."""
+        if self.size.warmup_seconds > 0:
+            await run_wrk(url, connections, self.size.warmup_seconds, script)
+        return await run_wrk(url, connections, self.size.seconds, script)
+
+    async def _start(self, process: ServiceProcess, ready: Callable[[], None] | None = None) -> None:
+        self.stack.callback(process.stop)
+        await asyncio.to_thread(process.start)  # an HttpService's start waits until /health answers
+        if ready is not None:
+            await asyncio.to_thread(ready)
+
+    def _note_started(self, *processes: ServiceProcess) -> None:
+        """Remember the processes, with their RSS now that they are ready, for the memory figures."""
+        for process in processes:
+            pid = process_id(process)
+            self.started.append(Started(process.name, pid, proc_status_kib(pid, "VmRSS")))
+
+    async def services(self) -> Services:
+        """The deployment and its four processes, with every command partition owned."""
+        if self._services is None:
+            deployment = Deployment(self.servers, self.work_dir, namespace=f"bench{uuid.uuid4().hex[:10]}")
+            self.stack.push_async_callback(self._drop_deployment, deployment)
+            self.say(f"provisioning deployment {deployment.namespace}")
+            await asyncio.to_thread(deployment.provision)
+            catalog = deployment.gateway("catalog", name="catalog-gateway")
+            users = deployment.gateway("users", name="users-gateway")
+            processes: list[ServiceProcess] = [
+                catalog,
+                users,
+                deployment.projector("catalog", "catalog-search"),
+                deployment.projector("users"),
+            ]
+            self.say("starting the users and catalog gateways and their projectors")
+            await asyncio.gather(*(self._start(process) for process in processes))
+            partitions = deployment.settings.kafka_partitions
+            for context, gateway in (("catalog", catalog), ("users", users)):
+                await asyncio.to_thread(wait_until_partitions_split, context, [gateway], partitions)
+            self._note_started(*processes)
+            self._services = Services(deployment, catalog.url, users.url, deployment.admin_token())
+        return self._services
+
+    async def _drop_deployment(self, deployment: Deployment) -> None:
+        self.say(f"dropping deployment {deployment.namespace}")
+        await delete_indices(self.servers.elasticsearch_url, f"{deployment.namespace.lower()}.")
+        await delete_namespace_topics(self.servers.kafka_bootstrap, [deployment.namespace])
+        databases = [
+            urlsplit(deployment.database_url(service)).path.lstrip("/") for service in ("users", "catalog")
+        ]
+        await asyncio.to_thread(drop_databases, self.servers.postgres_admin_url, databases)
+        shutil.rmtree(self.work_dir / "keys", ignore_errors=True)
+
+    async def product_ids(self) -> list[int]:
+        """Ids of the bench's catalog: size.products varied products, visible in both read models."""
+        if self._product_error is not None:  # not again for every figure that needs the catalog
+            raise RuntimeError(
+                "the bench's catalog could not be created (see above)"
+            ) from self._product_error
+        if self._product_ids is None:
+            services = await self.services()
+            self.say(f"creating {self.size.products:,} products through the catalog gateway")
+            bodies = list(product_bodies(self.size.products))
+            try:
+                created = await create_products(services.catalog_url, services.admin_token, bodies)
+                self.say("waiting until the products table and the search index have them all")
+                await wait_until_visible(services.catalog_url, created, within=120 + self.size.products / 50)
+            except Exception as error:
+                self._product_error = error
+                raise
+            self._product_ids = created.ids
+        return self._product_ids
+
+    async def trivial_url(self) -> str:
+        if self._trivial_url is None:
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            process = ServiceProcess(
+                "trivial-app", ["-m", "bench.baselines.trivial_app", "--port", str(port)], {}, self.work_dir
+            )
+            self.say("starting the trivial FastAPI app")
+            await self._start(process, lambda: wait_answering(f"{url}/", process))
+            self._note_started(process)
+            self._trivial_url = url
+        return self._trivial_url
+
+    async def trivial(self, connections: int) -> Row:
+        """The trivial app's row at `connections`, measured once per run."""
+        if connections not in self._trivial:
+            url = await self.trivial_url()
+            self.say(f"trivial app GET / at {connections} connections")
+            result = await self.load(f"{url}/", connections)
+            self._trivial[connections] = self.record(
+                wrk_row(
+                    f"trivial FastAPI app GET / @{connections}",
+                    result,
+                    target="the framework's ceiling",
+                    label=f"trivial app @{connections}",
+                )
+            )
+        return self._trivial[connections]
+
+    async def eventsourcing_url(self) -> str:
+        """The eventsourcing-library baseline, on a throwaway database."""
+        if self._eventsourcing_url is None:
+            database_url = self.stack.enter_context(eventsourcing_database(self.servers.postgres_admin_url))
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            process = ServiceProcess(
+                "eventsourcing-app",
+                [
+                    "-m",
+                    "bench.baselines.eventsourcing_app",
+                    "--port",
+                    str(port),
+                    "--database-url",
+                    database_url,
+                ],
+                {},
+                self.work_dir,
+            )
+            self.say("starting the eventsourcing baseline app")
+            await self._start(process, lambda: wait_answering(f"{url}/openapi.json", process))
+            self._note_started(process)
+            self._eventsourcing_url = url
+        return self._eventsourcing_url
+
+    def memory_rows(self) -> list[Row]:
+        """Peak RSS (VmHWM) of every process the run started, their children, and the bench itself."""
+        rows: list[Row] = []
+        for started in self.started:
+            peak = proc_status_kib(started.pid, "VmHWM")
+            rows.append(
+                Row(
+                    figure=f"peak RSS: {started.name}",
+                    value=None if peak is None else peak / 1024,
+                    unit="MiB",
+                    baseline=None if started.rss_at_start_kib is None else "RSS once ready",
+                    baseline_value=None
+                    if started.rss_at_start_kib is None
+                    else started.rss_at_start_kib / 1024,
+                    target="nothing grows without bound",
+                )
+            )
+            for child in descendants(started.pid):
+                child_peak = proc_status_kib(child, "VmHWM")
+                if child_peak is not None:
+                    rows.append(Row(f"peak RSS: {started.name} child {child}", child_peak / 1024, "MiB"))
+        own = proc_status_kib(os.getpid(), "VmHWM")
+        rows.append(Row("peak RSS: the bench driver", None if own is None else own / 1024, "MiB"))
+        return rows
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (worker processes behind one port, for example)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])  # the command name may hold spaces
+        children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    pending = list(children.get(pid, []))
+    while pending:
+        child = pending.pop()
+        found.append(child)
+        pending.extend(children.get(child, []))
+    return sorted(found)

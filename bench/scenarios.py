@@ -1,0 +1,371 @@
+"""The figures of `python -m bench`, each beside the baseline it is judged against (measured in the same
+run), in the order they run: reads first (on a catalog that nothing else writes to yet), then
+commands, projection lag, the event store alone, replay, and memory last. Targets are issue 7's."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+import aiohttp
+
+from bench.baselines.producer_performance import producer_performance_async
+from bench.baselines.replay import bulk_documents, copy_rows, naive_projector
+from bench.catalog_data import FIXED_TERM, SEARCH_TERMS
+from bench.catalog_replay import replay_rates
+from bench.client import send, session
+from bench.eventstore_append import compare_appends
+from bench.harness import Harness
+from bench.lag import probe_visibility
+from bench.load import run_wrk
+from bench.report import Row, wrk_row
+from tests.support.users_client import new_email, register, token_for
+
+READ_TARGET = ">= 0.5x, p99 <= 20 ms"
+COMMAND_TARGET = ">= 3x, >= 3,000/s, p99 <= 50 ms"
+NEW_PRODUCT = json.dumps(
+    {"name": "Bench gadget", "description": "Created by the bench", "price": "19.99", "stock": 1000}
+)
+ADJUSTMENT = json.dumps({"delta": 1, "reason": "bench"})
+
+
+async def trivial(h: Harness) -> None:
+    """The framework's ceiling, the baseline of every read."""
+    await h.trivial(64)
+    await h.trivial(16)
+
+
+async def health(h: Harness) -> None:
+    services = await h.services()
+    baseline = await h.trivial(64)
+    h.say("catalog GET /health at 64 connections")
+    result = await h.load(f"{services.catalog_url}/health", 64)
+    h.record(wrk_row("catalog GET /health @64", result, target=">= 0.5x").compared_with(baseline))
+
+
+async def product(h: Harness) -> None:
+    services, ids = await h.services(), await h.product_ids()
+    baseline = await h.trivial(16)
+    script = h.script(
+        "get-product",
+        "spread_ids.lua",
+        {"method": "GET", "path": "/products/{id}", "ids": ids, "body": "", "token": ""},
+    )
+    h.say(f"catalog GET /products/{{id}} over {len(ids):,} ids at 16 connections")
+    result = await h.load(services.catalog_url, 16, script)
+    figure = f"catalog GET /products/{{id}} @16 ({len(ids):,} ids)"
+    h.record(wrk_row(figure, result, target=READ_TARGET).compared_with(baseline))
+
+
+async def validate(h: Harness) -> None:
+    services = await h.services()
+    baseline = await h.trivial(16)
+    email = new_email()
+    registered = await asyncio.to_thread(register, services.users_url, email)
+    if registered.status_code != 201:
+        raise RuntimeError(f"registering a customer answered {registered.status_code}: {registered.text}")
+    token = await asyncio.to_thread(token_for, services.users_url, email)
+    script = h.script(
+        "validate",
+        "fixed_request.lua",
+        {"method": "GET", "path": "/auth/validate", "body": "", "token": token},
+    )
+    h.say("users GET /auth/validate at 16 connections")
+    result = await h.load(services.users_url, 16, script)
+    h.record(
+        wrk_row("users GET /auth/validate @16 (customer)", result, target=READ_TARGET).compared_with(baseline)
+    )
+
+
+async def search(h: Harness) -> None:
+    services, ids = await h.services(), await h.product_ids()
+    target = ">= 1,500 req/s, p99 <= 50 ms"
+    rotating = [f"/products?search={quote(term)}&limit=20" for term in SEARCH_TERMS]
+    for name, paths, figure in (
+        ("search-rotating", rotating, f"catalog search, {len(rotating)} rotating terms @16"),
+        (
+            "search-fixed",
+            [f"/products?search={quote(FIXED_TERM)}&limit=20"],
+            f"catalog search '{FIXED_TERM}' @16",
+        ),
+    ):
+        h.say(f"{figure} on {len(ids):,} products")
+        result = await h.load(services.catalog_url, 16, h.script(name, "rotate_paths.lua", {"paths": paths}))
+        h.record(wrk_row(f"{figure} ({len(ids):,} products)", result, target=target))
+
+
+async def create(h: Harness) -> None:
+    services, baseline_url = await h.services(), await h.eventsourcing_url()
+    h.say("eventsourcing app POST /products at 64 connections")
+    theirs = await h.load(
+        baseline_url,
+        64,
+        h.script(
+            "es-create",
+            "fixed_request.lua",
+            {"method": "POST", "path": "/products", "body": NEW_PRODUCT, "token": ""},
+        ),
+    )
+    baseline = h.record(
+        wrk_row(
+            "eventsourcing app POST /products @64", theirs, unit="commands/s", label="eventsourcing app @64"
+        )
+    )
+    h.say("catalog POST /products at 64 connections")
+    ours = await h.load(
+        services.catalog_url,
+        64,
+        h.script(
+            "create",
+            "fixed_request.lua",
+            {"method": "POST", "path": "/products", "body": NEW_PRODUCT, "token": services.admin_token},
+        ),
+    )
+    row = wrk_row("catalog POST /products (admin) @64", ours, unit="commands/s", target=COMMAND_TARGET)
+    h.record(row.compared_with(baseline))
+
+
+async def eventsourcing_products(url: str, count: int) -> list[str]:
+    """Ids of `count` new products in the eventsourcing app (its ids are UUIDs)."""
+    ids: list[str] = []
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        while len(ids) < count:
+            answer = await send(http, "POST", f"{url}/products", body=NEW_PRODUCT)
+            if answer.status != 201:
+                raise RuntimeError(f"eventsourcing app answered {answer.status}: {answer.text[:300]}")
+            ids.append(str(answer.json()["id"]))
+
+    async with session(16) as http:
+        await asyncio.gather(*(worker(http) for _ in range(16)))
+    return ids[:count]
+
+
+async def adjust(h: Harness) -> None:
+    services, catalog_ids = await h.services(), await h.product_ids()
+    baseline_url = await h.eventsourcing_url()
+    count = h.size.adjusted_products
+    their_ids = await eventsourcing_products(baseline_url, count)
+    path = "/products/{id}/stock-adjustments"
+    h.say(f"eventsourcing app stock adjustments over {count:,} products at 64 connections")
+    theirs = await h.load(
+        baseline_url,
+        64,
+        h.script(
+            "es-adjust",
+            "spread_ids.lua",
+            {"method": "POST", "path": path, "ids": their_ids, "body": ADJUSTMENT, "token": ""},
+        ),
+    )
+    baseline = h.record(
+        wrk_row(
+            f"eventsourcing app stock adjustments @64 ({count:,} products)",
+            theirs,
+            unit="commands/s",
+            label="eventsourcing app @64",
+        )
+    )
+    h.say(f"catalog stock adjustments over {count:,} products at 64 connections")
+    ours = await h.load(
+        services.catalog_url,
+        64,
+        h.script(
+            "adjust",
+            "spread_ids.lua",
+            {
+                "method": "POST",
+                "path": path,
+                "ids": catalog_ids[:count],
+                "body": ADJUSTMENT,
+                "token": services.admin_token,
+            },
+        ),
+    )
+    figure = f"catalog POST /products/{{id}}/stock-adjustments @64 ({count:,} products)"
+    h.record(wrk_row(figure, ours, unit="commands/s", target=COMMAND_TARGET).compared_with(baseline))
+
+
+async def lag(h: Harness) -> None:
+    """Command -> visible in GET /products/{id}, idle and while wrk drives POST /products."""
+    services = await h.services()
+    h.say(f"projection lag, idle, for {h.size.probe_idle_seconds:.0f}s")
+    idle = await probe_visibility(services.catalog_url, services.admin_token, h.size.probe_idle_seconds)
+    h.record(
+        Row(
+            "projection lag idle: command -> visible (probe every 50 ms)",
+            idle.probes / h.size.probe_idle_seconds,
+            "commands/s",
+            idle.p50_ms,
+            idle.p99_ms,
+            errors=idle.failures,
+            details={
+                "probe_command_p50_ms": idle.command_p50_ms,
+                "probe_command_p99_ms": idle.command_p99_ms,
+            },
+        )
+    )
+    script = h.script(
+        "lag-load",
+        "fixed_request.lua",
+        {"method": "POST", "path": "/products", "body": NEW_PRODUCT, "token": services.admin_token},
+    )
+    # The probe runs inside the load, after wrk has opened its connections and before it stops.
+    lead = 1.0
+    h.say(f"projection lag under POST /products at 64 connections for {h.size.seconds:.0f}s")
+    load = asyncio.create_task(run_wrk(services.catalog_url, 64, h.size.seconds, script))
+    await asyncio.sleep(lead)
+    loaded = await probe_visibility(
+        services.catalog_url, services.admin_token, max(h.size.seconds - 2 * lead, 1)
+    )
+    result = await load
+    h.record(
+        Row(
+            "projection lag under load: command -> visible, load rate beside",
+            result.ok_per_second,
+            "commands/s",
+            loaded.p50_ms,
+            loaded.p99_ms,
+            errors=loaded.failures + result.errors,
+            target="p99 <= 100 ms at 1,000 commands/s",
+            details={
+                "probes": float(loaded.probes),
+                "probe_failures": float(loaded.failures),
+                "probe_command_p50_ms": loaded.command_p50_ms,
+                "probe_command_p99_ms": loaded.command_p99_ms,
+                "load_p50_ms": result.p50_ms,
+                "load_p99_ms": result.p99_ms,
+                "load_errors": float(result.errors),
+            },
+        )
+    )
+
+
+async def eventstore(h: Harness) -> None:
+    """The event store alone, 64 commands in flight, beside a plain producer and Kafka's own tool."""
+    bootstrap = h.servers.kafka_bootstrap
+    h.say(f"event store and plain producer, {h.size.append_commands:,} commands each at 64 in flight")
+    compared = (await compare_appends(bootstrap, h.size.append_commands, [64]))[64]
+    h.say(f"Kafka ProducerPerformance, {h.size.producer_records:,} records of {compared.record_size} bytes")
+    tool = await producer_performance_async(
+        bootstrap,
+        f"bench-producer-performance-{uuid.uuid4().hex[:8]}",
+        h.size.producer_records,
+        compared.record_size,
+    )
+    jvm = h.record(
+        Row(
+            f"Kafka ProducerPerformance, acks=all, {compared.record_size}-byte records",
+            tool["records_per_second"],
+            "records/s",
+            tool["p50_ms"],
+            tool["p99_ms"],
+            details=tool,
+            label="ProducerPerformance",
+        )
+    )
+    plain = compared.plain_producer
+    producer = h.record(
+        Row(
+            "plain producer (idempotent, acks=all), 64 in flight",
+            plain.rate,
+            "records/s",
+            plain.p50_ms,
+            plain.p99_ms,
+            details={"commands": float(plain.commands)},
+            label="plain producer @64",
+        ).compared_with(jvm)
+    )
+    store = compared.event_store
+    h.record(
+        Row(
+            "event store append (a transaction each), 64 in flight",
+            store.rate,
+            "commands/s",
+            store.p50_ms,
+            store.p99_ms,
+            target=">= 0.5x",
+            details={"commands": float(store.commands)},
+        ).compared_with(producer)
+    )
+
+
+async def replay(h: Harness) -> None:
+    """Rebuilding the catalog read models from the log, beside the plainest ways to write the same."""
+    events, admin_url, es_url = (
+        h.size.replay_events,
+        h.servers.postgres_admin_url,
+        h.servers.elasticsearch_url,
+    )
+    h.say(f"replay of {events:,} catalog events into PostgreSQL and Elasticsearch")
+    rates = await replay_rates(events, admin_url, h.servers.kafka_bootstrap, es_url, progress=h.say)
+    h.say("replay baselines: COPY, raw _bulk, a naive projector")
+    copied = await copy_rows(admin_url, events)
+    bulked = await bulk_documents(es_url, events)
+    naive = await naive_projector(admin_url, events, max_seconds=3 if h.size.quick else 10)
+    n = f"{rates.events:,} events"
+    h.record(Row(f"replay baseline: read and decode the log ({n})", rates.read_and_decode, "events/s"))
+    copy = h.record(
+        Row(
+            f"replay baseline: PostgreSQL COPY of the final rows ({n})",
+            copied["events_per_second"],
+            "events/s",
+            details=copied,
+            label="COPY",
+        )
+    )
+    bulk = h.record(
+        Row(
+            f"replay baseline: Elasticsearch raw _bulk of the documents ({n})",
+            bulked["events_per_second"],
+            "events/s",
+            details=bulked,
+            label="raw _bulk",
+        )
+    )
+    one_by_one = h.record(
+        Row(
+            f"replay baseline: naive projector, a transaction per event ({naive['events']:,.0f} events)",
+            naive["events_per_second"],
+            "events/s",
+            details=naive,
+            label="naive projector",
+        )
+    )
+    postgres = Row(
+        f"catalog rebuild into PostgreSQL ({n})", rates.postgres, "events/s", target=">= 0.2x COPY"
+    )
+    h.record(postgres.compared_with(copy))
+    h.record(
+        Row(f"catalog rebuild into PostgreSQL ({n})", rates.postgres, "events/s").compared_with(one_by_one)
+    )
+    h.record(
+        Row(
+            f"catalog rebuild into Elasticsearch ({n})",
+            rates.elasticsearch,
+            "events/s",
+            target=">= 0.6x _bulk",
+        ).compared_with(bulk)
+    )
+
+
+async def memory(h: Harness) -> None:
+    for row in h.memory_rows():
+        h.record(row)
+
+
+SCENARIOS: dict[str, Callable[[Harness], Awaitable[None]]] = {
+    "trivial": trivial,
+    "health": health,
+    "product": product,
+    "validate": validate,
+    "search": search,
+    "create": create,
+    "adjust": adjust,
+    "lag": lag,
+    "eventstore": eventstore,
+    "replay": replay,
+    "memory": memory,
+}
