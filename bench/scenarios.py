@@ -325,6 +325,25 @@ async def replay(h: Harness) -> None:
             label="raw _bulk",
         )
     )
+    # Issue 7 states its replay ratios as events replayed per second over rows (documents) written
+    # per second by COPY (_bulk), so those baselines are printed too; the rows above count each
+    # baseline in the events its rows stand for (4 per product), the stricter comparison.
+    copy_rows_rate = h.record(
+        Row(
+            f"replay baseline: PostgreSQL COPY of the final rows ({copied['rows']:,.0f} rows)",
+            copied["rows_per_second"],
+            "rows/s",
+            label="COPY rows/s",
+        )
+    )
+    bulk_docs_rate = h.record(
+        Row(
+            f"replay baseline: Elasticsearch raw _bulk ({bulked['documents']:,.0f} documents)",
+            bulked["docs_per_second"],
+            "docs/s",
+            label="_bulk docs/s",
+        )
+    )
     one_by_one = h.record(
         Row(
             f"replay baseline: naive projector, a transaction per event ({naive['events']:,.0f} events)",
@@ -339,6 +358,11 @@ async def replay(h: Harness) -> None:
     )
     h.record(postgres.compared_with(copy))
     h.record(
+        Row(
+            f"catalog rebuild into PostgreSQL ({n})", rates.postgres, "events/s", target=">= 0.2x"
+        ).compared_with(copy_rows_rate)
+    )
+    h.record(
         Row(f"catalog rebuild into PostgreSQL ({n})", rates.postgres, "events/s").compared_with(one_by_one)
     )
     h.record(
@@ -348,6 +372,11 @@ async def replay(h: Harness) -> None:
             "events/s",
             target=">= 0.6x _bulk",
         ).compared_with(bulk)
+    )
+    h.record(
+        Row(
+            f"catalog rebuild into Elasticsearch ({n})", rates.elasticsearch, "events/s", target=">= 0.6x"
+        ).compared_with(bulk_docs_rate)
     )
 
 

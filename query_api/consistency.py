@@ -56,7 +56,10 @@ async def wait_for(
     feed = database.feed
     deadline = time.monotonic() + within
     delay, polled_at = 0.005, -1.0
-    while not feed.reached(projection, token.topic, token.partition, token.offset):
+    while True:
+        seen = feed.notices
+        if feed.reached(projection, token.topic, token.partition, token.offset):
+            return
         now = time.monotonic()
         if now - polled_at >= (0.1 if feed.listening else delay):
             polled_at = now
@@ -67,7 +70,7 @@ async def wait_for(
                 f"the {projection} read model has not reached {token.topic}:{token.partition}:{token.offset} "
                 f"after {within:.0f}s; retry shortly"
             )
-        await feed.next_notice(min(delay, deadline - now))
+        await feed.next_notice(seen, min(delay, deadline - now))
         delay = min(delay * 2, 0.1)
 
 

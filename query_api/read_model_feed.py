@@ -42,20 +42,37 @@ class ReadCache(Generic[V]):
         # Moves with every drop, so an answer read from the database before a notice arrived is not
         # stored after it (it may be older than what the notice announced).
         self.generation = 0
+        # Loads under way, shared by the reads of the same key that arrive meanwhile: an expired
+        # search answer is fetched once, not once per waiting client.
+        self._loading: dict[Hashable, asyncio.Task[V]] = {}
 
     async def through(self, key: Hashable, load: Callable[[], Awaitable[V]], *, fresh: bool = False) -> V:
         """The cached answer for `key`, else `load()`'s (kept for next time). `fresh` skips the cache
         for this read, as a read that waited for a consistency token must."""
         if fresh:
             self.drop([key])  # and a read that started earlier, so may be older, will not be kept
-        else:
-            cached = self._get(key)
-            if cached is not None:
-                return cached
+            return await self._load(key, load)
+        cached = self._get(key)
+        if cached is not None:
+            return cached
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = self._loading[key] = asyncio.ensure_future(self._load(key, load))
+            loading.add_done_callback(lambda done: self._loaded(key, done))
+        # Shielded: a client that goes away does not cancel the load the others wait for.
+        return await asyncio.shield(loading)
+
+    async def _load(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> V:
         generation = self.generation
         answer = await load()
         self._put(key, answer, generation)
         return answer
+
+    def _loaded(self, key: Hashable, done: asyncio.Task[V]) -> None:
+        if self._loading.get(key) is done:
+            del self._loading[key]
+        if not done.cancelled():
+            done.exception()  # whoever waited has seen it; nobody else needs to be told
 
     def _get(self, key: Hashable) -> V | None:
         entry = self._entries.get(key)
@@ -77,9 +94,11 @@ class ReadCache(Generic[V]):
         self.generation += 1
         if keys is None or not self.by_key:
             self._entries.clear()
+            self._loading.clear()  # a load begun before the change must not answer reads after it
             return
         for key in keys:
             self._entries.pop(key, None)
+            self._loading.pop(key, None)
 
 
 class ReadModelFeed:
@@ -92,6 +111,7 @@ class ReadModelFeed:
         self._caches: dict[str, list[ReadCache[object]]] = defaultdict(list)
         self._positions: dict[tuple[str, str, int], int] = {}
         self._noticed = asyncio.Event()
+        self.notices = 0
         self.listening = False
 
     def cache(
@@ -105,8 +125,11 @@ class ReadModelFeed:
         """Whether a notice has shown the projection past `offset` (False: not known to be)."""
         return self._positions.get((projection, topic, partition), 0) > offset
 
-    async def next_notice(self, within: float) -> None:
-        """Wait until the next notice arrives, or `within` seconds."""
+    async def next_notice(self, seen: int, within: float) -> None:
+        """Wait, at most `within` seconds, for a notice after the first `seen` ones (`notices` counts
+        them; read it before checking a position, so a notice in between is not waited for)."""
+        if self.notices > seen:
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._noticed.wait(), within)
 
@@ -141,6 +164,7 @@ class ReadModelFeed:
             self._positions[key] = max(self._positions.get(key, 0), notice.next_offset)
         for cache in self._caches.get(notice.projection, ()):
             cache.drop(notice.keys)
+        self.notices += 1
         self._noticed.set()
         self._noticed = asyncio.Event()
 

@@ -57,6 +57,14 @@ async def notify(url: str, notice: ChangeNotice) -> None:
         await announce(conn, notice)
 
 
+async def announced(url: str, feed: ReadModelFeed, notice: ChangeNotice) -> None:
+    """Send a batch's notice and wait until the feed has applied it."""
+    assert notice.topic is not None and notice.partition is not None and notice.next_offset is not None
+    await notify(url, notice)
+    position = (notice.projection, notice.topic, notice.partition, notice.next_offset - 1)
+    await until(lambda: feed.reached(*position), "the feed applies the notice")
+
+
 def answer(value: str) -> Callable[[], Awaitable[str]]:
     async def load() -> str:
         return value
@@ -64,8 +72,12 @@ def answer(value: str) -> Callable[[], Awaitable[str]]:
     return load
 
 
+OFFSETS = iter(range(10, 1_000_000))
+
+
 def changed(*keys: int) -> ChangeNotice:
-    return ChangeNotice.of_batch(PROJECTION, "catalog.events", 0, 10, keys)
+    """A notice of the next batch, which changed `keys`."""
+    return ChangeNotice.of_batch(PROJECTION, "catalog.events", 0, next(OFFSETS), keys)
 
 
 def test_a_notice_drops_the_answers_of_the_rows_it_names_and_only_those(database_url: str) -> None:
@@ -76,8 +88,7 @@ def test_a_notice_drops_the_answers_of_the_rows_it_names_and_only_those(database
             assert await cache.through(2, answer("two, before")) == "two, before"
             assert await cache.through(1, answer("one, after")) == "one, before"  # kept
 
-            await notify(database_url, changed(1))
-            await feed.next_notice(within=5)
+            await announced(database_url, feed, changed(1))
 
             assert await cache.through(1, answer("one, after")) == "one, after"
             assert await cache.through(2, answer("two, after")) == "two, before"
@@ -91,8 +102,7 @@ def test_an_answer_read_before_a_notice_is_not_kept_after_it(database_url: str) 
             cache: ReadCache[str] = feed.cache(PROJECTION, by_key=True)
 
             async def read_then_a_change_commits() -> str:
-                await notify(database_url, changed(1))  # committed while the read was under way
-                await feed.next_notice(within=5)
+                await announced(database_url, feed, changed(1))  # committed while the read was under way
                 return "read before the change"
 
             assert await cache.through(1, read_then_a_change_commits) == "read before the change"
@@ -106,8 +116,7 @@ def test_answers_keyed_by_query_are_all_dropped_by_any_notice(database_url: str)
         async with following(database_url) as feed:
             pages: ReadCache[str] = feed.cache(PROJECTION, by_key=False)
             await pages.through("page 1", answer("before"))
-            await notify(database_url, changed(99))
-            await feed.next_notice(within=5)
+            await announced(database_url, feed, changed(99))
             assert await pages.through("page 1", answer("after")) == "after"
 
     asyncio.run(scenario())
@@ -135,13 +144,59 @@ def test_nothing_is_answered_from_the_cache_while_the_notices_cannot_be_heard(da
 def test_a_notice_tells_how_far_the_projection_has_got(database_url: str) -> None:
     async def scenario() -> None:
         async with following(database_url) as feed:
-            assert not feed.reached(PROJECTION, "catalog.events", 0, 9)
-            await notify(database_url, changed(1))
-            await feed.next_notice(within=5)
-            assert feed.reached(PROJECTION, "catalog.events", 0, 9)
-            assert not feed.reached(PROJECTION, "catalog.events", 0, 10)
+            batch = changed(1)
+            assert batch.next_offset is not None
+            last = batch.next_offset - 1
+            assert not feed.reached(PROJECTION, "catalog.events", 0, last)
+            await announced(database_url, feed, batch)
+            assert feed.reached(PROJECTION, "catalog.events", 0, last)
+            assert not feed.reached(PROJECTION, "catalog.events", 0, last + 1)
             await notify(database_url, ChangeNotice(PROJECTION, reset=True))
-            await feed.next_notice(within=5)
-            assert not feed.reached(PROJECTION, "catalog.events", 0, 9)
+            await until(
+                lambda: not feed.reached(PROJECTION, "catalog.events", 0, last), "the reset is applied"
+            )
+
+    asyncio.run(scenario())
+
+
+def test_reads_of_one_key_arriving_while_it_loads_share_that_load(database_url: str) -> None:
+    async def scenario() -> None:
+        async with following(database_url) as feed:
+            searches: ReadCache[str] = feed.cache(PROJECTION, by_key=False)
+            loads = 0
+            release = asyncio.Event()
+
+            async def slow_search() -> str:
+                nonlocal loads
+                loads += 1
+                await release.wait()
+                return "hits"
+
+            readers = [asyncio.create_task(searches.through("mouse", slow_search)) for _ in range(5)]
+            await asyncio.sleep(0)
+            release.set()
+            assert await asyncio.gather(*readers) == ["hits"] * 5
+            assert loads == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_read_arriving_after_a_notice_does_not_share_a_load_begun_before_it(database_url: str) -> None:
+    async def scenario() -> None:
+        async with following(database_url) as feed:
+            pages: ReadCache[str] = feed.cache(PROJECTION, by_key=False)
+            release = asyncio.Event()
+
+            async def read_before_the_change() -> str:
+                await release.wait()
+                return "before"
+
+            earlier = asyncio.create_task(pages.through("page 1", read_before_the_change))
+            await asyncio.sleep(0)
+            await announced(database_url, feed, changed(1))
+            assert await pages.through("page 1", answer("after")) == "after"
+            release.set()
+            assert await earlier == "before"
+            assert await pages.through("page 1", answer("later")) == "after"
 
     asyncio.run(scenario())
