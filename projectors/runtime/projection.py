@@ -96,6 +96,34 @@ def upsert_row(table: str, columns: tuple[str, ...]) -> sql.Composed:
     )
 
 
+@lru_cache(maxsize=64)
+def staging_statements(
+    table: str, columns: tuple[str, ...]
+) -> tuple[sql.Composed, sql.Composed, sql.Composed]:
+    """Writing many rows at once: a session's temporary copy of the table (emptied at each commit),
+    `COPY` into it, then one upsert from it, guarded by `version` like `upsert_row`."""
+    staging = sql.Identifier(f"{table}__staging")
+    names = sql.SQL(", ").join(map(sql.Identifier, columns))
+    create = sql.SQL(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (LIKE {table}) ON COMMIT DELETE ROWS"
+    ).format(staging=staging, table=sql.Identifier(table))
+    copy = sql.SQL("COPY {staging} ({names}) FROM STDIN").format(staging=staging, names=names)
+    upsert = sql.SQL(
+        "INSERT INTO {table} ({names}) SELECT {names} FROM {staging} ON CONFLICT ({key}) DO UPDATE SET "
+        "{updates} WHERE {table}.version < EXCLUDED.version"
+    ).format(
+        table=sql.Identifier(table),
+        names=names,
+        staging=staging,
+        key=sql.Identifier(columns[0]),
+        updates=sql.SQL(", ").join(
+            sql.SQL("{column} = EXCLUDED.{column}").format(column=sql.Identifier(column))
+            for column in columns[1:]
+        ),
+    )
+    return create, copy, upsert
+
+
 KeyOf = Callable[[Event], Hashable | None]
 
 
