@@ -21,6 +21,7 @@ from bench.harness import FULL, QUICK, Harness
 from bench.load import ensure_wrk
 from bench.report import format_table, write_json
 from bench.scenarios import SCENARIOS
+from config.process import tune_garbage_collector
 from tests.support.servers import REPO, local_stack
 
 RESULTS = REPO / ".local" / "bench"
@@ -84,6 +85,8 @@ async def run_until_stopped(options: argparse.Namespace) -> int:
 
 
 def main() -> None:
+    # The event store and the rebuilds run in this process: with the same settings as the services'.
+    tune_garbage_collector()
     try:
         sys.exit(asyncio.run(run_until_stopped(arguments())))
     except (KeyboardInterrupt, asyncio.CancelledError):

@@ -27,6 +27,7 @@ from psycopg import sql
 from bench.baselines.databases import database_url
 from bench.throwaway import delete_indices, delete_namespace_topics, drop_databases
 from command_api.eventstore.partitioning import ID_STRIDE
+from config.process import tune_garbage_collector
 from config.settings import Settings
 from event_schemas.catalog import ProductCreated, ProductUpdated, StockAdjusted, StockReserved
 from event_schemas.envelope import Event
@@ -175,4 +176,5 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--admin-database-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     arguments = parser.parse_args()
+    tune_garbage_collector()  # as the services and projectors do
     asyncio.run(main(arguments.events, arguments.admin_database_url))

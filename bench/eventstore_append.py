@@ -26,6 +26,7 @@ from command_api.eventstore.kafka_store import KafkaEventStore
 from command_api.eventstore.model import CommandContext, Loaded
 from command_api.users import domain
 from command_api.users.domain import USER, UserState, user_aggregate_id
+from config.process import tune_garbage_collector
 from config.settings import Settings
 from event_schemas import topics
 from event_schemas.registry import REGISTRY
@@ -181,4 +182,5 @@ if __name__ == "__main__":
     parser.add_argument("--commands", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     arguments = parser.parse_args()
+    tune_garbage_collector()  # as the services and projectors do
     asyncio.run(main(arguments.commands, arguments.concurrency))

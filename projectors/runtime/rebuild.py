@@ -38,6 +38,7 @@ class ReplayMeter:
         self.total = total
         self.done = 0
         self.started = time.monotonic()
+        self.finished: float | None = None  # when the last event was replayed: the clock stops there
         self._progress = progress
         self._last_report = 0.0
 
@@ -48,9 +49,15 @@ class ReplayMeter:
             self._last_report = now
             self._progress(f"replayed {self.done}/{self.total} events ({self.rate:,.0f} events/s)")
 
+    def finish(self) -> None:
+        """The replay is over. (Its `total` counts transaction markers too, so `done` may never reach it.)"""
+        self.finished = time.monotonic()
+
     @property
     def rate(self) -> float:
-        return self.done / max(time.monotonic() - self.started, 1e-9)
+        """Events replayed per second, up to the last one (not up to whenever this is read)."""
+        end = self.finished if self.finished is not None else time.monotonic()
+        return self.done / max(end - self.started, 1e-9)
 
 
 async def replay_into_tables(
@@ -75,6 +82,7 @@ async def replay_into_tables(
         meter.add(len(records))
 
     await apply_side_by_side(read_range(bootstrap_servers, projection.topic, {}, ends), apply)
+    meter.finish()
     return meter
 
 
@@ -168,6 +176,7 @@ async def rebuild_index(
     ends = await end_offsets(bootstrap_servers, projection.topic)
     meter = ReplayMeter(sum(ends.values()), progress)
     await replay({}, ends, meter)
+    meter.finish()
     await es.indices.refresh(index=index)
     actions: list[dict[str, object]] = [
         {"remove": {"index": old, "alias": projection.alias}} for old in previous
