@@ -206,3 +206,25 @@ def test_metrics_label_routes_by_template_and_count_appended_events(
     assert 'route="/products/{product_id}"' in text
     assert f'route="/products/{product["id"]}"' not in text
     assert 'events_appended_total{event_type="ProductCreated"' in text
+
+
+def test_a_read_after_a_change_never_answers_the_cached_product_from_before_it(
+    catalog_service: HttpService, admin_token: str
+) -> None:
+    product, consistency = created(catalog_service.url, admin_token, stock=5)
+    assert get_product(catalog_service.url, product["id"], consistency).json()["stock"] == 5  # cached now
+    assert get_product(catalog_service.url, product["id"]).json()["stock"] == 5
+    adjusted = httpx.post(
+        f"{catalog_service.url}/products/{product['id']}/stock-adjustments",
+        json={"delta": 3, "reason": "delivery"},
+        headers=bearer(admin_token),
+        timeout=30,
+    )
+    assert adjusted.status_code == 200, adjusted.text
+    after = adjusted.headers["X-Consistency-Token"]
+    assert get_product(catalog_service.url, product["id"], after).json()["stock"] == 8
+    # Without a token, too: the read with the token replaced the cached answer, and the projector's
+    # notice dropped it, whichever came first.
+    assert [get_product(catalog_service.url, product["id"]).json()["stock"] for _ in range(3)] == [8, 8, 8]
+    listed = list_products(catalog_service.url, after, sort="newest", limit=100).json()
+    assert next(p["stock"] for p in listed if p["id"] == product["id"]) == 8
