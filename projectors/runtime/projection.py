@@ -78,21 +78,28 @@ def select_rows(table: str, columns: tuple[str, ...]) -> sql.Composed:
     )
 
 
-@lru_cache(maxsize=64)
-def upsert_row(table: str, columns: tuple[str, ...]) -> sql.Composed:
-    """Insert, or replace an older version of, one row."""
+def _replace_older(table: str, columns: tuple[str, ...]) -> sql.Composed:
+    """The conflict clause every upsert shares: a row is replaced only by a newer version of itself."""
     return sql.SQL(
-        "INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT ({key}) DO UPDATE SET {updates} "
-        "WHERE {table}.version < EXCLUDED.version"
+        "ON CONFLICT ({key}) DO UPDATE SET {updates} WHERE {table}.version < EXCLUDED.version"
     ).format(
-        table=sql.Identifier(table),
-        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
-        values=sql.SQL(", ").join(sql.Placeholder(column) for column in columns),
         key=sql.Identifier(columns[0]),
         updates=sql.SQL(", ").join(
             sql.SQL("{column} = EXCLUDED.{column}").format(column=sql.Identifier(column))
             for column in columns[1:]
         ),
+        table=sql.Identifier(table),
+    )
+
+
+@lru_cache(maxsize=64)
+def upsert_row(table: str, columns: tuple[str, ...]) -> sql.Composed:
+    """Insert, or replace an older version of, one row."""
+    return sql.SQL("INSERT INTO {table} ({columns}) VALUES ({values}) {replace_older}").format(
+        table=sql.Identifier(table),
+        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        values=sql.SQL(", ").join(sql.Placeholder(column) for column in columns),
+        replace_older=_replace_older(table, columns),
     )
 
 
@@ -108,18 +115,11 @@ def staging_statements(
         "CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (LIKE {table}) ON COMMIT DELETE ROWS"
     ).format(staging=staging, table=sql.Identifier(table))
     copy = sql.SQL("COPY {staging} ({names}) FROM STDIN").format(staging=staging, names=names)
-    upsert = sql.SQL(
-        "INSERT INTO {table} ({names}) SELECT {names} FROM {staging} ON CONFLICT ({key}) DO UPDATE SET "
-        "{updates} WHERE {table}.version < EXCLUDED.version"
-    ).format(
+    upsert = sql.SQL("INSERT INTO {table} ({names}) SELECT {names} FROM {staging} {replace_older}").format(
         table=sql.Identifier(table),
         names=names,
         staging=staging,
-        key=sql.Identifier(columns[0]),
-        updates=sql.SQL(", ").join(
-            sql.SQL("{column} = EXCLUDED.{column}").format(column=sql.Identifier(column))
-            for column in columns[1:]
-        ),
+        replace_older=_replace_older(table, columns),
     )
     return create, copy, upsert
 

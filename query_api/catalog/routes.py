@@ -47,10 +47,8 @@ async def list_products(
         return PRODUCTS_JSON.dump_json([ProductPublic.from_row(row) for row in rows]), total
 
     async def found() -> Page:
-        if token is not None:
-            await catalog.es.indices.refresh(
-                index=catalog.index
-            )  # make what the projector wrote searchable now
+        if token is not None:  # make what the projector wrote searchable now
+            await catalog.es.indices.refresh(index=catalog.index)
         hits, total = await search_products(catalog.es, catalog.index, filters)
         return PRODUCTS_JSON.dump_json(hits), total
 
