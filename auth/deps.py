@@ -24,3 +24,23 @@ async def current_admin(claims: CurrentUser) -> Claims:
 
 
 CurrentAdmin = Annotated[Claims, Depends(current_admin)]
+
+
+async def current_service(claims: CurrentUser) -> Claims:
+    """Internal routes answer only the platform's own processes, never a user (not even an admin)."""
+    if claims.role != "service":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "This route is for the platform's services only")
+    return claims
+
+
+CurrentService = Annotated[Claims, Depends(current_service)]
+
+
+async def current_customer(claims: CurrentUser) -> Claims:
+    """A user acting for themselves (carts and orders belong to a user account)."""
+    if claims.role == "service":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "This route is for customers")
+    return claims
+
+
+CurrentCustomer = Annotated[Claims, Depends(current_customer)]

@@ -17,7 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from config.settings import Settings
 
 ALGORITHM = "EdDSA"
-Role = Literal["customer", "admin"]
+# A user's role, or "service": a process of the platform acting for itself (the order saga), which
+# may call the internal routes and nothing a customer or an admin may call.
+Role = Literal["customer", "admin", "service"]
+ROLES: frozenset[str] = frozenset(("customer", "admin", "service"))
 
 
 class InvalidToken(Exception):
@@ -102,7 +105,7 @@ class TokenVerifier:
             return Claims(
                 user_id=int(claims["sub"]),
                 email=str(claims["email"]),
-                role=claims["role"] if claims["role"] in ("customer", "admin") else "customer",
+                role=claims["role"] if claims["role"] in ROLES else "customer",
                 issued_at=int(claims["iat"]),
                 expires_at=int(claims["exp"]),
             )
@@ -161,6 +164,14 @@ def load_issuer(settings: Settings) -> TokenIssuer:
     return TokenIssuer(
         key, settings.jwt_issuer, settings.jwt_audience, timedelta(seconds=settings.jwt_ttl_seconds)
     )
+
+
+SERVICE_USER_ID = 0  # no user account has id 0
+
+
+def service_token(issuer: TokenIssuer, service: str, now: datetime) -> str:
+    """A token that says "the platform's `service` process", for its calls to internal routes."""
+    return issuer.issue(SERVICE_USER_ID, f"{service}.service", "service", now)
 
 
 def load_verifier(settings: Settings) -> TokenVerifier:

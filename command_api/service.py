@@ -11,7 +11,13 @@ import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 
 from auth.tokens import load_verifier
-from command_api.eventstore.errors import ConcurrencyConflict, EventStoreUnavailable, NotOwner
+from command_api.eventstore.errors import (
+    ConcurrencyConflict,
+    EventStoreUnavailable,
+    IdempotencyKeyReused,
+    NotOwner,
+    UnknownAggregate,
+)
 from command_api.eventstore.kafka_store import KafkaEventStore
 from command_api.eventstore.model import AggregateKind
 from command_api.forwarding import forward_to_owner
@@ -24,6 +30,8 @@ from web.routing import add_routes
 # Errors of the event store itself, the same in every context.
 EVENT_STORE_ERRORS: dict[type[Exception], tuple[int, str]] = {
     ConcurrencyConflict: (409, "concurrent_update"),
+    IdempotencyKeyReused: (422, "idempotency_key_reused"),
+    UnknownAggregate: (404, "not_found"),
     EventStoreUnavailable: (503, "service_unavailable"),
 }
 

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     command_timeout_seconds: float = Field(5.0, gt=0)
     # Most records a projector applies in one transaction (or one bulk request).
     projector_max_batch: int = Field(5000, ge=1)
+    # A confirmed order not paid within this time expires, and its stock is released.
+    order_payment_window_seconds: float = Field(1800.0, gt=0)
+    # Where the order saga reaches the command sides it drives (any instance: it forwards to the owner).
+    catalog_url: str = "http://127.0.0.1:8000"
+    orders_url: str = "http://127.0.0.1:9000"
+    # How often the order saga looks for unpaid orders past their deadline.
+    order_expiry_sweep_seconds: float = Field(5.0, gt=0)
     # A query that waits for a consistency token gives up after this time.
     consistency_wait_seconds: float = Field(5.0, gt=0)
 

@@ -50,7 +50,8 @@ class StockAdjusted(ProductEvent):
 
 
 class StockReserved(ProductEvent):
-    """Units held for an order; they leave the sellable stock until released."""
+    """Units held for an order: they leave the sellable `stock` (still on hand) until released or
+    committed."""
 
     event_type: ClassVar[str] = "StockReserved"
 
@@ -72,6 +73,17 @@ class StockReleased(ProductEvent):
     """Units held for an order went back to the sellable stock (the order was cancelled or failed)."""
 
     event_type: ClassVar[str] = "StockReleased"
+
+    order_id: str
+    quantity: int = Field(gt=0)
+    stock: int = Field(ge=0)
+
+
+class StockReservationCommitted(ProductEvent):
+    """The order was paid: its held units left the shop for good (stock on hand falls by `quantity`;
+    the units still free to sell, `stock`, do not change)."""
+
+    event_type: ClassVar[str] = "StockReservationCommitted"
 
     order_id: str
     quantity: int = Field(gt=0)

@@ -12,8 +12,9 @@ class Event(BaseModel):
     """A fact that happened to one aggregate; never edited, only superseded by a new schema version.
 
     Subclasses set `event_type`, `schema_version` and `aggregate_type` and add their payload fields.
-    `correlation_id`, `causation_id` and `idempotency_key` are stamped by the event store, not by
-    domain code.
+    `correlation_id`, `causation_id`, `idempotency_key` and `request_fingerprint` are stamped by the
+    event store, not by domain code. The key is already scoped to its caller and route (an opaque
+    digest), and the fingerprint is the digest of the request that first used it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -29,6 +30,7 @@ class Event(BaseModel):
     correlation_id: UUID | None = None
     causation_id: UUID | None = None
     idempotency_key: str | None = None
+    request_fingerprint: str | None = None
 
 
 ENVELOPE_FIELDS: frozenset[str] = frozenset(Event.model_fields)

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from event_schemas import catalog, users
+from event_schemas import catalog, orders, users
 from event_schemas.envelope import ENVELOPE_FIELDS, Event, payload_of
 
 Payload = dict[str, Any]
@@ -87,5 +87,15 @@ REGISTRY = EventRegistry(
         catalog.StockReserved,
         catalog.StockReservationRejected,
         catalog.StockReleased,
+        catalog.StockReservationCommitted,
+        orders.CartLineAdded,
+        orders.CartLineQuantityChanged,
+        orders.CartLineRemoved,
+        orders.CartCheckedOut,
+        orders.OrderPlaced,
+        orders.OrderConfirmed,
+        orders.OrderRejected,
+        orders.OrderCancelled,
+        orders.OrderExpired,
     ]
 )

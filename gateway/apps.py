@@ -11,9 +11,11 @@ from typing import Literal
 from fastapi import FastAPI
 
 from command_api.catalog import app as catalog_commands
+from command_api.orders import app as orders_commands
 from command_api.users import app as users_commands
 from config.settings import Settings
 from query_api.catalog import app as catalog_queries
+from query_api.orders import app as orders_queries
 from query_api.users import app as users_queries
 from web.errors import install_error_handlers
 from web.health import health_router
@@ -53,6 +55,15 @@ SERVICES = {
         catalog_queries.catalog_query_side,
         catalog_queries.install_query_side,
         catalog_queries.DOMAIN_ERRORS,
+    ),
+    "orders": Service(
+        9000,
+        orders_commands.orders_command_side,
+        orders_commands.install_command_side,
+        orders_commands.DOMAIN_ERRORS,
+        orders_queries.orders_query_side,
+        orders_queries.install_query_side,
+        orders_queries.DOMAIN_ERRORS,
     ),
 }
 

@@ -5,7 +5,8 @@
     python -m projectors rebuild NAME           replay from offset 0 into a new table/index, then swap
     python -m projectors reset NAME             drop a read model and its offsets (stop its projector first)
 
-NAME is users, catalog (products in PostgreSQL) or catalog-search (the Elasticsearch index).
+NAME is users, catalog (products in PostgreSQL), catalog-search (the Elasticsearch index),
+orders-products (the orders side's replica of the catalog), orders-carts or orders.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from event_schemas.registry import REGISTRY
 from event_schemas.topics import in_namespace
 from projectors.catalog.projection import ProductsProjection
 from projectors.catalog.search_index import ProductSearchProjection
+from projectors.orders.carts import CartsProjection
+from projectors.orders.orders import OrdersProjection
+from projectors.orders.products import OrderProductsProjection
 from projectors.runtime.offsets import ensure_offsets_table, stored_offsets
 from projectors.runtime.postgres_runner import PostgresProjectionRunner, reset
 from projectors.runtime.projection import Projection
@@ -59,6 +63,11 @@ def registered(settings: Settings) -> dict[str, Registered]:
         "catalog-search": Registered(
             settings.catalog_database_url, index=ProductSearchProjection(settings.namespace)
         ),
+        "orders-products": Registered(
+            settings.orders_database_url, tables=OrderProductsProjection(settings.namespace)
+        ),
+        "orders-carts": Registered(settings.orders_database_url, tables=CartsProjection(settings.namespace)),
+        "orders": Registered(settings.orders_database_url, tables=OrdersProjection(settings.namespace)),
     }
 
 

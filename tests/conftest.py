@@ -81,3 +81,26 @@ def catalog_service(deployment: Deployment, catalog_projector: ServiceProcess) -
     service = deployment.gateway("catalog", name="catalog-gateway").start()
     yield service
     service.stop()
+
+
+@pytest.fixture(scope="session")
+def orders_projectors(deployment: Deployment) -> Iterator[ServiceProcess]:
+    projector = deployment.projector("orders-products", "orders-carts", "orders").start()
+    yield projector
+    projector.stop()
+
+
+@pytest.fixture(scope="session")
+def orders_service(deployment: Deployment, orders_projectors: ServiceProcess) -> Iterator[HttpService]:
+    service = deployment.gateway("orders", name="orders-gateway").start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def order_saga(
+    deployment: Deployment, catalog_service: HttpService, orders_service: HttpService
+) -> Iterator[ServiceProcess]:
+    saga = deployment.order_saga(catalog_service.url, orders_service.url).start()
+    yield saga
+    saga.stop()

@@ -55,3 +55,19 @@ class AdjustStock(BaseModel):
         if self.delta == 0:
             raise ValueError("delta must not be 0")
         return self
+
+
+OrderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,80}$")]
+
+
+class ReservationCommand(BaseModel):
+    """The saga's request about one order's hold on one product."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    order_id: OrderId = Field(alias="orderId")
+    product_id: Annotated[StrictInt, Field(gt=0, le=2**53)] = Field(alias="productId")
+
+
+class ReserveStock(ReservationCommand):
+    quantity: Annotated[StrictInt, Field(gt=0, le=1_000_000)]

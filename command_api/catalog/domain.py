@@ -1,14 +1,19 @@
 """The Product aggregate: pure decisions and the fold.
 
-Stock is the number of units that can still be sold. A reservation for an order takes units out of
-it at once (so two orders can never be promised the same unit) and remembers them per order, so that
-a reservation is applied once and a release gives back exactly what was reserved.
+`stock` is the number of units that can still be sold. A reservation for an order takes units out of
+it at once (so two orders can never be promised the same unit) and holds them per order until the
+order is paid (the hold is committed: the units leave stock on hand for good) or fails (the hold is
+released back to `stock`). Units on hand = `stock` + units held.
+
+Each order's first reservation outcome is remembered, so a repeated reservation (the saga retrying
+after a crash) answers the same and holds nothing twice. Outcomes of orders whose hold is settled are
+forgotten after OUTCOME_WINDOW, so the bookkeeping does not grow with every order ever placed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import singledispatch
 from types import MappingProxyType
 from typing import Literal
@@ -20,6 +25,7 @@ from event_schemas.catalog import (
     ProductUpdated,
     StockAdjusted,
     StockReleased,
+    StockReservationCommitted,
     StockReservationRejected,
     StockReserved,
 )
@@ -39,6 +45,23 @@ class InsufficientStock(CatalogError):
     pass
 
 
+RejectionReason = Literal["insufficient_stock", "product_unavailable"]
+
+# How long the outcome of a settled reservation is remembered for a repeated reservation.
+OUTCOME_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class ReservationOutcome:
+    """What the first reservation for an order decided."""
+
+    order_id: str
+    quantity: int
+    reserved: bool
+    reason: RejectionReason | None
+    decided_at: datetime
+
+
 @dataclass(frozen=True)
 class ProductState:
     exists: bool = False
@@ -48,13 +71,21 @@ class ProductState:
     description: str = ""
     price: Money | None = None
     stock: int = 0
-    # Units held per order, and every order a reservation was decided for (held, rejected or released).
-    reservations: MappingProxyType[str, int] = field(default_factory=lambda: MappingProxyType({}))
-    orders_seen: frozenset[str] = frozenset()
+    # Units held per order, and the first outcome of each order's reservation (in decision order).
+    held: MappingProxyType[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    outcomes: MappingProxyType[str, ReservationOutcome] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def active(self) -> bool:
         return self.exists and not self.deleted
+
+    @property
+    def reserved(self) -> int:
+        return sum(self.held.values())
+
+    @property
+    def on_hand(self) -> int:
+        return self.stock + self.reserved
 
 
 @singledispatch
@@ -89,26 +120,49 @@ def _adjusted(event: StockAdjusted, state: ProductState) -> ProductState:
     return replace(state, stock=event.stock)
 
 
+def _decided(state: ProductState, outcome: ReservationOutcome) -> MappingProxyType[str, ReservationOutcome]:
+    """Remember the outcome, and forget settled ones (nothing held) older than the window."""
+    cutoff = outcome.decided_at - OUTCOME_WINDOW
+    outcomes = dict(state.outcomes)
+    for order_id, earlier in state.outcomes.items():
+        if earlier.decided_at >= cutoff:
+            break
+        if order_id not in state.held:
+            del outcomes[order_id]
+    outcomes[outcome.order_id] = outcome
+    return MappingProxyType(outcomes)
+
+
 @_apply.register
 def _reserved(event: StockReserved, state: ProductState) -> ProductState:
-    reservations = dict(state.reservations) | {event.order_id: event.quantity}
+    outcome = ReservationOutcome(event.order_id, event.quantity, True, None, event.occurred_at)
     return replace(
         state,
         stock=event.stock,
-        reservations=MappingProxyType(reservations),
-        orders_seen=state.orders_seen | {event.order_id},
+        held=MappingProxyType(dict(state.held) | {event.order_id: event.quantity}),
+        outcomes=_decided(state, outcome),
     )
 
 
 @_apply.register
 def _rejected(event: StockReservationRejected, state: ProductState) -> ProductState:
-    return replace(state, orders_seen=state.orders_seen | {event.order_id})
+    outcome = ReservationOutcome(event.order_id, event.quantity, False, event.reason, event.occurred_at)
+    return replace(state, outcomes=_decided(state, outcome))
+
+
+def _settled(state: ProductState, order_id: str, stock: int) -> ProductState:
+    held = {order: qty for order, qty in state.held.items() if order != order_id}
+    return replace(state, stock=stock, held=MappingProxyType(held))
 
 
 @_apply.register
 def _released(event: StockReleased, state: ProductState) -> ProductState:
-    reservations = {order: qty for order, qty in state.reservations.items() if order != event.order_id}
-    return replace(state, stock=event.stock, reservations=MappingProxyType(reservations))
+    return _settled(state, event.order_id, event.stock)
+
+
+@_apply.register
+def _committed(event: StockReservationCommitted, state: ProductState) -> ProductState:
+    return _settled(state, event.order_id, event.stock)
 
 
 def evolve(state: ProductState, event: Event) -> ProductState:
@@ -160,7 +214,10 @@ def update(
     stock: int | None,
     now: datetime,
 ) -> list[Event]:
-    """Only what differs from the current state becomes an event; stock goes through StockAdjusted."""
+    """Only what differs from the current state becomes an event; stock goes through StockAdjusted.
+
+    `stock` here is a count of the units on hand: the units held for orders stay held, and the units
+    free to sell become `stock` minus those (an update can therefore never hand out held units)."""
     state = _require_active(product)
     changes = {
         "name": name if name is not None and name != state.name else None,
@@ -180,16 +237,20 @@ def update(
                 **changes,
             )
         )
-    if stock is not None and stock != state.stock:
+    if stock is not None and stock != state.on_hand:
+        if stock < state.reserved:
+            raise InsufficientStock(
+                f"{state.reserved} units are held for orders; stock on hand cannot be set below that"
+            )
         events.append(
             StockAdjusted(
                 aggregate_id=product.aggregate_id,
                 aggregate_version=version + 1,
                 occurred_at=now,
                 product_id=state.product_id,
-                delta=stock - state.stock,
-                stock=stock,
-                reason="set by product update",
+                delta=stock - state.on_hand,
+                stock=stock - state.reserved,
+                reason="counted on hand by product update",
             )
         )
     return events
@@ -224,16 +285,14 @@ def adjust_stock(product: Loaded[ProductState], *, delta: int, reason: str, now:
     ]
 
 
-RejectionReason = Literal["insufficient_stock", "product_unavailable"]
-
-
 def reserve_stock(
     product: Loaded[ProductState], *, order_id: str, quantity: int, now: datetime
 ) -> list[Event]:
-    """Hold units for an order, once per order; a shortfall is recorded as a rejection, not raised,
-    because the order saga reacts to it."""
+    """Hold units for an order, once per order: a repeated reservation decides nothing (its first
+    outcome stands). A shortfall is recorded as a rejection, not raised, because the saga reacts to it.
+    A product that never existed has no aggregate to decide on: the store refuses before this runs."""
     state = product.state
-    if order_id in state.orders_seen:
+    if order_id in state.outcomes or order_id in state.held:
         return []
     reason: RejectionReason | None = None
     if not state.active:
@@ -254,9 +313,9 @@ def reserve_stock(
 
 
 def release_stock(product: Loaded[ProductState], *, order_id: str, now: datetime) -> list[Event]:
-    """Give back what was reserved for the order, and only that; releasing twice changes nothing."""
+    """Give back what is held for the order, and only that; releasing twice changes nothing."""
     state = product.state
-    quantity = state.reservations.get(order_id)
+    quantity = state.held.get(order_id)
     if quantity is None:
         return []
     return [
@@ -268,5 +327,24 @@ def release_stock(product: Loaded[ProductState], *, order_id: str, now: datetime
             order_id=order_id,
             quantity=quantity,
             stock=state.stock + quantity,
+        )
+    ]
+
+
+def commit_reservation(product: Loaded[ProductState], *, order_id: str, now: datetime) -> list[Event]:
+    """The order is paid: what is held for it leaves stock on hand for good (once)."""
+    state = product.state
+    quantity = state.held.get(order_id)
+    if quantity is None:
+        return []
+    return [
+        StockReservationCommitted(
+            aggregate_id=product.aggregate_id,
+            aggregate_version=product.version + 1,
+            occurred_at=now,
+            product_id=state.product_id,
+            order_id=order_id,
+            quantity=quantity,
+            stock=state.stock,
         )
     ]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from command_api.catalog import domain
-from command_api.catalog.commands import AdjustStock, CreateProduct, UpdateProduct
+from command_api.catalog.commands import (
+    AdjustStock,
+    CreateProduct,
+    ReservationCommand,
+    ReserveStock,
+    UpdateProduct,
+)
 from command_api.catalog.domain import PRODUCT, ProductState, product_aggregate_id
 from command_api.eventstore.errors import UnknownAggregate
 from command_api.eventstore.model import CommandContext, Committed, Decision, EventStore, Loaded
@@ -17,29 +22,22 @@ from event_schemas.money import Money
 
 @dataclass(frozen=True)
 class ProductChanged:
-    """A command's outcome: what it appended and the product as it is after it."""
+    """A command's outcome: what it appended and the product as it left it."""
 
     committed: Committed
     product: ProductState
     version: int
 
 
-class _Recording:
-    """Wraps a decision to keep the state it leads to, so the response needs no second read."""
+@dataclass(frozen=True)
+class ReservationAnswer:
+    """The hold an order has on a product after a saga command (the first outcome, if repeated)."""
 
-    def __init__(self, decide: Decision[ProductState]) -> None:
-        self._decide = decide
-        self.after: Loaded[ProductState] | None = None
-
-    def __call__(self, product: Loaded[ProductState]) -> Sequence[Event]:
-        events = self._decide(product)
-        state = product.state
-        for event in events:
-            state = PRODUCT.evolve(state, event)
-        self.after = Loaded(
-            product.aggregate_id, state, product.version + len(events), product.next_numeric_id
-        )
-        return events
+    order_id: str
+    product_id: int
+    outcome: domain.ReservationOutcome | None
+    held: int
+    stock: int
 
 
 @dataclass
@@ -48,7 +46,8 @@ class CatalogHandlers:
 
     async def create(self, command: CreateProduct, context: CommandContext, now: datetime) -> ProductChanged:
         price = Money(amount=command.price, currency=command.currency)
-        decide = _Recording(
+        committed = await self.store.create(
+            PRODUCT,
             lambda product: domain.create(
                 product,
                 name=command.name,
@@ -56,10 +55,10 @@ class CatalogHandlers:
                 price=price,
                 stock=command.stock,
                 now=now,
-            )
+            ),
+            context,
         )
-        committed = await self.store.create(PRODUCT, decide, context)
-        return await self._outcome(committed, decide, committed.events[0].aggregate_id)
+        return ProductChanged(committed, committed.state, committed.version)
 
     async def update(
         self, product_id: int, command: UpdateProduct, context: CommandContext, now: datetime
@@ -89,18 +88,54 @@ class CatalogHandlers:
             context,
         )
 
+    async def reserve(
+        self, command: ReserveStock, context: CommandContext, now: datetime
+    ) -> ReservationAnswer:
+        return await self._reservation(
+            command,
+            lambda product: domain.reserve_stock(
+                product, order_id=command.order_id, quantity=command.quantity, now=now
+            ),
+            context,
+        )
+
+    async def release(
+        self, command: ReservationCommand, context: CommandContext, now: datetime
+    ) -> ReservationAnswer:
+        return await self._reservation(
+            command,
+            lambda product: domain.release_stock(product, order_id=command.order_id, now=now),
+            context,
+        )
+
+    async def commit(
+        self, command: ReservationCommand, context: CommandContext, now: datetime
+    ) -> ReservationAnswer:
+        return await self._reservation(
+            command,
+            lambda product: domain.commit_reservation(product, order_id=command.order_id, now=now),
+            context,
+        )
+
+    async def _reservation(
+        self, command: ReservationCommand, decision: Decision[ProductState], context: CommandContext
+    ) -> ReservationAnswer:
+        changed = await self._execute(command.product_id, decision, context)
+        product = changed.product
+        return ReservationAnswer(
+            command.order_id,
+            command.product_id,
+            product.outcomes.get(command.order_id),
+            product.held.get(command.order_id, 0),
+            product.stock,
+        )
+
     async def _execute(
         self, product_id: int, decision: Decision[ProductState], context: CommandContext
     ) -> ProductChanged:
-        aggregate_id = product_aggregate_id(product_id)
-        decide = _Recording(decision)
         try:
-            committed = await self.store.execute(PRODUCT, aggregate_id, decide, context)
+            committed = await self.store.execute(PRODUCT, product_aggregate_id(product_id), decision, context)
         except UnknownAggregate as error:
             raise domain.ProductNotFound("product not found") from error
-        return await self._outcome(committed, decide, aggregate_id)
-
-    async def _outcome(self, committed: Committed, decide: _Recording, aggregate_id: str) -> ProductChanged:
-        # An idempotent replay decided nothing this time: answer with the product as it is now.
-        after = decide.after if decide.after is not None else await self.store.load(PRODUCT, aggregate_id)
-        return ProductChanged(committed, after.state, after.version)
+        # A retry with the same key answers with the product as the first attempt left it.
+        return ProductChanged(committed, committed.state, committed.version)

@@ -7,9 +7,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 
-from auth.deps import CurrentAdmin
-from command_api.catalog.commands import AdjustStock, CreateProduct, UpdateProduct
-from command_api.catalog.handlers import CatalogHandlers, ProductChanged
+from auth.deps import CurrentAdmin, CurrentService
+from command_api.catalog.commands import (
+    AdjustStock,
+    CreateProduct,
+    ReservationCommand,
+    ReserveStock,
+    UpdateProduct,
+)
+from command_api.catalog.handlers import CatalogHandlers, ProductChanged, ReservationAnswer
 from command_api.http import Context, acknowledge
 from event_schemas.money import amount_text
 
@@ -36,6 +42,8 @@ def product_public(changed: ProductChanged) -> dict[str, Any]:
         "price": amount_text(product.price.amount),
         "currency": product.price.currency,
         "stock": product.stock,
+        "reserved": product.reserved,
+        "onHand": product.on_hand,
         "version": changed.version,
     }
 
@@ -88,3 +96,41 @@ async def adjust_stock(
     changed = await handlers.adjust_stock(product_id, command, context, datetime.now(UTC))
     acknowledge(response, changed.committed)
     return product_public(changed)
+
+
+def reservation_public(answer: ReservationAnswer) -> dict[str, Any]:
+    outcome = answer.outcome
+    return {
+        "orderId": answer.order_id,
+        "productId": answer.product_id,
+        "outcome": None if outcome is None else ("reserved" if outcome.reserved else "rejected"),
+        "reason": None if outcome is None else outcome.reason,
+        "quantity": None if outcome is None else outcome.quantity,
+        "held": answer.held,
+        "stock": answer.stock,
+    }
+
+
+@router.post("/internal/reservations", tags=["internal"])
+async def reserve_stock(
+    command: ReserveStock, handlers: Handlers, context: Context, service: CurrentService
+) -> dict[str, Any]:
+    """Hold units of a product for an order (the order saga only). A repeated reservation for the same
+    order answers with its first outcome and holds nothing more."""
+    return reservation_public(await handlers.reserve(command, context, datetime.now(UTC)))
+
+
+@router.post("/internal/reservations/release", tags=["internal"])
+async def release_stock(
+    command: ReservationCommand, handlers: Handlers, context: Context, service: CurrentService
+) -> dict[str, Any]:
+    """Give back what is held for an order (once; releasing what is not held changes nothing)."""
+    return reservation_public(await handlers.release(command, context, datetime.now(UTC)))
+
+
+@router.post("/internal/reservations/commit", tags=["internal"])
+async def commit_reservation(
+    command: ReservationCommand, handlers: Handlers, context: Context, service: CurrentService
+) -> dict[str, Any]:
+    """The order is paid: what is held for it leaves stock on hand for good (once)."""
+    return reservation_public(await handlers.commit(command, context, datetime.now(UTC)))

@@ -33,3 +33,7 @@ class NotOwner(EventStoreError):
         super().__init__(f"partition {partition} is owned by {owner_url or 'no known instance'}")
         self.partition = partition
         self.owner_url = owner_url
+
+
+class IdempotencyKeyReused(EventStoreError):
+    """The caller sent an idempotency key again with a different request: it names the first one."""

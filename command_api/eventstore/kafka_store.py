@@ -34,6 +34,7 @@ from command_api.eventstore.model import (
     Committed,
     Decision,
     Loaded,
+    PairDecision,
     PartitionedEventStore,
     Position,
 )
@@ -505,4 +506,18 @@ class KafkaEventStore(PartitionedEventStore):
     async def create(self, kind: AggregateKind[S], decide: Decision[S], context: CommandContext) -> Committed:
         writer = self._writer_in(self._partition_for_creation(context.idempotency_key))
         committed: Committed = await writer.submit(lambda batch: batch.decide_new(kind, decide, context))
+        return committed
+
+    async def create_beside(
+        self,
+        anchor: AggregateKind[S],
+        anchor_id: str,
+        kind: AggregateKind[Any],
+        decide: PairDecision[S],
+        context: CommandContext,
+    ) -> Committed:
+        writer = self._writer_for(anchor, anchor_id)
+        committed: Committed = await writer.submit(
+            lambda batch: batch.decide_beside(anchor, anchor_id, kind, decide, context)
+        )
         return committed

@@ -13,6 +13,7 @@ from command_api.eventstore.model import (
     Committed,
     Decision,
     Loaded,
+    PairDecision,
     PartitionedEventStore,
     Position,
 )
@@ -73,3 +74,16 @@ class InMemoryEventStore(PartitionedEventStore):
             self._creations += 1
             partition = self._creations % len(self._partitions)
         return await self._in_partition(partition, lambda batch: batch.decide_new(kind, decide, context))
+
+    async def create_beside(
+        self,
+        anchor: AggregateKind[S],
+        anchor_id: str,
+        kind: AggregateKind[Any],
+        decide: PairDecision[S],
+        context: CommandContext,
+    ) -> Committed:
+        return await self._in_partition(
+            partition_of(anchor, anchor_id, len(self._partitions)),
+            lambda batch: batch.decide_beside(anchor, anchor_id, kind, decide, context),
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
 from event_schemas.envelope import Event
@@ -58,18 +58,25 @@ class Loaded(Generic[S]):
 
 @dataclass(frozen=True)
 class Committed:
-    """The outcome of a command: the events it appended (or, for an idempotent retry, had appended)."""
+    """The outcome of a command: the events it appended (or, for an idempotent retry, had appended),
+    and the aggregate as those events left it, so that a retry answers what the first attempt did."""
 
     events: tuple[Event, ...]
     position: Position | None
     replayed: bool = False
+    state: Any = None
+    version: int = 0
+    # The digest of the request that first used the idempotency key (None without a key).
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
 class CommandContext:
     """Metadata that travels with the command into every event's envelope."""
 
+    # Scoped to the caller and the route (see command_api/idempotency.py), with the request's digest.
     idempotency_key: str | None = None
+    request_fingerprint: str | None = None
     correlation_id: UUID | None = None
     causation_id: UUID | None = None
 
@@ -78,11 +85,13 @@ class CommandContext:
 class AggregateRecord(Generic[S]):
     state: S
     version: int = 0
-    # Idempotency key -> what that command appended, and where.
+    # Idempotency key -> what that command appended, where, and the state it left.
     results: dict[str, Committed] = field(default_factory=dict)
 
 
 Decision = Callable[[Loaded[S]], Sequence[Event]]
+# A decision over an existing aggregate and a new numbered one created beside it, in its partition.
+PairDecision = Callable[[Loaded[S], Loaded[Any]], tuple[Sequence[Event], Sequence[Event]]]
 
 
 class EventStore(Protocol):
@@ -111,6 +120,18 @@ class EventStore(Protocol):
         """Create an aggregate of a numbered kind in a partition the store picks."""
         ...
 
+    async def create_beside(
+        self,
+        anchor: AggregateKind[S],
+        anchor_id: str,
+        kind: AggregateKind[Any],
+        decide: PairDecision[S],
+        context: CommandContext,
+    ) -> Committed:
+        """Decide over `anchor_id` and a new aggregate of the numbered `kind` in the anchor's partition,
+        and append both in one transaction (the outcome's state is the anchor's)."""
+        ...
+
 
 class PartitionedEventStore(ABC):
     """Both stores: `execute` and `append` are one operation run alone in the aggregate's partition."""
@@ -119,6 +140,17 @@ class PartitionedEventStore(ABC):
     async def create(self, kind: AggregateKind[S], decide: Decision[S], context: CommandContext) -> Committed:
         """Create an aggregate of a numbered kind: the store picks its partition and its number (a
         retry with the same idempotency key finds the aggregate it created)."""
+
+    @abstractmethod
+    async def create_beside(
+        self,
+        anchor: AggregateKind[S],
+        anchor_id: str,
+        kind: AggregateKind[Any],
+        decide: PairDecision[S],
+        context: CommandContext,
+    ) -> Committed:
+        """Both sets of events commit together, or neither does."""
 
     @abstractmethod
     async def load(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]: ...

@@ -1,6 +1,7 @@
 """Products read model in PostgreSQL: the seed's columns plus currency, version and timestamps. A
-deleted product keeps its row with `deleted_at` set, so a replay can never bring it back. The same
-fold feeds the search index (projectors/catalog/search_index.py)."""
+deleted product keeps its row with `deleted_at` set, so a replay can never bring it back. `stock` is
+what is still free to sell (the seed's meaning); `reserved` is what orders hold, so stock + reserved
+is on hand. The same fold feeds the search index (projectors/catalog/search_index.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from event_schemas.catalog import (
     ProductUpdated,
     StockAdjusted,
     StockReleased,
+    StockReservationCommitted,
     StockReserved,
 )
 from event_schemas.envelope import Event
@@ -31,12 +33,18 @@ CREATE TABLE IF NOT EXISTS {table} (
     price       numeric(12, 2) NOT NULL CHECK (price > 0),
     currency    char(3) NOT NULL,
     stock       integer NOT NULL CHECK (stock >= 0),
+    reserved    integer NOT NULL DEFAULT 0 CHECK (reserved >= 0),
     version     integer NOT NULL,
     created_at  timestamptz NOT NULL,
     updated_at  timestamptz NOT NULL,
     deleted_at  timestamptz
 )
 """
+
+# For tables created before reservations were counted: no command made one then, so 0 is true of them.
+ADD_RESERVED = (
+    "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS reserved integer NOT NULL DEFAULT 0 CHECK (reserved >= 0)"
+)
 
 COLUMNS = (
     "id",
@@ -45,6 +53,7 @@ COLUMNS = (
     "price",
     "currency",
     "stock",
+    "reserved",
     "version",
     "created_at",
     "updated_at",
@@ -76,11 +85,21 @@ def _deleted(event: ProductDeleted, row: Row) -> Row:
     return row | {"deleted_at": event.occurred_at}
 
 
-@_apply.register(StockAdjusted)
-@_apply.register(StockReserved)
-@_apply.register(StockReleased)
-def _stock_moved(event: StockAdjusted | StockReserved | StockReleased, row: Row) -> Row:
+@_apply.register
+def _stock_adjusted(event: StockAdjusted, row: Row) -> Row:
     return row | {"stock": event.stock}
+
+
+@_apply.register
+def _stock_reserved(event: StockReserved, row: Row) -> Row:
+    return row | {"stock": event.stock, "reserved": row["reserved"] + event.quantity}
+
+
+@_apply.register(StockReleased)
+@_apply.register(StockReservationCommitted)
+def _reservation_ended(event: StockReleased | StockReservationCommitted, row: Row) -> Row:
+    """Held units either return to `stock` (released) or leave the shop (committed: `stock` unchanged)."""
+    return row | {"stock": event.stock, "reserved": row["reserved"] - event.quantity}
 
 
 def apply(event: Event, row: Row | None) -> Row | None:
@@ -93,6 +112,7 @@ def apply(event: Event, row: Row | None) -> Row | None:
             "price": event.price.amount,
             "currency": event.price.currency,
             "stock": event.stock,
+            "reserved": 0,
             "created_at": event.occurred_at,
             "updated_at": event.occurred_at,
             "deleted_at": None,
@@ -120,7 +140,7 @@ class ProductsProjection:
         self.topic = topics.in_namespace(namespace, topics.CATALOG)
 
     def schema(self, table: str) -> list[sql.Composed]:
-        return [query(SCHEMA, table)]
+        return [query(SCHEMA, table), query(ADD_RESERVED, table)]
 
     def needs_current(self, events: Sequence[Event]) -> set[Hashable]:
         return needs_current(events)

@@ -9,7 +9,7 @@ from psycopg import sql
 from query_api.catalog.schemas import ProductFilters, ProductSort
 from read_models.pool import Pool
 
-COLUMNS = sql.SQL("id, name, description, price, currency, stock, version, created_at, updated_at")
+COLUMNS = sql.SQL("id, name, description, price, currency, stock, reserved, version, created_at, updated_at")
 
 ORDER_BY = {
     ProductSort.id: "id",

@@ -7,21 +7,33 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, computed_field
 
 from event_schemas.money import Amount
 
 
 class ProductPublic(BaseModel):
+    """`stock` keeps the seed's meaning, the units still free to sell; `reserved` are held by orders,
+    and `onHand` (stock + reserved) is what the shop holds."""
+
+    model_config = ConfigDict(serialize_by_alias=True)  # `onHand` in every answer, cached ones too
+
     id: int
     name: str
     description: str
     price: Amount
     currency: str
     stock: int
+    # Search documents indexed before reservations were counted have none (none had been made).
+    reserved: int = 0
     version: int
     created_at: datetime
     updated_at: datetime
+
+    @computed_field(alias="onHand")  # type: ignore[prop-decorator]
+    @property
+    def on_hand(self) -> int:
+        return self.stock + self.reserved
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ProductPublic:

@@ -27,6 +27,9 @@ _OVERRIDDEN = (
     "kafka_bootstrap_servers",
     "users_database_url",
     "catalog_database_url",
+    "orders_database_url",
+    "order_payment_window_seconds",
+    "order_expiry_sweep_seconds",
     "elasticsearch_url",
     "jwt_private_key_file",
     "jwt_public_key_file",
@@ -43,6 +46,7 @@ class Deployment:
     namespace: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
     admin_email: str = "admin@example.com"
     projector_max_batch: int = 5000
+    order_payment_window_seconds: float = 1800.0
 
     def database_url(self, service: str) -> str:
         return self.servers.postgres_admin_url.rsplit("/", 1)[0] + f"/{self.namespace}_{service}"
@@ -54,6 +58,9 @@ class Deployment:
             kafka_bootstrap_servers=self.servers.kafka_bootstrap,
             users_database_url=self.database_url("users"),
             catalog_database_url=self.database_url("catalog"),
+            orders_database_url=self.database_url("orders"),
+            order_payment_window_seconds=self.order_payment_window_seconds,
+            order_expiry_sweep_seconds=0.5,
             elasticsearch_url=self.servers.elasticsearch_url,
             jwt_private_key_file=self.work_dir / "keys" / "jwt.pem",
             jwt_public_key_file=self.work_dir / "keys" / "jwt.pub.pem",
@@ -75,7 +82,7 @@ class Deployment:
         asyncio.run(ensure_topics(self.settings))
         load_issuer(self.settings)  # the key pair, before any process could race to create it
         with psycopg.connect(self.servers.postgres_admin_url, autocommit=True) as admin:
-            for service in ("users", "catalog"):
+            for service in ("users", "catalog", "orders"):
                 name = f"{self.namespace}_{service}"
                 admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
@@ -97,6 +104,15 @@ class Deployment:
             self.work_dir,
         )
 
+    def order_saga(self, catalog_url: str, orders_url: str) -> ServiceProcess:
+        """The order saga, driving the catalog and orders services at these URLs."""
+        return ServiceProcess(
+            "order-saga",
+            ["-m", "command_api.orders.saga_runner"],
+            self.env | {"COMMERCE_CATALOG_URL": catalog_url, "COMMERCE_ORDERS_URL": orders_url},
+            self.work_dir,
+        )
+
     def run_module(self, *arguments: str) -> None:
         subprocess.run([sys.executable, "-m", *arguments], check=True, env={**os.environ, **self.env})
 
@@ -104,6 +120,13 @@ class Deployment:
         """An admin's token signed with this deployment's key, for tests that run no users service."""
         issuer = load_issuer(self.settings)
         return issuer.issue(user_id=1, email=self.admin_email, role="admin", now=datetime.now(UTC))
+
+    def customer_token(self, user_id: int) -> str:
+        """A customer's token signed with this deployment's key (the orders side trusts the token)."""
+        issuer = load_issuer(self.settings)
+        return issuer.issue(
+            user_id=user_id, email=f"customer{user_id}@example.com", role="customer", now=datetime.now(UTC)
+        )
 
     def catalog_offsets(self, projection: str) -> int:
         """How far a catalog projection has got, summed over partitions."""

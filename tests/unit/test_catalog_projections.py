@@ -9,13 +9,16 @@ from event_schemas.catalog import (
     ProductCreated,
     ProductDeleted,
     ProductUpdated,
+    StockAdjusted,
+    StockReleased,
+    StockReservationCommitted,
     StockReservationRejected,
     StockReserved,
 )
 from event_schemas.money import Money
 from projectors.catalog import projection
 from projectors.catalog.search_index import ProductSearchProjection, to_document, to_row
-from query_api.catalog.schemas import ProductFilters, ProductSort
+from query_api.catalog.schemas import ProductFilters, ProductPublic, ProductSort
 from query_api.catalog.search import search_body
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -75,11 +78,50 @@ def test_a_rejected_reservation_moves_the_version_but_not_the_row() -> None:
     assert row["version"] == 2 and row["updated_at"] == NOW and row["stock"] == 5
 
 
+def test_reserved_units_are_counted_apart_from_the_stock_free_to_sell() -> None:
+    events = [
+        created(),
+        StockReserved(**COMMON, aggregate_version=2, occurred_at=NOW, order_id="o-1", quantity=3, stock=2),
+        StockReserved(**COMMON, aggregate_version=3, occurred_at=NOW, order_id="o-2", quantity=1, stock=1),
+        StockReleased(**COMMON, aggregate_version=4, occurred_at=NOW, order_id="o-2", quantity=1, stock=2),
+        StockAdjusted(**COMMON, aggregate_version=5, occurred_at=NOW, delta=4, stock=6, reason="delivery"),
+    ]
+    [row] = projection.fold({}, events).values()
+    assert (row["stock"], row["reserved"]) == (6, 3)
+    committed = StockReservationCommitted(
+        **COMMON, aggregate_version=6, occurred_at=NOW, order_id="o-1", quantity=3, stock=6
+    )
+    [row] = projection.fold({1001: row}, [committed]).values()
+    assert (row["stock"], row["reserved"]) == (6, 0)  # the held units left the shop; none freed
+
+
+def test_existing_products_tables_gain_the_reserved_column() -> None:
+    [create, alter] = projection.ProductsProjection("test").schema("products__rebuild")
+    assert "reserved    integer NOT NULL DEFAULT 0 CHECK (reserved >= 0)" in create.as_string()
+    assert alter.as_string().startswith('ALTER TABLE "products__rebuild" ADD COLUMN IF NOT EXISTS reserved')
+
+
+def test_a_product_answers_its_units_on_hand_next_to_those_free_to_sell() -> None:
+    reserved = StockReserved(
+        **COMMON, aggregate_version=2, occurred_at=NOW, order_id="o", quantity=2, stock=3
+    )
+    [row] = projection.fold({}, [created(), reserved]).values()
+    answer = ProductPublic.from_row(row).model_dump(mode="json")
+    assert (answer["stock"], answer["reserved"], answer["onHand"], answer["price"]) == (3, 2, 5, "19.99")
+
+
 def test_search_documents_carry_prices_as_strings_and_minor_units() -> None:
     [row] = projection.fold({}, [created()]).values()
     document = to_document(row)
     assert (document["price"], document["price_minor"], document["deleted"]) == ("19.99", 1999, False)
     assert to_row(document) == row
+
+
+def test_documents_indexed_before_reservations_were_counted_have_none() -> None:
+    [row] = projection.fold({}, [created()]).values()
+    document = to_document(row)
+    del document["reserved"]
+    assert to_row(document)["reserved"] == 0
 
 
 def test_the_search_projection_folds_documents_by_string_id() -> None:

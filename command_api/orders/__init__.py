@@ -1,0 +1,1 @@
+"""The orders context's command side: carts, orders, and the routes the order saga drives."""

@@ -1,0 +1,58 @@
+"""The orders command side's wiring."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import psycopg
+import psycopg_pool
+from fastapi import FastAPI
+
+from command_api.orders import domain
+from command_api.orders.domain import CART, ORDER
+from command_api.orders.handlers import OrdersHandlers
+from command_api.orders.routes import router
+from command_api.service import EVENT_STORE_ERRORS, command_side, install_command_routes
+from config.settings import Settings
+from event_schemas import topics
+from read_models.pool import make_pool
+
+DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    domain.ProductUnavailable: (404, "product_not_found"),
+    domain.LineNotFound: (404, "line_not_found"),
+    domain.OrderNotFound: (404, "order_not_found"),
+    domain.NotEnoughStock: (409, "insufficient_stock"),
+    domain.CartEmpty: (409, "cart_empty"),
+    domain.CartChanged: (409, "cart_changed"),
+    domain.MixedCurrencies: (409, "mixed_currencies"),
+    domain.IllegalTransition: (409, "illegal_transition"),
+    domain.QuantityTooLarge: (422, "quantity_too_large"),
+    domain.CartFull: (422, "cart_full"),
+    # The replica of the catalog is a read model: while it cannot be read, commands wait for it.
+    psycopg.OperationalError: (503, "database_unavailable"),
+    psycopg.errors.UndefinedTable: (503, "read_model_not_ready"),
+    psycopg_pool.PoolTimeout: (503, "database_unavailable"),
+    **EVENT_STORE_ERRORS,
+}
+
+
+@asynccontextmanager
+async def orders_command_side(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    replica = make_pool(settings.orders_database_url)
+    await replica.open(wait=False)
+    try:
+        async with command_side(
+            app, settings, context="orders", topic=topics.ORDERS, kinds=[CART, ORDER]
+        ) as store:
+            app.state.orders_handlers = OrdersHandlers(
+                store, replica, timedelta(seconds=settings.order_payment_window_seconds)
+            )
+            yield
+    finally:
+        await replica.close()
+
+
+def install_command_side(app: FastAPI, settings: Settings) -> None:
+    install_command_routes(app, router, settings)

@@ -1,0 +1,461 @@
+"""The Cart and Order aggregates: pure decisions and folds.
+
+A cart is one per customer (`cart-<customer id>`, placed by hash); an order is a numbered aggregate
+created in its cart's partition (`order-<order number>`), so that placing an order (the cart emptied,
+the order created) is one decision committed in one Kafka transaction.
+
+What the orders side knows of products (names, prices, units free to sell) comes from its replica of
+the catalog, passed in; the real stock check is the catalog's reservation, driven by the saga.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import singledispatch
+
+from command_api.eventstore.model import AggregateKind, Loaded
+from event_schemas.envelope import Event
+from event_schemas.money import Money
+from event_schemas.orders import (
+    CancellationReason,
+    CartCheckedOut,
+    CartLineAdded,
+    CartLineQuantityChanged,
+    CartLineRemoved,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderExpired,
+    OrderLine,
+    OrderPlaced,
+    OrderRejected,
+    OrderStatus,
+    RejectionReason,
+)
+
+MAX_LINES = 100
+MAX_QTY = 1_000
+# Line ids are `customer id * LINE_SLOTS + slot`: unique across carts, and a line id names its cart.
+LINE_SLOTS = 1_000
+
+# The transitions an order may take; anything else is refused.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"confirmed", "rejected", "cancelled"}),
+    "confirmed": frozenset({"paid", "expired", "cancelled"}),
+}
+
+
+class OrdersError(Exception):
+    """A command the orders context refuses."""
+
+
+class ProductUnavailable(OrdersError):
+    """The product does not exist (in the orders side's replica of the catalog) or was withdrawn."""
+
+
+class NotEnoughStock(OrdersError):
+    pass
+
+
+class QuantityTooLarge(OrdersError):
+    pass
+
+
+class CartFull(OrdersError):
+    pass
+
+
+class LineNotFound(OrdersError):
+    pass
+
+
+class CartEmpty(OrdersError):
+    pass
+
+
+class CartChanged(OrdersError):
+    """The cart changed while the order was being priced; retry."""
+
+
+class MixedCurrencies(OrdersError):
+    pass
+
+
+class OrderNotFound(OrdersError):
+    pass
+
+
+class IllegalTransition(OrdersError):
+    pass
+
+
+@dataclass(frozen=True)
+class Product:
+    """What the orders side knows of a product, from its replica of the catalog."""
+
+    product_id: int
+    name: str
+    price: Money
+    stock: int
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class CartLine:
+    line_id: int
+    product_id: int
+    item_name: str
+    unit_price: Money
+    qty: int
+
+
+@dataclass(frozen=True)
+class CartState:
+    customer_id: int = 0
+    lines: tuple[CartLine, ...] = ()
+    lines_added: int = 0
+
+    def line(self, line_id: int) -> CartLine | None:
+        return next((line for line in self.lines if line.line_id == line_id), None)
+
+    def line_for(self, product_id: int) -> CartLine | None:
+        return next((line for line in self.lines if line.product_id == product_id), None)
+
+
+@singledispatch
+def _apply_cart(event: Event, state: CartState) -> CartState:
+    return state
+
+
+@_apply_cart.register
+def _line_added(event: CartLineAdded, state: CartState) -> CartState:
+    line = CartLine(event.line_id, event.product_id, event.item_name, event.unit_price, event.qty)
+    return replace(
+        state, customer_id=event.customer_id, lines=(*state.lines, line), lines_added=state.lines_added + 1
+    )
+
+
+@_apply_cart.register
+def _quantity_changed(event: CartLineQuantityChanged, state: CartState) -> CartState:
+    lines = tuple(
+        replace(line, qty=event.qty) if line.line_id == event.line_id else line for line in state.lines
+    )
+    return replace(state, lines=lines)
+
+
+@_apply_cart.register
+def _line_removed(event: CartLineRemoved, state: CartState) -> CartState:
+    return replace(state, lines=tuple(line for line in state.lines if line.line_id != event.line_id))
+
+
+@_apply_cart.register
+def _checked_out(event: CartCheckedOut, state: CartState) -> CartState:
+    return replace(state, lines=())
+
+
+def evolve_cart(state: CartState, event: Event) -> CartState:
+    return _apply_cart(event, state)
+
+
+CART = AggregateKind[CartState](name="Cart", initial=CartState(), evolve=evolve_cart)
+
+
+def cart_aggregate_id(customer_id: int) -> str:
+    return f"cart-{customer_id}"
+
+
+def _next_line_id(cart: CartState, customer_id: int) -> int:
+    used = {line.line_id for line in cart.lines}
+    slot = cart.lines_added
+    while True:
+        line_id = customer_id * LINE_SLOTS + slot % (LINE_SLOTS - 1) + 1
+        if line_id not in used:
+            return line_id
+        slot += 1
+
+
+def _usable(product: Product | None, product_id: int) -> Product:
+    if product is None or product.deleted:
+        raise ProductUnavailable(f"product {product_id} not found")
+    return product
+
+
+def _within_limits(qty: int, product: Product) -> None:
+    if qty > MAX_QTY:
+        raise QuantityTooLarge(f"at most {MAX_QTY} units of one product per cart")
+    if qty > product.stock:
+        raise NotEnoughStock(f"only {product.stock} units of product {product.product_id} are available")
+
+
+def add_to_cart(
+    cart: Loaded[CartState],
+    *,
+    customer_id: int,
+    product_id: int,
+    product: Product | None,
+    qty: int,
+    now: datetime,
+) -> list[Event]:
+    """A product already in the cart adds to its line; the line's new quantity must be available."""
+    found = _usable(product, product_id)
+    envelope = {
+        "aggregate_id": cart.aggregate_id,
+        "aggregate_version": cart.version + 1,
+        "occurred_at": now,
+        "customer_id": customer_id,
+        "product_id": product_id,
+    }
+    existing = cart.state.line_for(product_id)
+    if existing is not None:
+        _within_limits(existing.qty + qty, found)
+        return [CartLineQuantityChanged(**envelope, line_id=existing.line_id, qty=existing.qty + qty)]
+    if len(cart.state.lines) >= MAX_LINES:
+        raise CartFull(f"a cart holds at most {MAX_LINES} different products")
+    _within_limits(qty, found)
+    return [
+        CartLineAdded(
+            **envelope,
+            line_id=_next_line_id(cart.state, customer_id),
+            item_name=found.name,
+            unit_price=found.price,
+            qty=qty,
+        )
+    ]
+
+
+def _own_line(cart: Loaded[CartState], line_id: int) -> CartLine:
+    line = cart.state.line(line_id)
+    if line is None:
+        raise LineNotFound(f"line {line_id} is not in your cart")
+    return line
+
+
+def change_quantity(
+    cart: Loaded[CartState],
+    *,
+    customer_id: int,
+    line_id: int,
+    product: Product | None,
+    qty: int,
+    now: datetime,
+) -> list[Event]:
+    """Raising a quantity needs the units to be available; lowering it always works."""
+    line = _own_line(cart, line_id)
+    if qty == line.qty:
+        return []
+    if qty > line.qty:
+        _within_limits(qty, _usable(product, line.product_id))
+    return [
+        CartLineQuantityChanged(
+            aggregate_id=cart.aggregate_id,
+            aggregate_version=cart.version + 1,
+            occurred_at=now,
+            customer_id=customer_id,
+            line_id=line_id,
+            product_id=line.product_id,
+            qty=qty,
+        )
+    ]
+
+
+def remove_line(cart: Loaded[CartState], *, customer_id: int, line_id: int, now: datetime) -> list[Event]:
+    line = _own_line(cart, line_id)
+    return [
+        CartLineRemoved(
+            aggregate_id=cart.aggregate_id,
+            aggregate_version=cart.version + 1,
+            occurred_at=now,
+            customer_id=customer_id,
+            line_id=line_id,
+            product_id=line.product_id,
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class OrderState:
+    order_number: int = 0
+    customer_id: int = 0
+    status: OrderStatus | None = None
+    lines: tuple[OrderLine, ...] = ()
+    total: Money | None = None
+    payment_due: datetime | None = None
+
+    @property
+    def placed(self) -> bool:
+        return self.status is not None
+
+
+@singledispatch
+def _apply_order(event: Event, state: OrderState) -> OrderState:
+    return state
+
+
+@_apply_order.register
+def _placed(event: OrderPlaced, state: OrderState) -> OrderState:
+    return OrderState(event.order_number, event.customer_id, "pending", event.lines, event.total)
+
+
+@_apply_order.register
+def _confirmed(event: OrderConfirmed, state: OrderState) -> OrderState:
+    return replace(state, status="confirmed", payment_due=event.payment_due)
+
+
+@_apply_order.register
+def _rejected(event: OrderRejected, state: OrderState) -> OrderState:
+    return replace(state, status="rejected")
+
+
+@_apply_order.register
+def _cancelled(event: OrderCancelled, state: OrderState) -> OrderState:
+    return replace(state, status="cancelled")
+
+
+@_apply_order.register
+def _expired(event: OrderExpired, state: OrderState) -> OrderState:
+    return replace(state, status="expired")
+
+
+def evolve_order(state: OrderState, event: Event) -> OrderState:
+    return _apply_order(event, state)
+
+
+ORDER = AggregateKind[OrderState](name="Order", initial=OrderState(), evolve=evolve_order, id_prefix="order-")
+
+
+def order_aggregate_id(order_number: int) -> str:
+    return ORDER.numbered_id(order_number)
+
+
+def place_order(
+    cart: Loaded[CartState],
+    order: Loaded[OrderState],
+    *,
+    customer_id: int,
+    products: Mapping[int, Product],
+    now: datetime,
+) -> tuple[list[Event], list[Event]]:
+    """The cart becomes an order priced at the catalog's current prices, and is emptied."""
+    if not cart.state.lines:
+        raise CartEmpty("your cart is empty")
+    lines = []
+    for line_no, line in enumerate(cart.state.lines, start=1):
+        if line.product_id not in products:
+            raise CartChanged("the cart changed while the order was being placed; retry")
+        product = _usable(products[line.product_id], line.product_id)
+        lines.append(
+            OrderLine(
+                line_no=line_no,
+                product_id=line.product_id,
+                item_name=product.name,
+                qty=line.qty,
+                unit_price=product.price,
+            )
+        )
+    currencies = {line.unit_price.currency for line in lines}
+    if len(currencies) > 1:
+        raise MixedCurrencies(
+            f"an order is paid in one currency; the cart holds {', '.join(sorted(currencies))}"
+        )
+    total = Money(amount=sum((line.amount.amount for line in lines), Decimal(0)), currency=currencies.pop())
+    order_number = int(order.aggregate_id.removeprefix("order-"))
+    checked_out = CartCheckedOut(
+        aggregate_id=cart.aggregate_id,
+        aggregate_version=cart.version + 1,
+        occurred_at=now,
+        customer_id=customer_id,
+        order_number=order_number,
+    )
+    placed = OrderPlaced(
+        aggregate_id=order.aggregate_id,
+        aggregate_version=1,
+        occurred_at=now,
+        order_number=order_number,
+        customer_id=customer_id,
+        lines=tuple(lines),
+        total=total,
+    )
+    return [checked_out], [placed]
+
+
+def _customers_order(order: Loaded[OrderState], customer_id: int | None) -> OrderState:
+    """Another customer's order is answered exactly like one that does not exist."""
+    state = order.state
+    if not state.placed or (customer_id is not None and state.customer_id != customer_id):
+        raise OrderNotFound("order not found")
+    return state
+
+
+def _transition(state: OrderState, to: str) -> None:
+    if to not in TRANSITIONS.get(state.status or "", frozenset()):
+        raise IllegalTransition(f"a {state.status} order cannot become {to}")
+
+
+ReservationResult = tuple[bool, RejectionReason | None]  # (reserved, why not)
+OrderDecision = Callable[[Loaded[OrderState]], list[Event]]
+
+
+def record_reservations(
+    order: Loaded[OrderState],
+    *,
+    results: Mapping[int, ReservationResult],
+    payment_window: timedelta,
+    now: datetime,
+) -> list[Event]:
+    """The saga's report of every line's reservation: all held confirms the order (payment is due
+    within the window); any line short rejects it. An order no longer pending decides nothing: the
+    saga then releases what it holds for it."""
+    state = _customers_order(order, None)
+    if state.status != "pending":
+        return []
+    missing = {line.product_id for line in state.lines} - set(results)
+    if missing:
+        raise ValueError(f"no reservation result for products {sorted(missing)}")
+    envelope = {
+        "aggregate_id": order.aggregate_id,
+        "aggregate_version": order.version + 1,
+        "occurred_at": now,
+        "order_number": state.order_number,
+    }
+    short = [(product_id, reason) for product_id, (reserved, reason) in results.items() if not reserved]
+    if short:
+        reason: RejectionReason = short[0][1] or "insufficient_stock"
+        return [OrderRejected(**envelope, reason=reason, product_ids=tuple(sorted(p for p, _ in short)))]
+    return [OrderConfirmed(**envelope, payment_due=now + payment_window)]
+
+
+def cancel(
+    order: Loaded[OrderState], *, customer_id: int, reason: CancellationReason, now: datetime
+) -> list[Event]:
+    """A customer may cancel an order until it is paid; cancelling twice changes nothing."""
+    state = _customers_order(order, customer_id)
+    if state.status == "cancelled":
+        return []
+    _transition(state, "cancelled")
+    return [
+        OrderCancelled(
+            aggregate_id=order.aggregate_id,
+            aggregate_version=order.version + 1,
+            occurred_at=now,
+            order_number=state.order_number,
+            reason=reason,
+        )
+    ]
+
+
+def expire(order: Loaded[OrderState], *, now: datetime) -> list[Event]:
+    """An unpaid confirmed order past its deadline expires; anything else is left as it is."""
+    state = _customers_order(order, None)
+    if state.status != "confirmed" or state.payment_due is None or now < state.payment_due:
+        return []
+    return [
+        OrderExpired(
+            aggregate_id=order.aggregate_id,
+            aggregate_version=order.version + 1,
+            occurred_at=now,
+            order_number=state.order_number,
+            payment_due=state.payment_due,
+        )
+    ]

@@ -1,0 +1,167 @@
+"""Load -> decide -> append for the orders context. Product facts come from the orders side's replica
+of the catalog (read before deciding); the decisions themselves are pure (command_api/orders/domain.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from command_api.eventstore.errors import UnknownAggregate
+from command_api.eventstore.model import CommandContext, Committed, EventStore
+from command_api.orders import domain
+from command_api.orders.commands import AddToCart, ChangeQuantity, RecordReservations
+from command_api.orders.domain import CART, ORDER, CartState, OrderState, Product, cart_aggregate_id
+from event_schemas.money import Money
+from event_schemas.orders import CartCheckedOut
+from read_models.orders_replica import products_by_id
+from read_models.pool import Pool
+
+
+@dataclass(frozen=True)
+class CartChange:
+    committed: Committed
+    cart: CartState
+    line_id: int
+
+
+@dataclass(frozen=True)
+class OrderChange:
+    committed: Committed
+    order: OrderState
+    # For the saga: the order was no longer waiting for its reservations, so what they hold must go back.
+    release_held: bool = False
+
+
+@dataclass
+class OrdersHandlers:
+    store: EventStore
+    replica: Pool
+    payment_window: timedelta
+
+    async def _products(self, ids: Iterable[int]) -> dict[int, Product]:
+        rows = await products_by_id(self.replica, sorted(set(ids)))
+        return {
+            row.product_id: Product(
+                row.product_id,
+                row.name,
+                Money(amount=row.price, currency=row.currency),
+                row.stock,
+                row.deleted,
+            )
+            for row in rows.values()
+        }
+
+    async def add_to_cart(
+        self, customer_id: int, command: AddToCart, context: CommandContext, now: datetime
+    ) -> CartChange:
+        product = (await self._products([command.product_id])).get(command.product_id)
+        committed = await self.store.execute(
+            CART,
+            cart_aggregate_id(customer_id),
+            lambda cart: domain.add_to_cart(
+                cart,
+                customer_id=customer_id,
+                product_id=command.product_id,
+                product=product,
+                qty=command.qty,
+                now=now,
+            ),
+            context,
+        )
+        cart: CartState = committed.state
+        line = cart.line_for(command.product_id)
+        assert line is not None
+        return CartChange(committed, cart, line.line_id)
+
+    async def change_quantity(
+        self, customer_id: int, line_id: int, command: ChangeQuantity, context: CommandContext, now: datetime
+    ) -> CartChange:
+        cart = (await self.store.load(CART, cart_aggregate_id(customer_id))).state
+        line = cart.line(line_id)
+        product = None if line is None else (await self._products([line.product_id])).get(line.product_id)
+        committed = await self.store.execute(
+            CART,
+            cart_aggregate_id(customer_id),
+            lambda loaded: domain.change_quantity(
+                loaded, customer_id=customer_id, line_id=line_id, product=product, qty=command.qty, now=now
+            ),
+            context,
+        )
+        return CartChange(committed, committed.state, line_id)
+
+    async def remove_line(
+        self, customer_id: int, line_id: int, context: CommandContext, now: datetime
+    ) -> CartChange:
+        committed = await self.store.execute(
+            CART,
+            cart_aggregate_id(customer_id),
+            lambda cart: domain.remove_line(cart, customer_id=customer_id, line_id=line_id, now=now),
+            context,
+        )
+        return CartChange(committed, committed.state, line_id)
+
+    async def place_order(
+        self, customer_id: int, context: CommandContext, now: datetime
+    ) -> tuple[Committed, int]:
+        """The order's number, from the cart's checkout (a retry with the same key finds the first)."""
+        cart = (await self.store.load(CART, cart_aggregate_id(customer_id))).state
+        products = await self._products(line.product_id for line in cart.lines)
+        committed = await self.store.create_beside(
+            CART,
+            cart_aggregate_id(customer_id),
+            ORDER,
+            lambda loaded_cart, order: domain.place_order(
+                loaded_cart, order, customer_id=customer_id, products=products, now=now
+            ),
+            context,
+        )
+        checked_out = next(event for event in committed.events if isinstance(event, CartCheckedOut))
+        return committed, checked_out.order_number
+
+    async def cancel_order(
+        self, customer_id: int, order_number: int, context: CommandContext, now: datetime
+    ) -> OrderChange:
+        committed = await self._on_order(
+            order_number,
+            lambda order: domain.cancel(order, customer_id=customer_id, reason="customer", now=now),
+            context,
+        )
+        return OrderChange(committed, committed.state)
+
+    async def record_reservations(
+        self, order_number: int, command: RecordReservations, context: CommandContext, now: datetime
+    ) -> OrderChange:
+        results = {result.product_id: (result.reserved, result.reason) for result in command.results}
+        committed = await self._on_order(
+            order_number,
+            lambda order: domain.record_reservations(
+                order, results=results, payment_window=self.payment_window, now=now
+            ),
+            context,
+        )
+        order: OrderState = committed.state
+        # Nothing decided and the order is past pending: it was cancelled (or settled) meanwhile.
+        late = not committed.events and order.status != "pending"
+        return OrderChange(committed, order, release_held=late)
+
+    async def expire(self, order_number: int, context: CommandContext, now: datetime) -> OrderChange:
+        committed = await self._on_order(order_number, lambda order: domain.expire(order, now=now), context)
+        return OrderChange(committed, committed.state)
+
+    async def order(self, order_number: int) -> OrderState:
+        try:
+            loaded = await self.store.load(ORDER, domain.order_aggregate_id(order_number))
+        except UnknownAggregate as error:
+            raise domain.OrderNotFound("order not found") from error
+        if not loaded.state.placed:
+            raise domain.OrderNotFound("order not found")
+        return loaded.state
+
+    async def _on_order(
+        self, order_number: int, decide: domain.OrderDecision, context: CommandContext
+    ) -> Committed:
+        try:
+            return await self.store.execute(ORDER, domain.order_aggregate_id(order_number), decide, context)
+        except UnknownAggregate as error:
+            raise domain.OrderNotFound("order not found") from error

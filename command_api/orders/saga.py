@@ -1,0 +1,83 @@
+"""The order saga's rules: what follows each order event. They talk to the catalog and to the orders
+command side through two small ports, so they read as the process and are tested without a server.
+
+Each step takes effect once although a step may run more than once (the runner redelivers events
+after a crash or a rebalance: at least once), because every command it sends is idempotent by a
+deterministic key that the aggregates keep themselves:
+- a reservation is decided once per (product, order): a repeated one answers with its first outcome;
+- the order records its reservations only while pending; afterwards it decides nothing and answers
+  `release_held`, so a hold made for an order that was cancelled meanwhile is given back;
+- a release or a commit moves only what is held for the order, at most once.
+The saga's own state is the Order aggregate (rebuilt from the log like any other), and the runner's
+position in the orders topic, committed after the steps of an event are done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Protocol
+
+from event_schemas.envelope import Event
+from event_schemas.orders import OrderCancelled, OrderExpired, OrderPlaced, OrderRejected, RejectionReason
+
+
+def reservation_id(order_number: int) -> str:
+    """How the catalog names an order's holds."""
+    return f"order-{order_number}"
+
+
+@dataclass(frozen=True)
+class Reservation:
+    product_id: int
+    reserved: bool
+    reason: RejectionReason | None = None
+
+
+class CatalogCommands(Protocol):
+    async def reserve(self, order_id: str, product_id: int, quantity: int) -> Reservation: ...
+
+    async def release(self, order_id: str, product_id: int) -> None: ...
+
+
+class OrderCommands(Protocol):
+    async def record_reservations(self, order_number: int, results: list[Reservation]) -> bool:
+        """Record the outcomes; True when the order no longer waits for them (release what is held)."""
+        ...
+
+    async def products_of(self, order_number: int) -> list[int]:
+        """The products of the order's lines."""
+        ...
+
+    async def expire(self, order_number: int) -> None: ...
+
+
+@dataclass
+class OrderSaga:
+    catalog: CatalogCommands
+    orders: OrderCommands
+
+    async def handle(self, event: Event) -> None:
+        if isinstance(event, OrderPlaced):
+            await self.when_order_placed_reserve_stock(event)
+        elif isinstance(event, OrderRejected | OrderCancelled | OrderExpired):
+            await self.when_order_ended_release_stock(
+                event.order_number, await self.orders.products_of(event.order_number)
+            )
+
+    async def when_order_placed_reserve_stock(self, placed: OrderPlaced) -> None:
+        """Hold every line (all or nothing: any shortfall rejects the order, and the rejection
+        releases the rest); then tell the order."""
+        order_id = reservation_id(placed.order_number)
+        results = list(
+            await asyncio.gather(
+                *(self.catalog.reserve(order_id, line.product_id, line.qty) for line in placed.lines)
+            )
+        )
+        if await self.orders.record_reservations(placed.order_number, results):
+            held = [result.product_id for result in results if result.reserved]
+            await self.when_order_ended_release_stock(placed.order_number, held)
+
+    async def when_order_ended_release_stock(self, order_number: int, product_ids: list[int]) -> None:
+        order_id = reservation_id(order_number)
+        await asyncio.gather(*(self.catalog.release(order_id, product_id) for product_id in product_ids))

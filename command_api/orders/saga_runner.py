@@ -1,0 +1,243 @@
+"""Runs the order saga: a consumer group over the orders topic (several instances share its
+partitions), the saga's rules for each event in log order per partition, and a sweep that expires
+unpaid orders past their deadline.
+
+    python -m command_api.orders.saga_runner
+
+Offsets are committed only after every step of the events before them is done, so a crash or a
+rebalance repeats steps (which are idempotent, see command_api/orders/saga.py) and never skips one.
+The saga calls the command sides over HTTP as a service (its own token, role "service"); a command
+side that is down or answers 5xx is retried with backoff until it answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import psycopg
+import psycopg_pool
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from psycopg import sql
+
+from auth.tokens import TokenIssuer, load_issuer, service_token
+from command_api.eventstore.partitioning import ID_STRIDE
+from command_api.orders.saga import OrderSaga, Reservation
+from config.process import tune_garbage_collector
+from config.settings import Settings, get_settings
+from event_schemas import topics
+from event_schemas.registry import REGISTRY
+from read_models.orders import ORDERS_TABLE
+from read_models.pool import Pool, make_pool
+
+log = logging.getLogger("order-saga")
+
+SERVICE_NAME = "order-saga"
+
+DUE_FOR_EXPIRY = sql.SQL(
+    "SELECT order_number FROM {table} WHERE status = 'confirmed' AND payment_due <= now() "
+    "AND order_number % %s = ANY(%s) ORDER BY payment_due LIMIT 500"
+).format(table=sql.Identifier(ORDERS_TABLE))
+
+
+class CommandRefused(Exception):
+    """A command side refused a saga command for good (a 4xx other than the expected ones)."""
+
+
+class ServiceClient:
+    """HTTP calls to a command side as the saga service, retried until they get an answer."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, issuer: TokenIssuer) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._issuer = issuer
+        self._token = ""
+        self._token_renewed = datetime.min.replace(tzinfo=UTC)
+
+    def _authorization(self) -> str:
+        now = datetime.now(UTC)
+        if now - self._token_renewed > timedelta(minutes=10):
+            self._token, self._token_renewed = service_token(self._issuer, SERVICE_NAME, now), now
+        return f"Bearer {self._token}"
+
+    async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        """The answer, once it is not a 5xx (or 429): those, and network errors, are retried."""
+        delay = 0.05
+        while True:
+            try:
+                response = await self._http.request(
+                    method, self._base_url + path, json=body, headers={"Authorization": self._authorization()}
+                )
+                if response.status_code < 500 and response.status_code != 429:
+                    return response
+                problem = f"{response.status_code} {response.text[:200]}"
+            except httpx.HTTPError as error:
+                problem = repr(error)
+            log.warning("%s %s: %s; retrying in %.2fs", method, path, problem, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _refused(response: httpx.Response) -> CommandRefused:
+    return CommandRefused(
+        f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text[:300]}"
+    )
+
+
+class HttpCatalogCommands:
+    def __init__(self, client: ServiceClient) -> None:
+        self._client = client
+
+    async def reserve(self, order_id: str, product_id: int, quantity: int) -> Reservation:
+        response = await self._client.call(
+            "POST",
+            "/internal/reservations",
+            {"orderId": order_id, "productId": product_id, "quantity": quantity},
+        )
+        if response.status_code == 404:  # no such product: nothing can be held
+            return Reservation(product_id, False, "product_unavailable")
+        if response.status_code != 200:
+            raise _refused(response)
+        answer = response.json()
+        return Reservation(product_id, answer["outcome"] == "reserved", answer["reason"])
+
+    async def release(self, order_id: str, product_id: int) -> None:
+        response = await self._client.call(
+            "POST", "/internal/reservations/release", {"orderId": order_id, "productId": product_id}
+        )
+        if response.status_code not in (200, 404):
+            raise _refused(response)
+
+
+class HttpOrderCommands:
+    def __init__(self, client: ServiceClient) -> None:
+        self._client = client
+
+    async def record_reservations(self, order_number: int, results: list[Reservation]) -> bool:
+        body = {
+            "results": [
+                {"productId": result.product_id, "reserved": result.reserved, "reason": result.reason}
+                for result in results
+            ]
+        }
+        response = await self._client.call("POST", f"/internal/orders/{order_number}/reservations", body)
+        if response.status_code != 200:
+            raise _refused(response)
+        return bool(response.json()["releaseHeld"])
+
+    async def products_of(self, order_number: int) -> list[int]:
+        response = await self._client.call("GET", f"/internal/orders/{order_number}")
+        if response.status_code != 200:
+            raise _refused(response)
+        return [line["productId"] for line in response.json()["lines"]]
+
+    async def expire(self, order_number: int) -> None:
+        response = await self._client.call("POST", f"/internal/orders/{order_number}/expire")
+        if response.status_code not in (200, 404):
+            raise _refused(response)
+
+
+class OrderSagaRunner:
+    def __init__(
+        self, saga: OrderSaga, orders: HttpOrderCommands, settings: Settings, database: Pool
+    ) -> None:
+        self._saga = saga
+        self._orders = orders
+        self._settings = settings
+        self._database = database
+        self._topic = topics.in_namespace(settings.namespace, topics.ORDERS)
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            self._topic,
+            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            group_id=topics.in_namespace(self._settings.namespace, "orders-saga"),
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=600_000,
+        )
+        await consumer.start()
+        self._consumer = consumer
+        sweeping = asyncio.create_task(self._sweep_expired(), name="order-expiry-sweep")
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=1_000, max_records=500)
+                if batches:
+                    await asyncio.gather(*(self._process(tp, records) for tp, records in batches.items()))
+        finally:
+            sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeping
+            await consumer.stop()
+
+    async def _process(self, tp: TopicPartition, records: list[Any]) -> None:
+        """The partition's events in log order; the position is committed once their steps are done."""
+        assert self._consumer is not None
+        for record in records:
+            event = REGISTRY.from_bytes(record.value)
+            try:
+                await self._saga.handle(event)
+            except CommandRefused as refused:
+                # Not retryable: a bug or an inconsistent log. Logged loudly and skipped (dead letters
+                # are the guarantees issue's work).
+                log.error(
+                    "order saga step refused for %s at %s:%s: %s",
+                    event.event_type,
+                    tp.partition,
+                    record.offset,
+                    refused,
+                )
+        try:
+            await self._consumer.commit({tp: records[-1].offset + 1})
+        except (CommitFailedError, KafkaError) as error:
+            # The partition moved to another instance, which repeats these steps (idempotent).
+            log.warning("commit of partition %s failed: %r", tp.partition, error)
+
+    async def _sweep_expired(self) -> None:
+        """Expire confirmed orders past their deadline, for the partitions this instance owns (found in
+        the orders read model, itself rebuilt from the log; the Order aggregate checks the deadline)."""
+        while True:
+            await asyncio.sleep(self._settings.order_expiry_sweep_seconds)
+            assert self._consumer is not None
+            owned = sorted(tp.partition for tp in self._consumer.assignment())
+            if not owned:
+                continue
+            try:
+                async with self._database.connection() as conn:
+                    cursor = await conn.execute(DUE_FOR_EXPIRY, (ID_STRIDE, owned))
+                    due = [row["order_number"] for row in await cursor.fetchall()]
+            except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
+                log.warning("cannot look for expired orders: %r", error)
+                continue
+            for order_number in due:
+                await self._orders.expire(order_number)
+
+
+async def run(settings: Settings) -> None:
+    issuer = load_issuer(settings)
+    timeout = httpx.Timeout(settings.command_timeout_seconds * 2)
+    async with (
+        httpx.AsyncClient(timeout=timeout) as http,
+        make_pool(settings.orders_database_url) as database,
+    ):
+        catalog = HttpCatalogCommands(ServiceClient(http, settings.catalog_url, issuer))
+        orders = HttpOrderCommands(ServiceClient(http, settings.orders_url, issuer))
+        await OrderSagaRunner(OrderSaga(catalog, orders), orders, settings, database).run()
+
+
+def main() -> None:
+    tune_garbage_collector()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run(get_settings()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""HTTP routes of the orders query side: the seed's cart, order list, order and checkout reads.
+
+Each answers only the authenticated customer, whose id comes from the token, never from the
+request. Pass a command's consistency token to read your own writes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from auth.deps import CurrentCustomer
+from query_api.consistency import ConsistencyToken, consistency_token, wait_for
+from query_api.orders.queries import cart_of, order_of, orders_of
+from query_api.orders.schemas import CartPublic, CheckoutPublic, OrderPublic
+from query_api.read_model_feed import ReadModelDatabase
+from read_models.orders import CARTS, ORDERS
+from read_models.orders_replica import products_by_id
+
+router = APIRouter(tags=["orders"])
+
+
+async def orders_read_models(request: Request) -> ReadModelDatabase:
+    database: ReadModelDatabase = request.app.state.orders_read_models
+    return database
+
+
+OrdersReadModels = Annotated[ReadModelDatabase, Depends(orders_read_models)]
+Token = Annotated[ConsistencyToken | None, Depends(consistency_token)]
+OrderId = Annotated[int, Path(alias="id", gt=0, le=2**53)]
+
+
+@router.get("/cart")
+async def cart(
+    claims: CurrentCustomer, database: OrdersReadModels, token: Token, request: Request
+) -> CartPublic:
+    """The caller's cart, with each product's current price and the units still free to sell."""
+    await wait_for(database, CARTS, token, request.app.state.consistency_wait_seconds)
+    row = await cart_of(database.pool, claims.user_id)
+    products = await products_by_id(database.pool, sorted({line["productId"] for line in row["lines"]}))
+    return CartPublic.from_row(row, products)
+
+
+@router.get("/orders")
+async def orders(
+    claims: CurrentCustomer,
+    database: OrdersReadModels,
+    token: Token,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
+) -> list[OrderPublic]:
+    """The caller's orders, newest first, one page at a time (`limit`, `offset`)."""
+    await wait_for(database, ORDERS, token, request.app.state.consistency_wait_seconds)
+    rows = await orders_of(database.pool, claims.user_id, limit, offset)
+    return [OrderPublic.from_row(row) for row in rows]
+
+
+@router.get("/order/{id}")
+@router.get("/orders/{id}")
+async def order(
+    order_number: OrderId, claims: CurrentCustomer, database: OrdersReadModels, token: Token, request: Request
+) -> OrderPublic:
+    """One of the caller's orders by its number."""
+    await wait_for(database, ORDERS, token, request.app.state.consistency_wait_seconds)
+    return OrderPublic.from_row(await order_of(database.pool, claims.user_id, order_number))
+
+
+@router.get("/orders/{orderNumber}/checkout")
+async def checkout(
+    order_number: Annotated[int, Path(alias="orderNumber", gt=0, le=2**53)],
+    claims: CurrentCustomer,
+    database: OrdersReadModels,
+    token: Token,
+    request: Request,
+) -> CheckoutPublic:
+    """What paying for one of the caller's orders needs: its amount, status and payment deadline."""
+    await wait_for(database, ORDERS, token, request.app.state.consistency_wait_seconds)
+    return CheckoutPublic.from_row(await order_of(database.pool, claims.user_id, order_number))
