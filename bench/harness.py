@@ -1,6 +1,7 @@
 """What one bench run starts, and stops again whatever happens: its own deployment of the platform
-(namespace, databases, keys, a users and a catalog gateway, their projectors), the baselines' apps,
-the catalog data the read figures need. Each is started on first use, so `--only` starts no more than
+(namespace, databases, keys, a users and a catalog gateway, their projectors; the orders gateway, its
+projectors and the order saga only for the order figures), the baselines' apps, the catalog data the
+read figures need. Each is started on first use, so `--only` starts no more than
 the chosen figures need; every start registers its undoing on the run's exit stack first."""
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
+from auth.tokens import load_issuer
 from bench.baselines.eventsourcing_app import eventsourcing_database
 from bench.catalog_data import create_products, product_bodies, wait_until_visible
 from bench.load import LuaValue, WrkResult, render_script, run_wrk
 from bench.report import Row, wrk_row
 from bench.throwaway import delete_indices, delete_namespace_topics, drop_databases
 from tests.support.deployment import Deployment
+from tests.support.orders_client import new_customer_id
 from tests.support.processes import ServiceProcess, free_port, wait_until_partitions_split
 from tests.support.servers import Servers
 
@@ -39,10 +43,11 @@ class Size:
     append_commands: int  # through the event store, and through the plain producer
     producer_records: int  # ProducerPerformance
     replay_events: int
+    orders: int  # placed and waited for until confirmed
 
 
-QUICK = Size(True, 3, 1, 1_000, 200, 2, 2_000, 50_000, 20_000)
-FULL = Size(False, 15, 3, 10_000, 1_000, 5, 20_000, 500_000, 1_000_000)
+QUICK = Size(True, 3, 1, 1_000, 200, 2, 2_000, 50_000, 20_000, 200)
+FULL = Size(False, 15, 3, 10_000, 1_000, 5, 20_000, 500_000, 1_000_000, 1_000)
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,12 @@ class Services:
     catalog_url: str
     users_url: str
     admin_token: str
+
+
+@dataclass(frozen=True)
+class OrderServices:
+    orders_url: str
+    customer_token: Callable[[], str]  # a new customer's token each call
 
 
 def process_id(process: ServiceProcess) -> int:
@@ -104,6 +115,7 @@ class Harness:
         self.started: list[Started] = []
         self._begun = time.monotonic()
         self._services: Services | None = None
+        self._order_services: OrderServices | None = None
         self._trivial_url: str | None = None
         self._eventsourcing_url: str | None = None
         self._product_ids: list[int] | None = None
@@ -163,12 +175,38 @@ class Harness:
             self._services = Services(deployment, catalog.url, users.url, deployment.admin_token())
         return self._services
 
+    async def order_services(self) -> OrderServices:
+        """The orders gateway, its projectors (the replica of the catalog, carts, orders) and the order
+        saga, beside the deployment's catalog; started only for the figures that place orders."""
+        if self._order_services is None:
+            services = await self.services()
+            deployment = services.deployment
+            orders = deployment.gateway("orders", name="orders-gateway")
+            projectors = deployment.projector("orders-products", "orders-carts", "orders")
+            self.say("starting the orders gateway and its projectors")
+            await asyncio.gather(self._start(orders), self._start(projectors))
+            partitions = deployment.settings.kafka_partitions
+            await asyncio.to_thread(wait_until_partitions_split, "orders", [orders], partitions)
+            saga = deployment.order_saga(services.catalog_url, orders.url)
+            self.say("starting the order saga")
+            await self._start(saga)
+            self._note_started(orders, projectors, saga)
+            issuer = load_issuer(deployment.settings)
+
+            def customer_token() -> str:
+                user_id = new_customer_id()  # the orders side takes the customer from the token
+                return issuer.issue(user_id, f"customer{user_id}@example.com", "customer", datetime.now(UTC))
+
+            self._order_services = OrderServices(orders.url, customer_token)
+        return self._order_services
+
     async def _drop_deployment(self, deployment: Deployment) -> None:
         self.say(f"dropping deployment {deployment.namespace}")
         await delete_indices(self.servers.elasticsearch_url, f"{deployment.namespace.lower()}.")
         await delete_namespace_topics(self.servers.kafka_bootstrap, [deployment.namespace])
-        databases = [
-            urlsplit(deployment.database_url(service)).path.lstrip("/") for service in ("users", "catalog")
+        databases = [  # provision creates the orders database too, whether or not orders run
+            urlsplit(deployment.database_url(service)).path.lstrip("/")
+            for service in ("users", "catalog", "orders")
         ]
         await asyncio.to_thread(drop_databases, self.servers.postgres_admin_url, databases)
         shutil.rmtree(self.work_dir / "keys", ignore_errors=True)

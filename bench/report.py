@@ -28,6 +28,7 @@ class Row:
     target: str = ""
     details: dict[str, float] = field(default_factory=dict)
     label: str = ""  # a short name for the baseline column of the rows compared with this one
+    max_ms: float | None = None  # the slowest, where a figure keeps every sample (wrk's rows do not)
 
     @property
     def ratio(self) -> float | None:
@@ -67,13 +68,14 @@ COLUMNS = (
     "unit",
     "p50 ms",
     "p99 ms",
+    "max ms",
     "baseline",
     "baseline value",
     "ratio",
     "errors",
     "target",
 )
-RIGHT_ALIGNED = {"value", "p50 ms", "p99 ms", "baseline value", "ratio", "errors"}
+RIGHT_ALIGNED = {"value", "p50 ms", "p99 ms", "max ms", "baseline value", "ratio", "errors"}
 
 
 def _number(value: float | None) -> str:
@@ -94,6 +96,7 @@ def _cells(row: Row) -> dict[str, str]:
         "unit": row.unit,
         "p50 ms": _milliseconds(row.p50_ms),
         "p99 ms": _milliseconds(row.p99_ms),
+        "max ms": _milliseconds(row.max_ms),
         "baseline": row.baseline or "",
         "baseline value": _number(row.baseline_value),
         "ratio": "" if ratio is None else f"{ratio:.2f}x",
@@ -104,18 +107,20 @@ def _cells(row: Row) -> dict[str, str]:
 
 def format_table(rows: list[Row]) -> str:
     cells = [_cells(row) for row in rows]
-    widths = {column: max([len(column)] + [len(c[column]) for c in cells]) for column in COLUMNS}
+    # The max column only when a row has one: most figures come from wrk, which reports none.
+    columns = [column for column in COLUMNS if column != "max ms" or any(r.max_ms is not None for r in rows)]
+    widths = {column: max([len(column)] + [len(c[column]) for c in cells]) for column in columns}
 
     def line(values: dict[str, str]) -> str:
         return "  ".join(
             values[column].rjust(widths[column])
             if column in RIGHT_ALIGNED
             else values[column].ljust(widths[column])
-            for column in COLUMNS
+            for column in columns
         ).rstrip()
 
-    header = line({column: column for column in COLUMNS})
-    rule = "  ".join("-" * widths[column] for column in COLUMNS)
+    header = line({column: column for column in columns})
+    rule = "  ".join("-" * widths[column] for column in columns)
     return "\n".join([header, rule, *(line(c) for c in cells)])
 
 

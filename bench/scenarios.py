@@ -1,6 +1,7 @@
 """The figures of `python -m bench`, each beside the baseline it is judged against (measured in the same
 run), in the order they run: reads first (on a catalog that nothing else writes to yet), then
-commands, projection lag, the event store alone, replay, and memory last. Targets are issue 7's."""
+commands, projection lag, the event store alone, replay, order confirmation (its services start only
+then, so they weigh on no other figure), and memory last. Targets are issue 7's."""
 
 from __future__ import annotations
 
@@ -19,9 +20,16 @@ from bench.catalog_replay import replay_rates
 from bench.client import send, session
 from bench.eventstore_append import compare_appends
 from bench.harness import Harness
-from bench.lag import probe_visibility
+from bench.lag import percentile, probe_visibility
 from bench.load import run_wrk
+from bench.order_confirmation import (
+    OrderDecisions,
+    create_order_products,
+    place_orders,
+    wait_until_replicated,
+)
 from bench.report import Row, wrk_row
+from event_schemas import topics
 from tests.support.users_client import new_email, register, token_for
 
 READ_TARGET = ">= 0.5x, p99 <= 20 ms"
@@ -30,6 +38,8 @@ NEW_PRODUCT = json.dumps(
     {"name": "Bench gadget", "description": "Created by the bench", "price": "19.99", "stock": 1000}
 )
 ADJUSTMENT = json.dumps({"delta": 1, "reason": "bench"})
+# Customers placing orders at once, each waiting for its order's confirmation before the next starts.
+CUSTOMERS = 20
 
 
 async def trivial(h: Harness) -> None:
@@ -380,6 +390,59 @@ async def replay(h: Harness) -> None:
     )
 
 
+async def orders(h: Harness) -> None:
+    """POST /orders -> OrderConfirmed read from the orders topic, CUSTOMERS customers at a time."""
+    services, ordering = await h.services(), await h.order_services()
+    deployment = services.deployment
+    partitions = deployment.settings.kafka_partitions
+    products = await create_order_products(services.catalog_url, services.admin_token, 2 * partitions)
+    h.say(f"waiting until the orders side's replica of the catalog has the {len(products)} products")
+    await wait_until_replicated(deployment.database_url("orders"), products, within=300)
+    topic = topics.in_namespace(deployment.namespace, topics.ORDERS)
+    count = h.size.orders
+    async with OrderDecisions(h.servers.kafka_bootstrap, topic, partitions) as decisions:
+        # The first orders also wait for the saga to join its group: not measured.
+        h.say(f"warm-up: {2 * CUSTOMERS} orders, {CUSTOMERS} customers at a time")
+        warmup = await place_orders(
+            ordering.orders_url, ordering.customer_token, products, decisions, 2 * CUSTOMERS, CUSTOMERS
+        )
+        if warmup.confirmed == 0:
+            raise RuntimeError(f"no warm-up order was confirmed; the first failure: {warmup.first_failure}")
+        h.say(f"{count:,} orders over {len(products)} products, {CUSTOMERS} customers at a time")
+        run = await place_orders(
+            ordering.orders_url, ordering.customer_token, products, decisions, count, CUSTOMERS
+        )
+    if run.confirmed == 0:
+        raise RuntimeError(f"no order was confirmed; the first failure: {run.first_failure}")
+    if run.failures:
+        h.say(f"{run.failures} of {count:,} orders failed; the first: {run.first_failure}")
+    details = {
+        "orders": float(count),
+        "confirmed": float(run.confirmed),
+        "rejected": float(run.rejected),
+        "failures": float(run.failures),
+        "seconds": run.seconds,
+        "customers_in_flight": float(CUSTOMERS),
+        "products": float(len(products)),
+        "place_order_p50_ms": percentile(run.command_ms, 0.5),
+        "place_order_p99_ms": percentile(run.command_ms, 0.99),
+        "place_order_max_ms": max(run.command_ms),
+    }
+    for start, samples in (("answered", run.after_answer_ms), ("sent", run.after_send_ms)):
+        h.record(
+            Row(
+                f"order POST /orders {start} -> OrderConfirmed read, {CUSTOMERS} customers ({count:,} orders)",
+                run.confirmed / run.seconds,
+                "orders/s",
+                percentile(samples, 0.5),
+                percentile(samples, 0.99),
+                errors=run.failures,
+                details=details,
+                max_ms=max(samples),
+            )
+        )
+
+
 async def memory(h: Harness) -> None:
     for row in h.memory_rows():
         h.record(row)
@@ -396,5 +459,6 @@ SCENARIOS: dict[str, Callable[[Harness], Awaitable[None]]] = {
     "lag": lag,
     "eventstore": eventstore,
     "replay": replay,
+    "orders": orders,
     "memory": memory,
 }

@@ -41,7 +41,7 @@ SERVICE_NAME = "order-saga"
 
 DUE_FOR_EXPIRY = sql.SQL(
     "SELECT order_number FROM {table} WHERE status = 'confirmed' AND payment_due <= now() "
-    "AND order_number % %s = ANY(%s) ORDER BY payment_due LIMIT 500"
+    "AND order_number %% %s = ANY(%s) ORDER BY payment_due LIMIT 500"
 ).format(table=sql.Identifier(ORDERS_TABLE))
 
 

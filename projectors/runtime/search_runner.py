@@ -64,6 +64,11 @@ async def create_index(es: AsyncElasticsearch, projection: DocumentProjection, *
 
 async def ensure_index(es: AsyncElasticsearch, projection: DocumentProjection) -> None:
     if await es.indices.exists_alias(name=projection.alias):
+        # An index made by an earlier version learns the fields added since (adding a field is
+        # allowed on a live index; changing one needs a rebuild).
+        await es.indices.put_mapping(
+            index=projection.alias, properties=dict(projection.mapping["properties"])
+        )
         return
     try:
         await create_index(es, projection, with_alias=True)

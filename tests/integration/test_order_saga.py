@@ -1,0 +1,157 @@
+"""The order saga against real Kafka and PostgreSQL, in a deployment of its own: every line is
+reserved exactly once and released exactly once although the saga is killed mid-step, and unpaid
+orders expire at their deadline."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pytest
+
+from event_schemas import topics
+from event_schemas.catalog import StockReleased, StockReserved
+from event_schemas.orders import OrderConfirmed, OrderExpired
+from tests.support.catalog_client import created, get_product
+from tests.support.deployment import Deployment
+from tests.support.kafka_log import committed_events
+from tests.support.orders_client import add_to_cart, new_customer_id, place_order, replica_knows
+from tests.support.processes import HttpService, ServiceProcess
+from tests.support.servers import Servers
+from tests.support.waiting import eventually
+
+PAYMENT_WINDOW = 4.0
+
+
+@dataclass
+class SagaStack:
+    deployment: Deployment
+    catalog: HttpService
+    orders: HttpService
+    saga: ServiceProcess
+
+    def restart_saga(self) -> None:
+        self.saga = self.deployment.order_saga(self.catalog.url, self.orders.url).start()
+
+
+@pytest.fixture(scope="module")
+def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SagaStack]:
+    deployment = Deployment(
+        servers, tmp_path_factory.mktemp("saga"), order_payment_window_seconds=PAYMENT_WINDOW
+    )
+    deployment.provision()
+    processes: list[ServiceProcess] = [
+        deployment.projector("catalog", "catalog-search").start(),
+        deployment.projector("orders-products", "orders-carts", "orders").start(),
+    ]
+    catalog = deployment.gateway("catalog").start()
+    orders = deployment.gateway("orders").start()
+    running = SagaStack(deployment, catalog, orders, deployment.order_saga(catalog.url, orders.url).start())
+    yield running
+    for process in (running.saga, orders, catalog, *processes):
+        process.stop()
+
+
+def test_killed_mid_step_the_saga_reserves_and_releases_every_line_exactly_once(stack: SagaStack) -> None:
+    deployment = stack.deployment
+    admin = deployment.admin_token()
+    products = [created(stack.catalog.url, admin, stock=1_000)[0]["id"] for _ in range(4)]
+    for product_id in products:
+        replica_knows(deployment, product_id)
+    buyers = [deployment.customer_token(new_customer_id()) for _ in range(50)]
+    wanted: dict[str, dict[int, int]] = {}
+    lines = {buyer: random.sample(products, k=random.randint(1, 3)) for buyer in buyers}
+    for buyer, chosen in lines.items():
+        for product_id in chosen:
+            assert add_to_cart(stack.orders.url, buyer, product_id, random.randint(1, 5)).status_code == 200
+
+    def buy(buyer: str) -> int:
+        response = place_order(stack.orders.url, buyer)
+        assert response.status_code == 200, response.text
+        return int(response.json()["orderNumber"])
+
+    placing_done = threading.Event()
+
+    def kill_now_and_then() -> None:
+        for _ in range(4):
+            time.sleep(random.uniform(0.2, 1.5))
+            stack.saga.kill()
+            time.sleep(random.uniform(0.0, 0.5))
+            stack.restart_saga()
+            if placing_done.is_set():
+                break
+
+    killer = threading.Thread(target=kill_now_and_then)
+    killer.start()
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        order_numbers = list(pool.map(buy, buyers))
+    placing_done.set()
+    killer.join()
+    orders_log = committed_events(
+        deployment.servers.kafka_bootstrap, topics.in_namespace(deployment.namespace, topics.ORDERS)
+    )
+    placed = {event.order_number: event for event, _ in orders_log if type(event).__name__ == "OrderPlaced"}  # type: ignore[attr-defined]
+    for number in order_numbers:
+        wanted[f"order-{number}"] = {line.product_id: line.qty for line in placed[number].lines}
+
+    catalog_topic = topics.in_namespace(deployment.namespace, topics.CATALOG)
+
+    def everything_released() -> Counter[tuple[str, int]] | None:
+        released = Counter(
+            (event.order_id, event.product_id)
+            for event, _ in committed_events(deployment.servers.kafka_bootstrap, catalog_topic)
+            if isinstance(event, StockReleased)
+        )
+        return released if sum(released.values()) >= sum(len(lines) for lines in wanted.values()) else None
+
+    released = eventually(
+        everything_released, within=120, what="every order expired and its stock released", every=1
+    )
+    catalog_log = [event for event, _ in committed_events(deployment.servers.kafka_bootstrap, catalog_topic)]
+    reserved = Counter((e.order_id, e.product_id) for e in catalog_log if isinstance(e, StockReserved))
+    expected = Counter({(order, product): 1 for order, lines in wanted.items() for product in lines})
+    assert reserved == expected, "every line reserved exactly once"
+    assert released == expected, "every line released exactly once"
+    orders_log = [
+        event
+        for event, _ in committed_events(
+            deployment.servers.kafka_bootstrap, topics.in_namespace(deployment.namespace, topics.ORDERS)
+        )
+    ]
+    assert Counter(e.order_number for e in orders_log if isinstance(e, OrderConfirmed)) == Counter(
+        order_numbers
+    )
+    assert Counter(e.order_number for e in orders_log if isinstance(e, OrderExpired)) == Counter(
+        order_numbers
+    )
+    for product_id in products:
+        assert get_product(stack.catalog.url, product_id).json()["stock"] == 1_000
+
+
+def test_an_unpaid_order_expires_at_its_deadline_and_its_stock_returns(stack: SagaStack) -> None:
+    deployment = stack.deployment
+    product_id = created(stack.catalog.url, deployment.admin_token(), stock=3)[0]["id"]
+    replica_knows(deployment, product_id)
+    buyer = deployment.customer_token(new_customer_id())
+    add_to_cart(stack.orders.url, buyer, product_id, 3)
+    order_number = place_order(stack.orders.url, buyer).json()["orderNumber"]
+
+    def status() -> str:
+        from tests.support.orders_client import get_order
+
+        return str(get_order(stack.orders.url, buyer, order_number).json().get("status"))
+
+    eventually(
+        lambda: get_product(stack.catalog.url, product_id).json()["stock"] == 0, within=30, what="units held"
+    )
+    started = time.monotonic()
+    eventually(lambda: status() == "expired", within=PAYMENT_WINDOW + 30, what="order expired")
+    assert time.monotonic() - started >= PAYMENT_WINDOW - 1.5
+    eventually(
+        lambda: get_product(stack.catalog.url, product_id).json()["stock"] == 3, within=30, what="stock back"
+    )
