@@ -16,7 +16,7 @@ import pytest
 
 from event_schemas import topics
 from event_schemas.catalog import StockReleased, StockReserved
-from event_schemas.orders import OrderConfirmed, OrderExpired
+from event_schemas.orders import OrderConfirmed, OrderExpired, OrderPlaced
 from tests.support.catalog_client import created, get_product
 from tests.support.deployment import Deployment
 from tests.support.kafka_log import committed_events
@@ -92,10 +92,12 @@ def test_killed_mid_step_the_saga_reserves_and_releases_every_line_exactly_once(
         order_numbers = list(pool.map(buy, buyers))
     placing_done.set()
     killer.join()
-    orders_log = committed_events(
-        deployment.servers.kafka_bootstrap, topics.in_namespace(deployment.namespace, topics.ORDERS)
-    )
-    placed = {event.order_number: event for event, _ in orders_log if type(event).__name__ == "OrderPlaced"}  # type: ignore[attr-defined]
+    orders_topic = topics.in_namespace(deployment.namespace, topics.ORDERS)
+    placed = {
+        event.order_number: event
+        for event, _ in committed_events(deployment.servers.kafka_bootstrap, orders_topic)
+        if isinstance(event, OrderPlaced)
+    }
     for number in order_numbers:
         wanted[f"order-{number}"] = {line.product_id: line.qty for line in placed[number].lines}
 
@@ -117,12 +119,7 @@ def test_killed_mid_step_the_saga_reserves_and_releases_every_line_exactly_once(
     expected = Counter({(order, product): 1 for order, lines in wanted.items() for product in lines})
     assert reserved == expected, "every line reserved exactly once"
     assert released == expected, "every line released exactly once"
-    orders_log = [
-        event
-        for event, _ in committed_events(
-            deployment.servers.kafka_bootstrap, topics.in_namespace(deployment.namespace, topics.ORDERS)
-        )
-    ]
+    orders_log = [event for event, _ in committed_events(deployment.servers.kafka_bootstrap, orders_topic)]
     assert Counter(e.order_number for e in orders_log if isinstance(e, OrderConfirmed)) == Counter(
         order_numbers
     )
