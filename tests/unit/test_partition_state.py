@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
 
-from command_api.eventstore.errors import ConcurrencyConflict
+from command_api.eventstore.errors import ConcurrencyConflict, IdempotencyKeyReused
 from command_api.eventstore.model import CommandContext, Committed, Decision, Position
-from command_api.eventstore.partition_state import PartitionState, PendingBatch
+from command_api.eventstore.partition_state import KEY_WINDOW, PartitionState, PendingBatch
 from command_api.users import domain
 from command_api.users.domain import USER, UserState, user_aggregate_id
 from event_schemas.users import UserRegistered
@@ -119,3 +119,42 @@ def test_the_same_idempotency_key_twice_in_one_batch_appends_once() -> None:
     positions = commit(state, batch)
     assert len(batch.events) == 1
     assert second(positions).replayed and second(positions).events == first(positions).events
+
+
+def test_a_key_is_forgotten_once_the_window_has_passed_so_memory_holds_one_window_of_keys() -> None:
+    state = PartitionState(partition=0, kinds=[USER])
+    register(state, "old@example.com", key="k-old")
+    assert state.keys_remembered() == 1
+    later = NOW + KEY_WINDOW + timedelta(seconds=1)
+    batch = PendingBatch(state)
+    outcome = batch.decide(
+        USER,
+        user_aggregate_id("new@example.com"),
+        lambda user: domain.register(
+            user, username="u", email="new@example.com", password_hash=HASH, role="customer", now=later
+        ),
+        CommandContext(idempotency_key="k-new"),
+    )
+    outcome(commit(state, batch))
+    assert state.keys_remembered() == 1
+    assert state.result_for(user_aggregate_id("old@example.com"), "k-old") is None
+    assert state.result_for(user_aggregate_id("new@example.com"), "k-new") is not None
+
+
+def test_the_same_key_with_another_request_is_refused() -> None:
+    state = PartitionState(partition=0, kinds=[USER])
+    first = CommandContext(idempotency_key="k", request_fingerprint="first")
+    batch = PendingBatch(state)
+    batch.decide(USER, user_aggregate_id("a@example.com"), registration("a@example.com"), first)(
+        commit(state, batch)
+    )
+    again = PendingBatch(state)
+    replay = again.decide(USER, user_aggregate_id("a@example.com"), registration("a@example.com"), first)({})
+    assert replay.replayed
+    with pytest.raises(IdempotencyKeyReused):
+        PendingBatch(state).decide(
+            USER,
+            user_aggregate_id("a@example.com"),
+            registration("a@example.com"),
+            CommandContext(idempotency_key="k", request_fingerprint="second"),
+        )
