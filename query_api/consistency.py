@@ -1,5 +1,8 @@
-"""Read-your-writes: a query that carries a command's consistency token waits (boundedly) until the
-projection has applied the event at that position."""
+"""Read-your-writes. A query that carries a command's consistency token waits (boundedly) until the
+projection has applied the event at that position. A query without one waits, for at most
+OWN_WRITES_WAIT_SECONDS, until the projection has applied every write this process acknowledged
+before the query began (a client that reads from the instance it wrote to sees its own writes, as
+the seed's clients expect); past that it answers from the read model as it is."""
 
 from __future__ import annotations
 
@@ -10,8 +13,13 @@ from typing import Annotated
 import psycopg
 from fastapi import Header, Query
 
+from event_schemas.topics import in_namespace
 from query_api.read_model_feed import ReadModelDatabase
 from read_models.pool import Pool
+from read_models.topics import PROJECTION_TOPICS
+from web.acknowledged_writes import ACKNOWLEDGED_WRITES
+
+OWN_WRITES_WAIT_SECONDS = 2.0
 
 
 class ProjectionBehind(Exception):
@@ -49,10 +57,28 @@ async def consistency_token(
 async def wait_for(
     database: ReadModelDatabase, projection: str, token: ConsistencyToken | None, within: float
 ) -> None:
-    """Return once the projection has applied the token's event: known at once from the change
-    notices, else (notices missed, or none yet) from the offsets table, polled now and then."""
-    if token is None:
+    """Return once the projection has applied the token's event (or, without a token, this process's
+    own acknowledged writes)."""
+    if token is not None:
+        await _wait_for_position(database, projection, token, within)
         return
+    topic = in_namespace(database.namespace, PROJECTION_TOPICS[projection])
+    for partition, offset in list(ACKNOWLEDGED_WRITES.last_offsets(topic).items()):
+        if database.feed.reached(projection, topic, partition, offset):
+            continue
+        try:
+            await _wait_for_position(
+                database, projection, ConsistencyToken(topic, partition, offset), OWN_WRITES_WAIT_SECONDS
+            )
+        except ProjectionBehind:
+            return  # the projector is slow or down: answer what the read model has
+
+
+async def _wait_for_position(
+    database: ReadModelDatabase, projection: str, token: ConsistencyToken, within: float
+) -> None:
+    """Known at once from the change notices, else (notices missed, or none yet) from the offsets
+    table, polled now and then."""
     feed = database.feed
     deadline = time.monotonic() + within
     delay, polled_at = 0.005, -1.0

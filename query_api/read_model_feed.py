@@ -180,3 +180,5 @@ class ReadModelDatabase:
 
     pool: Pool
     feed: ReadModelFeed
+    # The deployment's namespace, which prefixes the topics the read models are built from.
+    namespace: str = "commerce"

@@ -40,7 +40,7 @@ async def query_side(
     pool = make_pool(database_url)
     await pool.open(wait=False)  # PostgreSQL may be down: the queries answer 503 until it is back
     try:
-        yield ReadModelDatabase(pool, feed)
+        yield ReadModelDatabase(pool, feed, settings.namespace)
     finally:
         following.cancel()
         with contextlib.suppress(asyncio.CancelledError):
