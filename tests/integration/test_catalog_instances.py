@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.support.catalog_client import create_product
+from tests.support.catalog_client import create_product, product_body
 from tests.support.deployment import Deployment
 from tests.support.processes import wait_until_partitions_split
 from tests.support.users_client import bearer
@@ -28,9 +28,9 @@ def test_two_instances_allocate_distinct_ids_and_a_keyed_retry_lands_on_the_same
         assert len(set(ids)) == 20
 
         for _ in range(5):
-            key = {"Idempotency-Key": str(uuid.uuid4())}
-            original = create_product(first.url, token, headers=key)
-            retried = create_product(second.url, token, headers=key)
+            key, body = {"Idempotency-Key": str(uuid.uuid4())}, product_body()
+            original = create_product(first.url, token, headers=key, **body)
+            retried = create_product(second.url, token, headers=key, **body)
             assert original.status_code == retried.status_code == 201
             assert retried.json()["id"] == original.json()["id"]
 

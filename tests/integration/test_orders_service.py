@@ -7,10 +7,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
+from event_schemas import topics
+from event_schemas.catalog import StockReleased, StockReservationRejected, StockReserved
 from tests.support.catalog_client import created, get_product
 from tests.support.deployment import Deployment
+from tests.support.kafka_log import committed_events
 from tests.support.orders_client import (
     add_to_cart,
     get_cart,
@@ -249,3 +253,20 @@ def test_two_hundred_buyers_for_the_last_ten_units_confirm_exactly_ten_orders(
     after = stock_of(catalog_service, product["id"])
     assert (after["stock"], after["reserved"], after["onHand"]) == (0, 10, 10)
     replica_knows(deployment, product["id"], stock=0)
+    catalog_log = [
+        event
+        for event, _ in committed_events(
+            deployment.servers.kafka_bootstrap, topics.in_namespace(deployment.namespace, topics.CATALOG)
+        )
+        if getattr(event, "product_id", None) == product["id"]
+    ]
+    assert sum(isinstance(event, StockReserved) for event in catalog_log) == 10
+    assert sum(isinstance(event, StockReservationRejected) for event in catalog_log) == 190
+    assert not any(isinstance(event, StockReleased) for event in catalog_log)
+    assert min(event.stock for event in catalog_log if isinstance(event, StockReserved)) == 0
+    with psycopg.connect(deployment.database_url("orders")) as conn:
+        counted = conn.execute(
+            "SELECT status, count(*) FROM orders WHERE order_number = ANY(%s) GROUP BY status",
+            ([number for _, number in orders],),
+        ).fetchall()
+    assert dict(counted) == {"confirmed": 10, "rejected": 190}

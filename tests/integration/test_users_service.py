@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from command_api.idempotency import scoped_key
 from event_schemas.topics import USERS, in_namespace
 from event_schemas.users import UserRegistered
 from tests.support.deployment import Deployment
@@ -186,7 +187,8 @@ def test_a_retry_with_the_same_idempotency_key_returns_the_first_result_and_appe
         if isinstance(event, UserRegistered) and event.email == email
     ]
     assert len(appended) == 1
-    assert appended[0].idempotency_key == f"register-{email}"
+    # The key as the caller's own: scoped to an anonymous caller and the route.
+    assert appended[0].idempotency_key == scoped_key("anonymous", "POST /auth/register", f"register-{email}")
 
 
 def test_the_event_in_kafka_carries_the_envelope_and_only_an_argon2id_hash(
