@@ -13,10 +13,8 @@ from typing import Annotated
 import psycopg
 from fastapi import Header, Query
 
-from event_schemas.topics import in_namespace
 from query_api.read_model_feed import ReadModelDatabase
 from read_models.pool import Pool
-from read_models.topics import PROJECTION_TOPICS
 from web.acknowledged_writes import ACKNOWLEDGED_WRITES
 
 OWN_WRITES_WAIT_SECONDS = 2.0
@@ -62,7 +60,7 @@ async def wait_for(
     if token is not None:
         await _wait_for_position(database, projection, token, within)
         return
-    topic = in_namespace(database.namespace, PROJECTION_TOPICS[projection])
+    topic = database.topic_of(projection)
     for partition, offset in list(ACKNOWLEDGED_WRITES.last_offsets(topic).items()):
         if database.feed.reached(projection, topic, partition, offset):
             continue

@@ -21,8 +21,11 @@ from typing import Generic, TypeVar
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from event_schemas.topics import in_namespace
 from read_models.changes import CHANNEL, ChangeNotice
+from read_models.log_ends import LogEnds, caught_up
 from read_models.pool import Pool
+from read_models.topics import PROJECTION_TOPICS
 
 V = TypeVar("V")
 # A connection that dies without a word (a cut network) is noticed within about 11 s, and the caches
@@ -182,3 +185,13 @@ class ReadModelDatabase:
     feed: ReadModelFeed
     # The deployment's namespace, which prefixes the topics the read models are built from.
     namespace: str = "commerce"
+    log_ends: LogEnds | None = None
+
+    def topic_of(self, projection: str) -> str:
+        return in_namespace(self.namespace, PROJECTION_TOPICS[projection])
+
+    async def caught_up(self, projection: str, within: float = 2.0) -> bool:
+        """After a miss: wait for the projection to reach where its topic ends now (read_models/log_ends.py)."""
+        if self.log_ends is None:
+            return False
+        return await caught_up(self.pool, projection, self.topic_of(projection), self.log_ends, within)

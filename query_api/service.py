@@ -17,6 +17,7 @@ from auth.tokens import load_verifier
 from config.settings import Settings
 from query_api.consistency import BadConsistencyToken, ProjectionBehind
 from query_api.read_model_feed import ReadModelDatabase, ReadModelFeed
+from read_models.log_ends import LogEnds
 from read_models.pool import make_pool
 
 # Errors of reading a PostgreSQL read model, the same in every context.
@@ -39,9 +40,11 @@ async def query_side(
     following = asyncio.create_task(feed.follow(), name="read-model-feed")
     pool = make_pool(database_url)
     await pool.open(wait=False)  # PostgreSQL may be down: the queries answer 503 until it is back
+    log_ends = LogEnds(settings.kafka_bootstrap_servers)
     try:
-        yield ReadModelDatabase(pool, feed, settings.namespace)
+        yield ReadModelDatabase(pool, feed, settings.namespace, log_ends)
     finally:
+        await log_ends.stop()
         following.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await following

@@ -17,6 +17,7 @@ from command_api.orders.routes import router
 from command_api.service import EVENT_STORE_ERRORS, command_side, install_command_routes
 from config.settings import Settings
 from event_schemas import topics
+from read_models.log_ends import LogEnds
 from read_models.pool import make_pool
 
 DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
@@ -42,15 +43,21 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
 async def orders_command_side(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     replica = make_pool(settings.orders_database_url)
     await replica.open(wait=False)
+    log_ends = LogEnds(settings.kafka_bootstrap_servers)
     try:
         async with command_side(
             app, settings, context="orders", topic=topics.ORDERS, kinds=[CART, ORDER]
         ) as store:
             app.state.orders_handlers = OrdersHandlers(
-                store, replica, timedelta(seconds=settings.order_payment_window_seconds)
+                store,
+                replica,
+                timedelta(seconds=settings.order_payment_window_seconds),
+                log_ends,
+                topics.in_namespace(settings.namespace, topics.CATALOG),
             )
             yield
     finally:
+        await log_ends.stop()
         await replica.close()
 
 

@@ -14,6 +14,8 @@ from command_api.orders.commands import AddToCart, ChangeQuantity, RecordReserva
 from command_api.orders.domain import CART, ORDER, CartState, OrderState, Product, cart_aggregate_id
 from event_schemas.money import Money
 from event_schemas.orders import CartCheckedOut
+from read_models.log_ends import LogEnds, caught_up
+from read_models.orders import ORDER_PRODUCTS
 from read_models.orders_replica import products_by_id
 from read_models.pool import Pool
 
@@ -38,9 +40,18 @@ class OrdersHandlers:
     store: EventStore
     replica: Pool
     payment_window: timedelta
+    log_ends: LogEnds
+    catalog_topic: str
 
     async def _products(self, ids: Iterable[int]) -> dict[int, Product]:
-        rows = await products_by_id(self.replica, sorted(set(ids)))
+        """From the replica; a product it has not heard of may have been created just now, so the
+        replica first catches up with the catalog's log as it is (boundedly) before it counts as unknown."""
+        wanted = sorted(set(ids))
+        rows = await products_by_id(self.replica, wanted)
+        if len(rows) < len(wanted) and await caught_up(
+            self.replica, ORDER_PRODUCTS, self.catalog_topic, self.log_ends, within=2.0
+        ):
+            rows = await products_by_id(self.replica, wanted)
         return {
             row.product_id: Product(
                 row.product_id,

@@ -70,6 +70,8 @@ async def get_product(
 
     async def product() -> bytes:
         row = await queries.product_by_id(catalog.database.pool, product_id)
+        if row is None and token is None and await catalog.database.caught_up(PRODUCTS):
+            row = await queries.product_by_id(catalog.database.pool, product_id)  # created just now?
         if row is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "product not found")
         return PRODUCT_JSON.dump_json(ProductPublic.from_row(row))
@@ -83,5 +85,8 @@ async def products_stock(
 ) -> list[ProductPublic]:
     """Current stock (and details) of the given products; unknown or deleted ids are left out."""
     await wait_for(catalog.database, PRODUCTS, token, request.app.state.consistency_wait_seconds)
-    rows = await queries.products_by_ids(catalog.database.pool, sorted(set(body.ids)))
+    ids = sorted(set(body.ids))
+    rows = await queries.products_by_ids(catalog.database.pool, ids)
+    if len(rows) < len(ids) and token is None and await catalog.database.caught_up(PRODUCTS):
+        rows = await queries.products_by_ids(catalog.database.pool, ids)  # some created just now?
     return [ProductPublic.from_row(row) for row in rows]

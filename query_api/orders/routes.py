@@ -6,13 +6,13 @@ request. Pass a command's consistency token to read your own writes.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from auth.deps import CurrentCustomer
 from query_api.consistency import ConsistencyToken, consistency_token, wait_for
-from query_api.orders.queries import cart_of, order_of, orders_of
+from query_api.orders.queries import CartNotFound, OrderNotFound, cart_of, order_of, orders_of
 from query_api.orders.schemas import CartPublic, CheckoutPublic, OrderPublic
 from query_api.read_model_feed import ReadModelDatabase
 from read_models.orders import CARTS, ORDERS
@@ -31,13 +31,31 @@ Token = Annotated[ConsistencyToken | None, Depends(consistency_token)]
 OrderId = Annotated[int, Path(alias="id", gt=0, le=2**53)]
 
 
+async def customers_order(
+    database: ReadModelDatabase, customer_id: int, order_number: int, token: ConsistencyToken | None
+) -> dict[str, Any]:
+    """The order, or, if the read model has not heard of it, the order once it has caught up with
+    everything committed to the log before the read (an order placed just now on another instance)."""
+    try:
+        return await order_of(database.pool, customer_id, order_number)
+    except OrderNotFound:
+        if token is not None or not await database.caught_up(ORDERS):
+            raise
+        return await order_of(database.pool, customer_id, order_number)
+
+
 @router.get("/cart")
 async def cart(
     claims: CurrentCustomer, database: OrdersReadModels, token: Token, request: Request
 ) -> CartPublic:
     """The caller's cart, with each product's current price and the units still free to sell."""
     await wait_for(database, CARTS, token, request.app.state.consistency_wait_seconds)
-    row = await cart_of(database.pool, claims.user_id)
+    try:
+        row = await cart_of(database.pool, claims.user_id)
+    except CartNotFound:
+        if token is not None or not await database.caught_up(CARTS):
+            raise
+        row = await cart_of(database.pool, claims.user_id)  # made just now, on another instance?
     products = await products_by_id(database.pool, sorted({line["productId"] for line in row["lines"]}))
     return CartPublic.from_row(row, products)
 
@@ -64,7 +82,7 @@ async def order(
 ) -> OrderPublic:
     """One of the caller's orders by its number."""
     await wait_for(database, ORDERS, token, request.app.state.consistency_wait_seconds)
-    return OrderPublic.from_row(await order_of(database.pool, claims.user_id, order_number))
+    return OrderPublic.from_row(await customers_order(database, claims.user_id, order_number, token))
 
 
 @router.get("/orders/{orderNumber}/checkout")
@@ -77,4 +95,4 @@ async def checkout(
 ) -> CheckoutPublic:
     """What paying for one of the caller's orders needs: its amount, status and payment deadline."""
     await wait_for(database, ORDERS, token, request.app.state.consistency_wait_seconds)
-    return CheckoutPublic.from_row(await order_of(database.pool, claims.user_id, order_number))
+    return CheckoutPublic.from_row(await customers_order(database, claims.user_id, order_number, token))

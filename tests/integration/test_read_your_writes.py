@@ -44,3 +44,27 @@ def test_a_placed_order_is_listed_at_once_without_a_token(
         assert placed.status_code == 200, placed.text
         listed = httpx.get(f"{orders_service.url}/orders", headers=bearer(customer))
         assert placed.json()["orderNumber"] in [order["orderNumber"] for order in listed.json()]
+
+
+def test_another_instance_finds_a_product_created_just_now(
+    catalog_service: HttpService, deployment: Deployment, admin_token: str
+) -> None:
+    reader = deployment.gateway("catalog", side="query", name="catalog-reader").start()
+    try:
+        for _ in range(5):
+            product, _ = created(catalog_service.url, admin_token)
+            found = get_product(reader.url, product["id"])
+            assert found.status_code == 200, found.text
+    finally:
+        reader.stop()
+
+
+@pytest.mark.usefixtures("order_saga")
+def test_a_product_created_just_now_can_go_into_a_cart_at_once(
+    orders_service: HttpService, catalog_service: HttpService, deployment: Deployment, admin_token: str
+) -> None:
+    customer = deployment.customer_token(new_customer_id())
+    for _ in range(5):
+        product, _ = created(catalog_service.url, admin_token, stock=5)
+        added = add_to_cart(orders_service.url, customer, product["id"], 1)
+        assert added.status_code == 200, added.text
