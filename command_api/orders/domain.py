@@ -405,8 +405,8 @@ def record_reservations(
     now: datetime,
 ) -> list[Event]:
     """The saga's report of every line's reservation: all held confirms the order (payment is due
-    within the window); any line short rejects it. An order no longer pending decides nothing: the
-    saga then releases what it holds for it."""
+    within the window); any line short rejects it. An order no longer pending decides nothing (a
+    repeated report, or the order ended meanwhile: then the saga releases what it holds for it)."""
     state = _customers_order(order, None)
     if state.status != "pending":
         return []

@@ -13,7 +13,7 @@ from command_api.orders import domain
 from command_api.orders.commands import AddToCart, ChangeQuantity, RecordReservations
 from command_api.orders.domain import CART, ORDER, CartState, OrderState, Product, cart_aggregate_id
 from event_schemas.money import Money
-from event_schemas.orders import CartCheckedOut
+from event_schemas.orders import TERMINAL_STATUSES, CartCheckedOut
 from read_models.log_ends import LogEnds, caught_up
 from read_models.orders import ORDER_PRODUCTS
 from read_models.orders_replica import products_by_id
@@ -152,8 +152,9 @@ class OrdersHandlers:
             context,
         )
         order: OrderState = committed.state
-        # Nothing decided and the order is past pending: it was cancelled (or settled) meanwhile.
-        late = not committed.events and order.status != "pending"
+        # Nothing decided because the order ended meanwhile (cancelled, say): what is held goes back. A
+        # confirmed or paid order keeps its holds (this is a repeated report of its own reservations).
+        late = not committed.events and order.status in TERMINAL_STATUSES
         return OrderChange(committed, order, release_held=late)
 
     async def expire(self, order_number: int, context: CommandContext, now: datetime) -> OrderChange:

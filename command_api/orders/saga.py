@@ -5,8 +5,9 @@ Each step takes effect once although a step may run more than once (the runner r
 after a crash or a rebalance: at least once), because every command it sends is idempotent by a
 deterministic key that the aggregates keep themselves:
 - a reservation is decided once per (product, order): a repeated one answers with its first outcome;
-- the order records its reservations only while pending; afterwards it decides nothing and answers
-  `release_held`, so a hold made for an order that was cancelled meanwhile is given back;
+- the order records its reservations only while pending; afterwards it decides nothing, and if it
+  has ended meanwhile (cancelled, say) it answers `release_held`, so a hold made for it is given back
+  (a confirmed order keeps its holds: that was a repeated report);
 - a release or a commit moves only what is held for the order, at most once.
 The saga's own state is the Order aggregate (rebuilt from the log like any other), and the runner's
 position in the orders topic, committed after the steps of an event are done.

@@ -128,6 +128,14 @@ def test_killed_mid_step_the_saga_reserves_and_releases_every_line_exactly_once(
     )
     for product_id in products:
         assert get_product(stack.catalog.url, product_id).json()["stock"] == 1_000
+    # Released because the order expired, never before (a repeated report must not free a confirmed
+    # order's units).
+    expired_at = {f"order-{e.order_number}": e.occurred_at for e in orders_log if isinstance(e, OrderExpired)}
+    assert all(
+        event.occurred_at >= expired_at[event.order_id]
+        for event in catalog_log
+        if isinstance(event, StockReleased)
+    )
 
 
 def test_an_unpaid_order_expires_at_its_deadline_and_its_stock_returns(stack: SagaStack) -> None:

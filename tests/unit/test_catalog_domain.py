@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -121,3 +121,53 @@ def test_two_orders_cannot_be_promised_the_same_last_unit() -> None:
     [event] = domain.reserve_stock(one_left, order_id="o-2", quantity=1, now=NOW)
     assert isinstance(event, StockReservationRejected)
     assert not isinstance(event, StockReserved)
+
+
+def reserve(order_id: str, quantity: int, now: datetime = NOW) -> object:
+    return lambda p: domain.reserve_stock(p, order_id=order_id, quantity=quantity, now=now)
+
+
+def test_a_repeated_reservation_decides_nothing_and_keeps_its_first_outcome() -> None:
+    held = given(created(stock=5), reserve("order-1", 3))
+    assert domain.reserve_stock(held, order_id="order-1", quantity=3, now=NOW) == []
+    assert held.state.outcomes["order-1"].reserved
+    short = given(created(stock=1), reserve("order-2", 3))
+    assert domain.reserve_stock(short, order_id="order-2", quantity=1, now=NOW) == []  # not held now either
+    assert short.state.outcomes["order-2"].reason == "insufficient_stock"
+
+
+def test_a_paid_reservation_leaves_stock_on_hand_once_and_free_stock_unchanged() -> None:
+    product = given(
+        created(stock=5),
+        reserve("order-1", 2),
+        lambda p: domain.commit_reservation(p, order_id="order-1", now=NOW),
+    )
+    assert (product.state.stock, product.state.reserved, product.state.on_hand) == (3, 0, 3)
+    assert domain.commit_reservation(product, order_id="order-1", now=NOW) == []
+    assert domain.release_stock(product, order_id="order-1", now=NOW) == []
+
+
+def test_an_absolute_stock_update_counts_units_on_hand_and_keeps_what_orders_hold() -> None:
+    product = given(created(stock=10), reserve("order-1", 3))
+    assert (product.state.stock, product.state.on_hand) == (7, 10)
+    counted = given(
+        created(stock=10),
+        reserve("order-1", 3),
+        lambda p: domain.update(p, name=None, description=None, price=None, stock=12, now=NOW),
+    )
+    assert (counted.state.stock, counted.state.reserved, counted.state.on_hand) == (9, 3, 12)
+    with pytest.raises(domain.InsufficientStock):
+        domain.update(product, name=None, description=None, price=None, stock=2, now=NOW)
+
+
+def test_settled_outcomes_are_forgotten_after_the_window_but_held_ones_are_kept() -> None:
+    later = NOW + domain.OUTCOME_WINDOW + timedelta(minutes=1)
+    product = given(
+        created(stock=10),
+        reserve("order-held", 1),
+        reserve("order-released", 1),
+        lambda p: domain.release_stock(p, order_id="order-released", now=NOW),
+        reserve("order-new", 1, now=later),
+    )
+    assert set(product.state.outcomes) == {"order-held", "order-new"}
+    assert product.state.held == {"order-held": 1, "order-new": 1}

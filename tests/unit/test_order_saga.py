@@ -1,0 +1,110 @@
+"""The order saga's rules with in-memory ports: what each order event sets off, and that running a
+step twice (a redelivery after a crash) holds and releases nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from command_api.orders.saga import OrderSaga, Reservation, reservation_id
+from event_schemas.money import Money
+from event_schemas.orders import OrderCancelled, OrderLine, OrderPlaced
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Catalog:
+    """Holds per (order, product), decided once, like the Product aggregate."""
+
+    def __init__(self, stock: dict[int, int]) -> None:
+        self.stock = stock
+        self.held: dict[tuple[str, int], int] = {}
+        self.first: dict[tuple[str, int], Reservation] = {}
+        self.moves: Counter[str] = Counter()
+
+    async def reserve(self, order_id: str, product_id: int, quantity: int) -> Reservation:
+        key = (order_id, product_id)
+        if key not in self.first:
+            if quantity <= self.stock[product_id]:
+                self.stock[product_id] -= quantity
+                self.held[key] = quantity
+                self.moves["reserved"] += 1
+                self.first[key] = Reservation(product_id, True)
+            else:
+                self.first[key] = Reservation(product_id, False, "insufficient_stock")
+        return self.first[key]
+
+    async def release(self, order_id: str, product_id: int) -> None:
+        quantity = self.held.pop((order_id, product_id), None)
+        if quantity is not None:
+            self.stock[product_id] += quantity
+            self.moves["released"] += 1
+
+
+class Orders:
+    def __init__(self, lines: dict[int, list[int]], status: str = "pending") -> None:
+        self.lines = lines
+        self.status = status
+        self.recorded: list[list[Reservation]] = []
+
+    async def record_reservations(self, order_number: int, results: list[Reservation]) -> bool:
+        self.recorded.append(results)
+        if self.status != "pending":
+            return self.status in ("rejected", "cancelled", "expired")
+        self.status = "confirmed" if all(r.reserved for r in results) else "rejected"
+        return False
+
+    async def products_of(self, order_number: int) -> list[int]:
+        return self.lines[order_number]
+
+    async def expire(self, order_number: int) -> None:
+        self.status = "expired"
+
+
+def order_placed(*lines: tuple[int, int]) -> OrderPlaced:
+    return OrderPlaced(
+        aggregate_id="order-5004",
+        aggregate_version=1,
+        occurred_at=NOW,
+        order_number=5004,
+        customer_id=7003,
+        lines=tuple(
+            OrderLine(line_no=n, product_id=p, item_name="x", qty=q, unit_price=Money(amount=Decimal(1)))
+            for n, (p, q) in enumerate(lines, start=1)
+        ),
+        total=Money(amount=Decimal(len(lines))),
+    )
+
+
+def test_when_an_order_is_placed_every_line_is_reserved_once_however_often_it_is_delivered() -> None:
+    catalog, orders = Catalog({1001: 5, 2002: 5}), Orders({5004: [1001, 2002]})
+    saga = OrderSaga(catalog, orders)
+    event = order_placed((1001, 2), (2002, 1))
+    for _ in range(3):
+        asyncio.run(saga.handle(event))
+    assert catalog.stock == {1001: 3, 2002: 4}
+    assert catalog.moves == Counter(reserved=2)
+    assert orders.status == "confirmed"
+
+
+def test_when_an_order_ends_its_holds_are_released_once() -> None:
+    catalog, orders = Catalog({1001: 5}), Orders({5004: [1001]})
+    saga = OrderSaga(catalog, orders)
+    asyncio.run(saga.handle(order_placed((1001, 2))))
+    cancelled = OrderCancelled(
+        aggregate_id="order-5004", aggregate_version=3, occurred_at=NOW, order_number=5004, reason="customer"
+    )
+    for _ in range(2):
+        asyncio.run(saga.handle(cancelled))
+    assert catalog.stock == {1001: 5}
+    assert catalog.moves == Counter(reserved=1, released=1)
+
+
+def test_a_hold_made_for_an_order_cancelled_meanwhile_is_given_back() -> None:
+    catalog, orders = Catalog({1001: 5}), Orders({5004: [1001]}, status="cancelled")
+    asyncio.run(OrderSaga(catalog, orders).handle(order_placed((1001, 2))))
+    assert catalog.stock == {1001: 5}
+    assert catalog.held == {}
+    assert reservation_id(5004) == "order-5004"
