@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     order_expiry_sweep_seconds: float = Field(5.0, gt=0)
     # A query that waits for a consistency token gives up after this time.
     consistency_wait_seconds: float = Field(5.0, gt=0)
+    # A query without a token waits at most this long for the writes its own process acknowledged
+    # (then answers from the read model as it is); 0 turns that wait off.
+    own_writes_wait_seconds: float = Field(2.0, ge=0)
 
 
 @lru_cache

@@ -1,6 +1,6 @@
 """Read-your-writes. A query that carries a command's consistency token waits (boundedly) until the
 projection has applied the event at that position. A query without one waits, for at most
-OWN_WRITES_WAIT_SECONDS, until the projection has applied every write this process acknowledged
+`COMMERCE_OWN_WRITES_WAIT_SECONDS` (2 s), until the projection has applied every write this process acknowledged
 before the query began (a client that reads from the instance it wrote to sees its own writes, as
 the seed's clients expect); past that it answers from the read model as it is."""
 
@@ -16,8 +16,6 @@ from fastapi import Header, Query
 from query_api.read_model_feed import ReadModelDatabase
 from read_models.pool import Pool
 from web.acknowledged_writes import ACKNOWLEDGED_WRITES
-
-OWN_WRITES_WAIT_SECONDS = 2.0
 
 
 class ProjectionBehind(Exception):
@@ -60,13 +58,15 @@ async def wait_for(
     if token is not None:
         await _wait_for_position(database, projection, token, within)
         return
+    if not database.own_writes_wait:
+        return
     topic = database.topic_of(projection)
     for partition, offset in list(ACKNOWLEDGED_WRITES.last_offsets(topic).items()):
         if database.feed.reached(projection, topic, partition, offset):
             continue
         try:
             await _wait_for_position(
-                database, projection, ConsistencyToken(topic, partition, offset), OWN_WRITES_WAIT_SECONDS
+                database, projection, ConsistencyToken(topic, partition, offset), database.own_writes_wait
             )
         except ProjectionBehind:
             return  # the projector is slow or down: answer what the read model has

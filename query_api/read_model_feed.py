@@ -186,6 +186,8 @@ class ReadModelDatabase:
     # The deployment's namespace, which prefixes the topics the read models are built from.
     namespace: str = "commerce"
     log_ends: LogEnds | None = None
+    # How long a query without a token waits for its own process's acknowledged writes (0: not at all).
+    own_writes_wait: float = 2.0
 
     def topic_of(self, projection: str) -> str:
         return in_namespace(self.namespace, PROJECTION_TOPICS[projection])
