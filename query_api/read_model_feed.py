@@ -188,12 +188,16 @@ class ReadModelDatabase:
     log_ends: LogEnds | None = None
     # How long a query without a token waits for its own process's acknowledged writes (0: not at all).
     own_writes_wait: float = 2.0
+    # How long a read that misses waits for its read model to catch up with the log.
+    miss_wait: float = 5.0
 
     def topic_of(self, projection: str) -> str:
         return in_namespace(self.namespace, PROJECTION_TOPICS[projection])
 
-    async def caught_up(self, projection: str, within: float = 2.0) -> bool:
+    async def caught_up(self, projection: str) -> bool:
         """After a miss: wait for the projection to reach where its topic ends now (read_models/log_ends.py)."""
         if self.log_ends is None:
             return False
-        return await caught_up(self.pool, projection, self.topic_of(projection), self.log_ends, within)
+        return await caught_up(
+            self.pool, projection, self.topic_of(projection), self.log_ends, self.miss_wait
+        )

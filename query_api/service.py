@@ -42,7 +42,14 @@ async def query_side(
     await pool.open(wait=False)  # PostgreSQL may be down: the queries answer 503 until it is back
     log_ends = LogEnds(settings.kafka_bootstrap_servers)
     try:
-        yield ReadModelDatabase(pool, feed, settings.namespace, log_ends, settings.own_writes_wait_seconds)
+        yield ReadModelDatabase(
+            pool,
+            feed,
+            settings.namespace,
+            log_ends,
+            own_writes_wait=settings.own_writes_wait_seconds,
+            miss_wait=settings.consistency_wait_seconds,
+        )
     finally:
         await log_ends.stop()
         following.cancel()

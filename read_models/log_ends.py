@@ -10,15 +10,18 @@ projector's lag); hits never wait.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from read_models.pool import Pool
 
 POLL_SECONDS = 0.02
+log = logging.getLogger(__name__)
 
 
 class LogEnds:
@@ -62,10 +65,17 @@ class LogEnds:
             )
             await consumer.start()
             self._consumer = consumer
-        if topic not in self._partitions:
-            await self._consumer.topics()  # refreshes the metadata
-            numbers = self._consumer.partitions_for_topic(topic) or set()
-            self._partitions[topic] = [TopicPartition(topic, p) for p in sorted(numbers)]
+        if topic not in self._partitions:  # a topic's partitions are fixed for its life
+            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap_servers)
+            await admin.start()
+            try:
+                [described] = await admin.describe_topics([topic])
+            finally:
+                await admin.close()
+            if described["error_code"] != 0 or not described["partitions"]:
+                raise KafkaError(f"topic {topic} is not there")
+            numbers = sorted(partition["partition"] for partition in described["partitions"])
+            self._partitions[topic] = [TopicPartition(topic, p) for p in numbers]
         ends: dict[TopicPartition, int] = await self._consumer.end_offsets(self._partitions[topic])
         return ends
 
@@ -76,7 +86,8 @@ async def caught_up(pool: Pool, projection: str, topic: str, log_ends: LogEnds, 
     deadline = time.monotonic() + within
     try:
         ends = await log_ends.now(topic)
-    except (KafkaError, OSError, TimeoutError):
+    except (KafkaError, OSError, TimeoutError) as error:
+        log.warning("cannot tell where %s ends: %r", topic, error)
         return False
     wanted = {partition: end for partition, end in ends.items() if end > 0}
     while wanted:
@@ -93,6 +104,9 @@ async def caught_up(pool: Pool, projection: str, topic: str, log_ends: LogEnds, 
         if not wanted:
             break
         if time.monotonic() >= deadline:
+            log.warning(
+                "%s has not reached the end of %s within %.1fs: %s", projection, topic, within, wanted
+            )
             return False
         await asyncio.sleep(POLL_SECONDS)
     return True

@@ -54,6 +54,7 @@ async def orders_command_side(app: FastAPI, settings: Settings) -> AsyncIterator
                 timedelta(seconds=settings.order_payment_window_seconds),
                 log_ends,
                 topics.in_namespace(settings.namespace, topics.CATALOG),
+                replica_wait=settings.consistency_wait_seconds,
             )
             yield
     finally:

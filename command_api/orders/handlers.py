@@ -42,6 +42,7 @@ class OrdersHandlers:
     payment_window: timedelta
     log_ends: LogEnds
     catalog_topic: str
+    replica_wait: float = 5.0
 
     async def _products(self, ids: Iterable[int]) -> dict[int, Product]:
         """From the replica; a product it has not heard of may have been created just now, so the
@@ -49,7 +50,7 @@ class OrdersHandlers:
         wanted = sorted(set(ids))
         rows = await products_by_id(self.replica, wanted)
         if len(rows) < len(wanted) and await caught_up(
-            self.replica, ORDER_PRODUCTS, self.catalog_topic, self.log_ends, within=2.0
+            self.replica, ORDER_PRODUCTS, self.catalog_topic, self.log_ends, within=self.replica_wait
         ):
             rows = await products_by_id(self.replica, wanted)
         return {
