@@ -1,6 +1,6 @@
 """Runs the order saga: a consumer group over the orders topic (several instances share its
-partitions), the saga's rules for each event in log order per partition, and a sweep that expires
-unpaid orders past their deadline.
+partitions), the saga's rules for each order's events in log order (different orders side by side),
+and a sweep that expires unpaid orders past their deadline.
 
     python -m command_api.orders.saga_runner
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -178,8 +179,20 @@ class OrderSagaRunner:
             await consumer.stop()
 
     async def _process(self, tp: TopicPartition, records: list[Any]) -> None:
-        """The partition's events in log order; the position is committed once their steps are done."""
+        """Each order's events in log order, different orders side by side (their steps touch
+        different aggregates); the position is committed once every step before it is done."""
         assert self._consumer is not None
+        by_order: dict[bytes, list[Any]] = defaultdict(list)
+        for record in records:
+            by_order[record.key].append(record)
+        await asyncio.gather(*(self._in_order(tp, own) for own in by_order.values()))
+        try:
+            await self._consumer.commit({tp: records[-1].offset + 1})
+        except (CommitFailedError, KafkaError) as error:
+            # The partition moved to another instance, which repeats these steps (idempotent).
+            log.warning("commit of partition %s failed: %r", tp.partition, error)
+
+    async def _in_order(self, tp: TopicPartition, records: list[Any]) -> None:
         for record in records:
             event = REGISTRY.from_bytes(record.value)
             try:
@@ -194,11 +207,6 @@ class OrderSagaRunner:
                     record.offset,
                     refused,
                 )
-        try:
-            await self._consumer.commit({tp: records[-1].offset + 1})
-        except (CommitFailedError, KafkaError) as error:
-            # The partition moved to another instance, which repeats these steps (idempotent).
-            log.warning("commit of partition %s failed: %r", tp.partition, error)
 
     async def _sweep_expired(self) -> None:
         """Expire confirmed orders past their deadline, for the partitions this instance owns (found in
