@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Local development stack without Docker: Apache Kafka (KRaft), PostgreSQL, Elasticsearch.
+# Local development stack without Docker: Apache Kafka (KRaft), PostgreSQL, Elasticsearch, stripe-mock.
 #
 #   infra/stack.sh up [SERVER...]      install on first use, start, wait until each answers
 #   infra/stack.sh down [SERVER...]    stop (SIGTERM, then SIGKILL after a grace period)
@@ -8,11 +8,12 @@
 #   infra/stack.sh status              one line per server
 #   infra/stack.sh logs SERVER [LINES] tail of the server's main log
 #
-# SERVER is kafka, postgres (pg) or elasticsearch (es); default: all three.
+# SERVER is kafka, postgres (pg), elasticsearch (es) or stripe-mock; default: all four.
 # All state lives under <repo>/.local/; every server listens on 127.0.0.1 only.
 # Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), PG_PORT (5432), ES_PORT (9200),
 # ES_TRANSPORT_PORT (9300), STACK_READY_TIMEOUT (120 s), PG_DATABASES ("users catalog orders payments"),
-# ES_JAVA_HOME (default: the JDK of `java` on PATH), JAVA_HOME (Kafka's JDK; default: `java` on PATH).
+# ES_JAVA_HOME (default: the JDK of `java` on PATH), JAVA_HOME (Kafka's JDK; default: `java` on PATH),
+# STRIPE_MOCK_PORT (12111; plain HTTP). stripe-mock is built with `go` (on PATH) on first use.
 set -euo pipefail
 
 INFRA_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
@@ -24,10 +25,11 @@ KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
 PG_PORT=${PG_PORT:-5432}
 ES_PORT=${ES_PORT:-9200}
 ES_TRANSPORT_PORT=${ES_TRANSPORT_PORT:-9300}
+STRIPE_MOCK_PORT=${STRIPE_MOCK_PORT:-12111}
 READY_TIMEOUT=${STACK_READY_TIMEOUT:-120}
 PG_DATABASES=${PG_DATABASES:-users catalog orders payments}
 
-ALL_SERVERS=(postgres kafka elasticsearch)
+ALL_SERVERS=(postgres kafka elasticsearch stripe-mock)
 
 # --- Kafka -------------------------------------------------------------------------------------
 KAFKA_DIR=$LOCAL_DIR/kafka
@@ -64,6 +66,16 @@ ES_RUN=$ES_DIR/run
 ES_PID_FILE=$ES_RUN/elasticsearch.pid
 ES_CONFIG=$ES_HOME/config/elasticsearch.yml
 
+# --- stripe-mock -------------------------------------------------------------------------------
+STRIPE_MOCK_VERSION=v0.203.0
+STRIPE_MOCK_MODULE=github.com/stripe/stripe-mock
+STRIPE_MOCK_DIR=$LOCAL_DIR/stripe-mock
+STRIPE_MOCK_HOME=$STRIPE_MOCK_DIR/stripe-mock-$STRIPE_MOCK_VERSION
+STRIPE_MOCK_BIN=$STRIPE_MOCK_HOME/stripe-mock
+STRIPE_MOCK_PID_FILE=$STRIPE_MOCK_DIR/stripe-mock.pid
+STRIPE_MOCK_LOG=$STRIPE_MOCK_DIR/stripe-mock.log
+STRIPE_MOCK_API_KEY=sk_test_123 # stripe-mock accepts any well-formed test key; this one is its docs' example
+
 MAVEN_DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 
 # === helpers ===================================================================================
@@ -72,7 +84,7 @@ log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+  sed -n '2,17s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 require_root() {
@@ -511,6 +523,90 @@ elasticsearch_stop() {
   rm -f "$ES_PID_FILE"
 }
 
+# === stripe-mock ===============================================================================
+# The server is called stripe-mock everywhere (status, logs, messages), hence the hyphen in these
+# function names, which bash allows and the generic "${name}_start" calls need.
+
+stripe-mock_log_file() { printf '%s' "$STRIPE_MOCK_LOG"; }
+stripe-mock_pid() { read_pid "$STRIPE_MOCK_PID_FILE"; }
+stripe-mock_alive() { pid_matches "$(stripe-mock_pid)" "$STRIPE_MOCK_BIN -http-addr"; }
+stripe-mock_port() { # the running server's port (from its -http-addr argument), else STRIPE_MOCK_PORT
+  local pid args i
+  pid=$(stripe-mock_pid)
+  if stripe-mock_alive && mapfile -d '' -t args <"/proc/$pid/cmdline" 2>/dev/null; then
+    for ((i = 0; i + 1 < ${#args[@]}; i++)); do
+      if [[ ${args[i]} == -http-addr ]]; then
+        printf '%s' "${args[i + 1]##*:}"
+        return 0
+      fi
+    done
+  fi
+  printf '%s' "$STRIPE_MOCK_PORT"
+}
+
+stripe-mock_install() {
+  if [[ ! -x $STRIPE_MOCK_BIN ]]; then
+    command -v go >/dev/null 2>&1 ||
+      die "stripe-mock: Go 1.22 or newer must be on PATH to build $STRIPE_MOCK_MODULE@$STRIPE_MOCK_VERSION"
+    local staging=$STRIPE_MOCK_DIR/.build
+    rm -rf "$staging"
+    mkdir -p "$staging"
+    log "stripe-mock: building $STRIPE_MOCK_MODULE@$STRIPE_MOCK_VERSION with go install (modules cached in Go's module cache)"
+    # The spec, fixtures and TLS certificate are embedded: the binary needs no network at run time.
+    # CGO_ENABLED=0 as in stripe-mock's own releases: a static binary, no C compiler needed.
+    if ! (cd "$staging" && exec env GOBIN="$staging" CGO_ENABLED=0 \
+      go install -ldflags="-X main.version=$STRIPE_MOCK_VERSION" "$STRIPE_MOCK_MODULE@$STRIPE_MOCK_VERSION") \
+      >"$STRIPE_MOCK_DIR/build.log" 2>&1 </dev/null 9>&-; then
+      tail -n 40 "$STRIPE_MOCK_DIR/build.log" >&2
+      die "stripe-mock: go install failed (full output: $STRIPE_MOCK_DIR/build.log)"
+    fi
+    mkdir -p "$STRIPE_MOCK_HOME"
+    mv "$staging/stripe-mock" "$STRIPE_MOCK_BIN"
+    rm -rf "$staging"
+  fi
+  ensure_cmd curl curl
+}
+
+stripe-mock_start() {
+  if stripe-mock_alive; then
+    log "stripe-mock: already running (pid $(stripe-mock_pid), port $(stripe-mock_port))"
+    return 0
+  fi
+  rm -f "$STRIPE_MOCK_PID_FILE"
+  check_port_free stripe-mock "$STRIPE_MOCK_PORT" STRIPE_MOCK_PORT
+  mkdir -p "$STRIPE_MOCK_DIR"
+  stripe-mock_install
+
+  local i
+  log "stripe-mock: starting on 127.0.0.1:$STRIPE_MOCK_PORT (HTTP)"
+  # As for Kafka: own session, and the inner shell's pid (recorded) becomes stripe-mock's by `exec`.
+  # -https-addr: with -http-addr alone stripe-mock also opens HTTPS on *:12112 (its "HTTP asked for"
+  # test ignores -http-addr); we keep that unused listener on a loopback port the system picks.
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  setsid nohup bash -c 'echo "$$" >"$1"; shift; exec "$@"' _ "$STRIPE_MOCK_PID_FILE" \
+    "$STRIPE_MOCK_BIN" -http-addr "127.0.0.1:$STRIPE_MOCK_PORT" -https-addr 127.0.0.1:0 \
+    >"$STRIPE_MOCK_LOG" 2>&1 </dev/null 9>&- &
+  for ((i = 0; i < 50; i++)); do
+    [[ -s $STRIPE_MOCK_PID_FILE ]] && break
+    sleep 0.1
+  done
+}
+
+stripe-mock_ready() {
+  curl -fsS --max-time 5 -o /dev/null -H "Authorization: Bearer $STRIPE_MOCK_API_KEY" \
+    "http://127.0.0.1:$(stripe-mock_port)/v1/payment_intents" 2>/dev/null
+}
+
+stripe-mock_wait() {
+  wait_ready stripe-mock stripe-mock_ready
+  log "stripe-mock: ready on http://127.0.0.1:$(stripe-mock_port)"
+}
+
+stripe-mock_stop() {
+  if stripe-mock_alive; then stop_pid stripe-mock "$(stripe-mock_pid)" 10; else log "stripe-mock: not running"; fi
+  rm -f "$STRIPE_MOCK_PID_FILE"
+}
+
 # === commands ==================================================================================
 
 normalize() { # NAME -> canonical server name
@@ -518,7 +614,8 @@ normalize() { # NAME -> canonical server name
   kafka) echo kafka ;;
   postgres | postgresql | pg) echo postgres ;;
   elasticsearch | es) echo elasticsearch ;;
-  *) die "unknown server '$1' (expected: kafka, postgres, elasticsearch)" ;;
+  stripe-mock | stripe_mock) echo stripe-mock ;;
+  *) die "unknown server '$1' (expected: kafka, postgres, elasticsearch, stripe-mock)" ;;
   esac
 }
 

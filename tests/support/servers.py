@@ -18,6 +18,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() == "true"
+STRIPE_MOCK_IMAGE = "stripe/stripe-mock:v0.203.0"  # the version infra/stack.sh builds
+STRIPE_MOCK_PORT = 12111
+STRIPE_MOCK_TEST_KEY = "sk_test_123"  # stripe-mock accepts any well-formed test key
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class Servers:
     kafka_bootstrap: str
     postgres_admin_url: str  # a superuser connection; tests create their own databases
     elasticsearch_url: str
+    stripe_mock_url: str  # the Stripe API base for the `stripe` client, plain HTTP
     stop_kafka: Callable[[], None]
     start_kafka: Callable[[], None]
     stop_elasticsearch: Callable[[], None]
@@ -56,13 +60,14 @@ def stack(*arguments: str) -> None:
 @contextmanager
 def local_stack() -> Iterator[Servers]:
     try:
-        stack("up", "postgres", "kafka", "elasticsearch")
+        stack("up", "postgres", "kafka", "elasticsearch", "stripe-mock")
     except (subprocess.CalledProcessError, OSError) as error:
         unavailable(f"infra/stack.sh up failed: {error}")
     yield Servers(
         kafka_bootstrap=f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}",
         postgres_admin_url=f"postgresql://postgres@127.0.0.1:{os.environ.get('PG_PORT', '5432')}/postgres",
         elasticsearch_url=f"http://127.0.0.1:{os.environ.get('ES_PORT', '9200')}",
+        stripe_mock_url=f"http://127.0.0.1:{os.environ.get('STRIPE_MOCK_PORT', str(STRIPE_MOCK_PORT))}",
         stop_kafka=lambda: stack("down", "kafka"),
         start_kafka=lambda: stack("up", "kafka"),
         stop_elasticsearch=lambda: stack("down", "elasticsearch"),
@@ -74,6 +79,8 @@ def local_stack() -> Iterator[Servers]:
 
 @contextmanager
 def containers() -> Iterator[Servers]:
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.wait_strategies import HttpWaitStrategy
     from testcontainers.elasticsearch import ElasticSearchContainer
     from testcontainers.kafka import KafkaContainer
     from testcontainers.postgres import PostgresContainer
@@ -83,7 +90,16 @@ def containers() -> Iterator[Servers]:
     elasticsearch = ElasticSearchContainer(
         "docker.elastic.co/elasticsearch/elasticsearch:8.19.4", mem_limit="1g"
     )
-    with kafka, postgres, elasticsearch:
+    stripe_mock = (
+        DockerContainer(STRIPE_MOCK_IMAGE)
+        .with_exposed_ports(STRIPE_MOCK_PORT)
+        .waiting_for(
+            HttpWaitStrategy(STRIPE_MOCK_PORT, "/v1/payment_intents").with_header(
+                "Authorization", f"Bearer {STRIPE_MOCK_TEST_KEY}"
+            )
+        )
+    )
+    with kafka, postgres, elasticsearch, stripe_mock:
         broker, search, database = (
             kafka.get_wrapped_container(),
             elasticsearch.get_wrapped_container(),
@@ -93,6 +109,7 @@ def containers() -> Iterator[Servers]:
             kafka_bootstrap=kafka.get_bootstrap_server(),
             postgres_admin_url=postgres.get_connection_url(driver=None),
             elasticsearch_url=f"http://{elasticsearch.get_container_host_ip()}:{elasticsearch.get_exposed_port(elasticsearch.port)}",
+            stripe_mock_url=f"http://{stripe_mock.get_container_host_ip()}:{stripe_mock.get_exposed_port(STRIPE_MOCK_PORT)}",
             # A paused broker is an unreachable one; unpausing keeps the mapped ports.
             stop_kafka=broker.pause,
             start_kafka=broker.unpause,
