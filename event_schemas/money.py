@@ -29,3 +29,35 @@ class Money(BaseModel):
 
     def times(self, quantity: int) -> Money:
         return Money(amount=self.amount * quantity, currency=self.currency)
+
+
+# Currencies whose smallest unit is the unit itself (Stripe's "zero-decimal currencies").
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    {
+        "BIF",
+        "CLP",
+        "DJF",
+        "GNF",
+        "JPY",
+        "KMF",
+        "KRW",
+        "MGA",
+        "PYG",
+        "RWF",
+        "UGX",
+        "VND",
+        "VUV",
+        "XAF",
+        "XOF",
+        "XPF",
+    }
+)
+
+
+def minor_units(money: Money) -> int:
+    """The amount in the currency's smallest unit, exactly (19.99 USD -> 1999, never 1998.9999...)."""
+    exponent = 0 if money.currency in ZERO_DECIMAL_CURRENCIES else 2
+    scaled = money.amount.scaleb(exponent)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{money.amount} {money.currency} is not a whole number of minor units")
+    return int(scaled)

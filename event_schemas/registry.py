@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from event_schemas import catalog, orders, users
+from event_schemas import catalog, orders, payments, users
 from event_schemas.envelope import ENVELOPE_FIELDS, Event, payload_of
 
 Payload = dict[str, Any]
@@ -97,5 +97,9 @@ REGISTRY = EventRegistry(
         orders.OrderRejected,
         orders.OrderCancelled,
         orders.OrderExpired,
+        payments.PaymentInitiated,
+        payments.PaymentSucceeded,
+        payments.PaymentFailed,
+        payments.PaymentRefunded,
     ]
 )

@@ -28,6 +28,7 @@ _OVERRIDDEN = (
     "users_database_url",
     "catalog_database_url",
     "orders_database_url",
+    "payments_database_url",
     "order_payment_window_seconds",
     "order_expiry_sweep_seconds",
     "elasticsearch_url",
@@ -59,6 +60,7 @@ class Deployment:
             users_database_url=self.database_url("users"),
             catalog_database_url=self.database_url("catalog"),
             orders_database_url=self.database_url("orders"),
+            payments_database_url=self.database_url("payments"),
             order_payment_window_seconds=self.order_payment_window_seconds,
             order_expiry_sweep_seconds=0.5,
             elasticsearch_url=self.servers.elasticsearch_url,
@@ -82,7 +84,7 @@ class Deployment:
         asyncio.run(ensure_topics(self.settings))
         load_issuer(self.settings)  # the key pair, before any process could race to create it
         with psycopg.connect(self.servers.postgres_admin_url, autocommit=True) as admin:
-            for service in ("users", "catalog", "orders"):
+            for service in ("users", "catalog", "orders", "payments"):
                 name = f"{self.namespace}_{service}"
                 admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 

@@ -1,0 +1,228 @@
+"""The Payment aggregate (`payment-<order number>`, one per order): pure decisions and the fold.
+
+A payment is initiated once per order (a retry answers the same intent), for the order's exact total
+in minor units; the gateway's verdict is recorded once, whether it arrives by verify-payment or by a
+webhook (each webhook event is recorded once, by Stripe's event id); refunds are recorded once per
+gateway refund and never exceed what was paid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import singledispatch
+from typing import Literal
+
+from command_api.eventstore.model import AggregateKind, Loaded
+from command_api.payments.gateway import Intent, Refund
+from event_schemas.envelope import Event
+from event_schemas.money import Money, minor_units
+from event_schemas.payments import (
+    Gateway,
+    PaymentFailed,
+    PaymentInitiated,
+    PaymentRefunded,
+    PaymentSucceeded,
+    RefundedUnits,
+)
+
+PaymentStatus = Literal["initiated", "succeeded", "failed"]
+
+
+class PaymentsError(Exception):
+    """A command the payments context refuses."""
+
+
+class OrderNotPayable(PaymentsError):
+    """Only a confirmed order that is not paid yet can be paid."""
+
+
+class PaymentNotFound(PaymentsError):
+    pass
+
+
+class IntentMismatch(PaymentsError):
+    """The gateway's intent is not this payment's (another order's, or another amount)."""
+
+
+class RefundNotAllowed(PaymentsError):
+    pass
+
+
+@dataclass(frozen=True)
+class OrderToPay:
+    """What the payments side knows of an order (from its replica of the orders' events)."""
+
+    order_number: int
+    customer_id: int
+    status: str
+    total: Money
+
+
+@dataclass(frozen=True)
+class PaymentState:
+    order_number: int = 0
+    customer_id: int = 0
+    gateway: Gateway | None = None
+    intent_id: str = ""
+    amount_minor: int = 0
+    currency: str = ""
+    status: PaymentStatus | None = None
+    refunded_minor: int = 0
+    refund_ids: frozenset[str] = frozenset()
+    gateway_events: frozenset[str] = frozenset()
+
+    @property
+    def initiated(self) -> bool:
+        return self.status is not None
+
+
+@singledispatch
+def _apply(event: Event, state: PaymentState) -> PaymentState:
+    return state
+
+
+@_apply.register
+def _initiated(event: PaymentInitiated, state: PaymentState) -> PaymentState:
+    return PaymentState(
+        event.order_number,
+        event.customer_id,
+        event.gateway,
+        event.intent_id,
+        event.amount_minor,
+        event.currency,
+        "initiated",
+    )
+
+
+def _seen(state: PaymentState, gateway_event_id: str | None) -> frozenset[str]:
+    return state.gateway_events if gateway_event_id is None else state.gateway_events | {gateway_event_id}
+
+
+@_apply.register
+def _succeeded(event: PaymentSucceeded, state: PaymentState) -> PaymentState:
+    return replace(state, status="succeeded", gateway_events=_seen(state, event.gateway_event_id))
+
+
+@_apply.register
+def _failed(event: PaymentFailed, state: PaymentState) -> PaymentState:
+    return replace(state, status="failed", gateway_events=_seen(state, event.gateway_event_id))
+
+
+@_apply.register
+def _refunded(event: PaymentRefunded, state: PaymentState) -> PaymentState:
+    return replace(
+        state,
+        refunded_minor=state.refunded_minor + event.amount_minor,
+        refund_ids=state.refund_ids | {event.refund_id},
+        gateway_events=_seen(state, event.gateway_event_id),
+    )
+
+
+def evolve(state: PaymentState, event: Event) -> PaymentState:
+    return _apply(event, state)
+
+
+PAYMENT = AggregateKind[PaymentState](name="Payment", initial=PaymentState(), evolve=evolve)
+
+
+def payment_aggregate_id(order_number: int) -> str:
+    return f"payment-{order_number}"
+
+
+def amount_due(order: OrderToPay) -> int:
+    return minor_units(order.total)
+
+
+def check_payable(payment: PaymentState, order: OrderToPay) -> None:
+    """Before asking the gateway for an intent: a confirmed order not paid (nor being paid) yet."""
+    if payment.status in ("succeeded",) or order.status == "paid":
+        raise OrderNotPayable(f"order {order.order_number} is paid already")
+    if order.status != "confirmed":
+        raise OrderNotPayable(
+            f"order {order.order_number} is {order.status}; only a confirmed order can be paid"
+        )
+
+
+def initiate(
+    payment: Loaded[PaymentState], *, order: OrderToPay, gateway: Gateway, intent: Intent, now: datetime
+) -> list[Event]:
+    """Record the intent made for the order; a payment already initiated decides nothing (the same
+    intent is answered again)."""
+    if payment.state.initiated:
+        return []
+    if intent.amount_minor != amount_due(order) or intent.currency != order.total.currency:
+        raise IntentMismatch("the gateway's intent is not for this order's total")
+    return [
+        PaymentInitiated(
+            aggregate_id=payment.aggregate_id,
+            aggregate_version=payment.version + 1,
+            occurred_at=now,
+            order_number=order.order_number,
+            customer_id=order.customer_id,
+            gateway=gateway,
+            intent_id=intent.intent_id,
+            amount_minor=amount_due(order),
+            currency=order.total.currency,
+        )
+    ]
+
+
+def record_outcome(
+    payment: Loaded[PaymentState], *, intent: Intent, gateway_event_id: str | None, now: datetime
+) -> list[Event]:
+    """The gateway's verdict on the intent, once: succeeded or failed; anything else (still
+    processing, waiting for the customer) decides nothing."""
+    state = payment.state
+    if not state.initiated:
+        raise PaymentNotFound("no payment for this order")
+    if intent.intent_id != state.intent_id:
+        raise IntentMismatch("this intent belongs to another payment")
+    if state.status != "initiated" or (
+        gateway_event_id is not None and gateway_event_id in state.gateway_events
+    ):
+        return []
+    envelope = {
+        "aggregate_id": payment.aggregate_id,
+        "aggregate_version": payment.version + 1,
+        "occurred_at": now,
+        "order_number": state.order_number,
+        "intent_id": state.intent_id,
+        "gateway_event_id": gateway_event_id,
+    }
+    if intent.succeeded:
+        return [PaymentSucceeded(**envelope, amount_minor=state.amount_minor)]
+    if intent.failed:
+        return [PaymentFailed(**envelope, reason=(intent.failure or intent.status)[:500])]
+    return []
+
+
+def refund(
+    payment: Loaded[PaymentState],
+    *,
+    refunded: Refund,
+    units: tuple[RefundedUnits, ...],
+    gateway_event_id: str | None,
+    now: datetime,
+) -> list[Event]:
+    """Record a refund the gateway made, once per refund; never more than was paid in total."""
+    state = payment.state
+    if state.status != "succeeded":
+        raise RefundNotAllowed("only a paid order can be refunded")
+    if refunded.refund_id in state.refund_ids:
+        return []
+    if state.refunded_minor + refunded.amount_minor > state.amount_minor:
+        raise RefundNotAllowed("a refund cannot exceed what is left of the payment")
+    return [
+        PaymentRefunded(
+            aggregate_id=payment.aggregate_id,
+            aggregate_version=payment.version + 1,
+            occurred_at=now,
+            order_number=state.order_number,
+            intent_id=state.intent_id,
+            refund_id=refunded.refund_id,
+            amount_minor=refunded.amount_minor,
+            units=units,
+            gateway_event_id=gateway_event_id,
+        )
+    ]

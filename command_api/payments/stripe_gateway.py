@@ -1,0 +1,92 @@
+"""The Stripe adapter: PaymentIntents and refunds through the official `stripe` package, against
+Stripe itself or any API base (stripe-mock in tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import stripe
+
+from command_api.payments.gateway import GatewayError, GatewayUnavailable, Intent, IntentNotFound, Refund
+from event_schemas.payments import Gateway
+
+
+def _intent(resource: Any) -> Intent:
+    intent: dict[str, Any] = resource.to_dict()
+    metadata = intent.get("metadata") or {}
+    error = intent.get("last_payment_error")
+    order = str(metadata.get("orderNumber", ""))
+    return Intent(
+        intent_id=intent["id"],
+        client_secret=intent.get("client_secret") or "",
+        status=intent["status"],
+        amount_minor=int(intent["amount"]),
+        currency=str(intent["currency"]).upper(),
+        order_number=int(order) if order.isdigit() else None,
+        failure=None if not error else str(error.get("message") or error.get("code") or "declined"),
+    )
+
+
+class StripeGateway:
+    def __init__(
+        self, secret_key: str, publishable_key: str, api_base: str | None = None, timeout: float = 10
+    ) -> None:
+        self._client = stripe.StripeClient(
+            secret_key,
+            base_addresses={"api": api_base} if api_base else None,
+            max_network_retries=2,  # with Stripe's own idempotency keys, so a retry is safe
+            http_client=stripe.HTTPXClient(timeout=timeout),
+        )
+        self._publishable_key = publishable_key
+
+    @property
+    def name(self) -> Gateway:
+        return "stripe"
+
+    @property
+    def publishable_key(self) -> str:
+        return self._publishable_key
+
+    async def create_intent(
+        self, *, amount_minor: int, currency: str, order_number: int, customer_id: int, idempotency_key: str
+    ) -> Intent:
+        request = self._client.v1.payment_intents.create_async(
+            params={
+                "amount": amount_minor,
+                "currency": currency.lower(),
+                "metadata": {"orderNumber": str(order_number), "userId": str(customer_id)},
+                "automatic_payment_methods": {"enabled": True},
+            },
+            options={"idempotency_key": idempotency_key},
+        )
+        return _intent(await self._call(request))
+
+    async def retrieve_intent(self, intent_id: str) -> Intent:
+        return _intent(await self._call(self._client.v1.payment_intents.retrieve_async(intent_id)))
+
+    async def refund(self, *, intent_id: str, amount_minor: int, idempotency_key: str) -> Refund:
+        refund = await self._call(
+            self._client.v1.refunds.create_async(
+                params={"payment_intent": intent_id, "amount": amount_minor},
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+        return Refund(refund.id, refund.status or "", int(refund.amount))
+
+    @staticmethod
+    async def _call(request: Any) -> Any:
+        """Stripe's errors in the port's terms (the message never carries a secret)."""
+        try:
+            return await request
+        except (stripe.APIConnectionError, stripe.RateLimitError) as error:
+            raise GatewayUnavailable(
+                f"Stripe did not answer: {error.user_message or type(error).__name__}"
+            ) from error
+        except stripe.InvalidRequestError as error:
+            if error.code == "resource_missing":
+                raise IntentNotFound(error.user_message or "no such payment") from error
+            raise GatewayError(error.user_message or str(error.code)) from error
+        except stripe.APIError as error:
+            raise GatewayUnavailable(f"Stripe failed: {error.user_message or 'server error'}") from error
+        except stripe.StripeError as error:
+            raise GatewayError(error.user_message or type(error).__name__) from error

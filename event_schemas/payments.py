@@ -1,0 +1,76 @@
+"""Events of the payments context: one payment per order, through a payment gateway (Stripe, or the
+local simulated gateway).
+
+Amounts are integer minor units of their currency (19.99 USD is 1999), as the gateways take them.
+Nothing secret is ever in an event: the client secret of a PaymentIntent is fetched from the gateway
+when a customer needs it, and card details never reach this system.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from event_schemas.envelope import Event
+
+Gateway = Literal["stripe", "simulated"]
+
+
+class PaymentEvent(Event):
+    """A payment's aggregate id is `payment-<order number>`."""
+
+    aggregate_type: ClassVar[str] = "Payment"
+
+    order_number: int = Field(gt=0)
+
+
+class PaymentInitiated(PaymentEvent):
+    """A PaymentIntent was created at the gateway for the order's exact total."""
+
+    event_type: ClassVar[str] = "PaymentInitiated"
+
+    customer_id: int = Field(gt=0)
+    gateway: Gateway
+    intent_id: str = Field(min_length=1, max_length=255)
+    amount_minor: int = Field(gt=0)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+
+class PaymentSucceeded(PaymentEvent):
+    """The gateway took the money. `gateway_event_id` names the webhook event that said so, if one did."""
+
+    event_type: ClassVar[str] = "PaymentSucceeded"
+
+    intent_id: str
+    amount_minor: int = Field(gt=0)
+    gateway_event_id: str | None = None
+
+
+class PaymentFailed(PaymentEvent):
+    event_type: ClassVar[str] = "PaymentFailed"
+
+    intent_id: str
+    reason: str = Field(max_length=500)
+    gateway_event_id: str | None = None
+
+
+class RefundedUnits(BaseModel):
+    """Units of one product whose price was refunded; they go back to stock."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    product_id: int = Field(gt=0)
+    qty: int = Field(gt=0)
+
+
+class PaymentRefunded(PaymentEvent):
+    """An admin refunded a paid order, whole or some of its lines; the gateway's refund is `refund_id`."""
+
+    event_type: ClassVar[str] = "PaymentRefunded"
+
+    intent_id: str
+    refund_id: str = Field(min_length=1, max_length=255)
+    amount_minor: int = Field(gt=0)
+    units: tuple[RefundedUnits, ...] = ()
+    gateway_event_id: str | None = None
