@@ -139,3 +139,12 @@ class OrderExpired(OrderEvent):
     event_type: ClassVar[str] = "OrderExpired"
 
     payment_due: AwareDatetime
+
+
+class OrderPaid(OrderEvent):
+    """The payment succeeded: the order's held units leave stock for good."""
+
+    event_type: ClassVar[str] = "OrderPaid"
+
+    intent_id: str
+    amount: Money

@@ -97,6 +97,7 @@ REGISTRY = EventRegistry(
         orders.OrderRejected,
         orders.OrderCancelled,
         orders.OrderExpired,
+        orders.OrderPaid,
         payments.PaymentInitiated,
         payments.PaymentSucceeded,
         payments.PaymentFailed,

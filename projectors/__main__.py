@@ -6,7 +6,8 @@
     python -m projectors reset NAME             drop a read model and its offsets (stop its projector first)
 
 NAME is users, catalog (products in PostgreSQL), catalog-search (the Elasticsearch index),
-orders-products (the orders side's replica of the catalog), orders-carts or orders.
+orders-products (the orders side's replica of the catalog), orders-carts, orders, or payments-orders
+(the payments side's replica of the orders).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from projectors.catalog.search_index import ProductSearchProjection
 from projectors.orders.carts import CartsProjection
 from projectors.orders.orders import OrdersProjection
 from projectors.orders.products import OrderProductsProjection
+from projectors.payments.payable_orders import PayableOrdersProjection
 from projectors.runtime.offsets import ensure_offsets_table, stored_offsets
 from projectors.runtime.postgres_runner import PostgresProjectionRunner, reset
 from projectors.runtime.projection import Projection
@@ -68,6 +70,9 @@ def registered(settings: Settings) -> dict[str, Registered]:
         ),
         "orders-carts": Registered(settings.orders_database_url, tables=CartsProjection(settings.namespace)),
         "orders": Registered(settings.orders_database_url, tables=OrdersProjection(settings.namespace)),
+        "payments-orders": Registered(
+            settings.payments_database_url, tables=PayableOrdersProjection(settings.namespace)
+        ),
     }
 
 

@@ -29,6 +29,8 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     domain.CartChanged: (409, "cart_changed"),
     domain.MixedCurrencies: (409, "mixed_currencies"),
     domain.IllegalTransition: (409, "illegal_transition"),
+    domain.PaymentTooLate: (409, "payment_too_late"),
+    domain.PaymentMismatch: (409, "payment_mismatch"),
     domain.QuantityTooLarge: (422, "quantity_too_large"),
     domain.CartFull: (422, "cart_full"),
     # The replica of the catalog is a read model: while it cannot be read, commands wait for it.

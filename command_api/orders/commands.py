@@ -39,3 +39,12 @@ class RecordReservations(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     results: Annotated[list[ReservationResult], Field(min_length=1, max_length=200)]
+
+
+class RecordPayment(BaseModel):
+    """The saga's report that the order's payment succeeded."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    intent_id: Annotated[str, Field(min_length=1, max_length=255)] = Field(alias="intentId")
+    amount_minor: Annotated[StrictInt, Field(gt=0)] = Field(alias="amountMinor")

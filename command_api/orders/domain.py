@@ -18,7 +18,7 @@ from functools import singledispatch
 
 from command_api.eventstore.model import AggregateKind, Loaded
 from event_schemas.envelope import Event
-from event_schemas.money import Money
+from event_schemas.money import Money, minor_units
 from event_schemas.orders import (
     CancellationReason,
     CartCheckedOut,
@@ -29,6 +29,7 @@ from event_schemas.orders import (
     OrderConfirmed,
     OrderExpired,
     OrderLine,
+    OrderPaid,
     OrderPlaced,
     OrderRejected,
     OrderStatus,
@@ -314,6 +315,11 @@ def _cancelled(event: OrderCancelled, state: OrderState) -> OrderState:
 
 
 @_apply_order.register
+def _paid(event: OrderPaid, state: OrderState) -> OrderState:
+    return replace(state, status="paid")
+
+
+@_apply_order.register
 def _expired(event: OrderExpired, state: OrderState) -> OrderState:
     return replace(state, status="expired")
 
@@ -427,9 +433,10 @@ def record_reservations(
 
 
 def cancel(
-    order: Loaded[OrderState], *, customer_id: int, reason: CancellationReason, now: datetime
+    order: Loaded[OrderState], *, customer_id: int | None, reason: CancellationReason, now: datetime
 ) -> list[Event]:
-    """A customer may cancel an order until it is paid; cancelling twice changes nothing."""
+    """A customer may cancel an order until it is paid, and so does a failed payment (no customer
+    then); cancelling twice changes nothing."""
     state = _customers_order(order, customer_id)
     if state.status == "cancelled":
         return []
@@ -457,5 +464,37 @@ def expire(order: Loaded[OrderState], *, now: datetime) -> list[Event]:
             occurred_at=now,
             order_number=state.order_number,
             payment_due=state.payment_due,
+        )
+    ]
+
+
+class PaymentMismatch(OrdersError):
+    pass
+
+
+class PaymentTooLate(OrdersError):
+    """The payment succeeded for an order that is no longer waiting for it (it expired or was cancelled)."""
+
+
+def mark_paid(order: Loaded[OrderState], *, intent_id: str, amount_minor: int, now: datetime) -> list[Event]:
+    """The payment succeeded: a confirmed order becomes paid (once). A payment for an order that
+    ended meanwhile is refused: its units were released, so the money must go back (the payments
+    issue's refund path)."""
+    state = _customers_order(order, None)
+    if state.status == "paid":
+        return []
+    if state.status != "confirmed":
+        raise PaymentTooLate(f"order {state.order_number} is {state.status}; it can no longer be paid")
+    assert state.total is not None
+    if amount_minor != minor_units(state.total):
+        raise PaymentMismatch(f"the payment ({amount_minor} minor units) is not the order's total")
+    return [
+        OrderPaid(
+            aggregate_id=order.aggregate_id,
+            aggregate_version=order.version + 1,
+            occurred_at=now,
+            order_number=state.order_number,
+            intent_id=intent_id,
+            amount=state.total,
         )
     ]

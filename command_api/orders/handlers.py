@@ -158,6 +158,24 @@ class OrdersHandlers:
         late = not committed.events and order.status in TERMINAL_STATUSES
         return OrderChange(committed, order, release_held=late)
 
+    async def mark_paid(
+        self, order_number: int, intent_id: str, amount_minor: int, context: CommandContext, now: datetime
+    ) -> OrderChange:
+        committed = await self._on_order(
+            order_number,
+            lambda order: domain.mark_paid(order, intent_id=intent_id, amount_minor=amount_minor, now=now),
+            context,
+        )
+        return OrderChange(committed, committed.state)
+
+    async def payment_failed(self, order_number: int, context: CommandContext, now: datetime) -> OrderChange:
+        committed = await self._on_order(
+            order_number,
+            lambda order: domain.cancel(order, customer_id=None, reason="payment_failed", now=now),
+            context,
+        )
+        return OrderChange(committed, committed.state)
+
     async def expire(self, order_number: int, context: CommandContext, now: datetime) -> OrderChange:
         committed = await self._on_order(order_number, lambda order: domain.expire(order, now=now), context)
         return OrderChange(committed, committed.state)

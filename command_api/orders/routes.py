@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from auth.deps import CurrentCustomer, CurrentService
 from command_api.http import Context, acknowledge
-from command_api.orders.commands import AddToCart, ChangeQuantity, RecordReservations
+from command_api.orders.commands import AddToCart, ChangeQuantity, RecordPayment, RecordReservations
 from command_api.orders.domain import CartState, OrderState
 from command_api.orders.handlers import CartChange, OrdersHandlers
 from event_schemas.money import amount_text
@@ -126,6 +126,37 @@ async def record_reservations(
     change = await handlers.record_reservations(order_number, command, context, datetime.now(UTC))
     acknowledge(response, change.committed)
     return order_status_public(change.order) | {"releaseHeld": change.release_held}
+
+
+@router.post("/internal/orders/{order_number}/paid", tags=["internal"])
+async def order_paid(
+    order_number: OrderNumber,
+    command: RecordPayment,
+    handlers: Handlers,
+    context: Context,
+    response: Response,
+    service: CurrentService,
+) -> dict[str, Any]:
+    """The order's payment succeeded: a confirmed order becomes paid (409 if it ended meanwhile)."""
+    change = await handlers.mark_paid(
+        order_number, command.intent_id, command.amount_minor, context, datetime.now(UTC)
+    )
+    acknowledge(response, change.committed)
+    return order_status_public(change.order)
+
+
+@router.post("/internal/orders/{order_number}/payment-failed", tags=["internal"])
+async def payment_failed(
+    order_number: OrderNumber,
+    handlers: Handlers,
+    context: Context,
+    response: Response,
+    service: CurrentService,
+) -> dict[str, Any]:
+    """The order's payment failed: the order is cancelled and its stock released."""
+    change = await handlers.payment_failed(order_number, context, datetime.now(UTC))
+    acknowledge(response, change.committed)
+    return order_status_public(change.order)
 
 
 @router.post("/internal/orders/{order_number}/expire", tags=["internal"])

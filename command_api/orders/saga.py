@@ -8,7 +8,9 @@ deterministic key that the aggregates keep themselves:
 - the order records its reservations only while pending; afterwards it decides nothing, and if it
   has ended meanwhile (cancelled, say) it answers `release_held`, so a hold made for it is given back
   (a confirmed order keeps its holds: that was a repeated report);
-- a release or a commit moves only what is held for the order, at most once.
+- a release or a commit moves only what is held for the order, at most once;
+- an order becomes paid once (a payment's success reported again changes nothing), and a failed
+  payment cancels an order once.
 The saga's own state is the Order aggregate (rebuilt from the log like any other), and the runner's
 position in the orders topic, committed after the steps of an event are done.
 """
@@ -20,7 +22,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from event_schemas.envelope import Event
-from event_schemas.orders import OrderCancelled, OrderExpired, OrderPlaced, OrderRejected, RejectionReason
+from event_schemas.orders import (
+    OrderCancelled,
+    OrderExpired,
+    OrderPaid,
+    OrderPlaced,
+    OrderRejected,
+    RejectionReason,
+)
+from event_schemas.payments import PaymentFailed, PaymentSucceeded
 
 
 def reservation_id(order_number: int) -> str:
@@ -40,6 +50,10 @@ class CatalogCommands(Protocol):
 
     async def release(self, order_id: str, product_id: int) -> None: ...
 
+    async def commit(self, order_id: str, product_id: int) -> None:
+        """The order is paid: what is held for it leaves stock for good."""
+        ...
+
 
 class OrderCommands(Protocol):
     async def record_reservations(self, order_number: int, results: list[Reservation]) -> bool:
@@ -51,6 +65,10 @@ class OrderCommands(Protocol):
         ...
 
     async def expire(self, order_number: int) -> None: ...
+
+    async def mark_paid(self, order_number: int, intent_id: str, amount_minor: int) -> None: ...
+
+    async def payment_failed(self, order_number: int) -> None: ...
 
 
 @dataclass
@@ -65,6 +83,12 @@ class OrderSaga:
             await self.when_order_ended_release_stock(
                 event.order_number, await self.orders.products_of(event.order_number)
             )
+        elif isinstance(event, PaymentSucceeded):
+            await self.orders.mark_paid(event.order_number, event.intent_id, event.amount_minor)
+        elif isinstance(event, PaymentFailed):
+            await self.orders.payment_failed(event.order_number)
+        elif isinstance(event, OrderPaid):
+            await self.when_order_paid_commit_stock(event.order_number)
 
     async def when_order_placed_reserve_stock(self, placed: OrderPlaced) -> None:
         """Hold every line (all or nothing: any shortfall rejects the order, and the rejection
@@ -78,6 +102,11 @@ class OrderSaga:
         if await self.orders.record_reservations(placed.order_number, results):
             held = [result.product_id for result in results if result.reserved]
             await self.when_order_ended_release_stock(placed.order_number, held)
+
+    async def when_order_paid_commit_stock(self, order_number: int) -> None:
+        order_id = reservation_id(order_number)
+        products = await self.orders.products_of(order_number)
+        await asyncio.gather(*(self.catalog.commit(order_id, product_id) for product_id in products))
 
     async def when_order_ended_release_stock(self, order_number: int, product_ids: list[int]) -> None:
         order_id = reservation_id(order_number)

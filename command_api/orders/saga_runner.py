@@ -1,5 +1,5 @@
-"""Runs the order saga: a consumer group over the orders topic (several instances share its
-partitions), the saga's rules for each order's events in log order (different orders side by side),
+"""Runs the order saga: a consumer group over the orders and payments topics (several instances
+share their partitions), the saga's rules for each order's events in log order (different orders side by side),
 and a sweep that expires unpaid orders past their deadline.
 
     python -m command_api.orders.saga_runner
@@ -108,8 +108,14 @@ class HttpCatalogCommands:
         return Reservation(product_id, answer["outcome"] == "reserved", answer["reason"])
 
     async def release(self, order_id: str, product_id: int) -> None:
+        await self._settle("release", order_id, product_id)
+
+    async def commit(self, order_id: str, product_id: int) -> None:
+        await self._settle("commit", order_id, product_id)
+
+    async def _settle(self, how: str, order_id: str, product_id: int) -> None:
         response = await self._client.call(
-            "POST", "/internal/reservations/release", {"orderId": order_id, "productId": product_id}
+            "POST", f"/internal/reservations/{how}", {"orderId": order_id, "productId": product_id}
         )
         if response.status_code not in (200, 404):
             raise _refused(response)
@@ -137,6 +143,20 @@ class HttpOrderCommands:
             raise _refused(response)
         return [line["productId"] for line in response.json()["lines"]]
 
+    async def mark_paid(self, order_number: int, intent_id: str, amount_minor: int) -> None:
+        response = await self._client.call(
+            "POST",
+            f"/internal/orders/{order_number}/paid",
+            {"intentId": intent_id, "amountMinor": amount_minor},
+        )
+        if response.status_code != 200:
+            raise _refused(response)  # e.g. 409 payment_too_late: the refund is the payments side's to make
+
+    async def payment_failed(self, order_number: int) -> None:
+        response = await self._client.call("POST", f"/internal/orders/{order_number}/payment-failed")
+        if response.status_code not in (200, 409):  # 409: the order is past cancelling (paid, or ended)
+            raise _refused(response)
+
     async def expire(self, order_number: int) -> None:
         response = await self._client.call("POST", f"/internal/orders/{order_number}/expire")
         if response.status_code not in (200, 404):
@@ -157,6 +177,7 @@ class OrderSagaRunner:
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
             self._topic,
+            topics.in_namespace(self._settings.namespace, topics.PAYMENTS),
             bootstrap_servers=self._settings.kafka_bootstrap_servers,
             group_id=topics.in_namespace(self._settings.namespace, "orders-saga"),
             enable_auto_commit=False,
@@ -214,7 +235,7 @@ class OrderSagaRunner:
         while True:
             await asyncio.sleep(self._settings.order_expiry_sweep_seconds)
             assert self._consumer is not None
-            owned = sorted(tp.partition for tp in self._consumer.assignment())
+            owned = sorted(tp.partition for tp in self._consumer.assignment() if tp.topic == self._topic)
             if not owned:
                 continue
             try:

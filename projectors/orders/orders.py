@@ -19,6 +19,7 @@ from event_schemas.orders import (
     OrderConfirmed,
     OrderEvent,
     OrderExpired,
+    OrderPaid,
     OrderPlaced,
     OrderRejected,
     OrderStatus,
@@ -104,6 +105,11 @@ def _rejected(event: OrderRejected, row: Row) -> Row:
 @_apply.register
 def _cancelled(event: OrderCancelled, row: Row) -> Row:
     return _moved(row, event, "cancelled", event.reason)
+
+
+@_apply.register
+def _paid(event: OrderPaid, row: Row) -> Row:
+    return _moved(row, event, "paid", txn_id=event.intent_id)
 
 
 @_apply.register

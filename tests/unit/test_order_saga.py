@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from command_api.orders.saga import OrderSaga, Reservation, reservation_id
 from event_schemas.money import Money
-from event_schemas.orders import OrderCancelled, OrderLine, OrderPlaced
+from event_schemas.orders import OrderCancelled, OrderLine, OrderPaid, OrderPlaced
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -42,6 +42,10 @@ class Catalog:
             self.stock[product_id] += quantity
             self.moves["released"] += 1
 
+    async def commit(self, order_id: str, product_id: int) -> None:
+        if self.held.pop((order_id, product_id), None) is not None:
+            self.moves["committed"] += 1
+
 
 class Orders:
     def __init__(self, lines: dict[int, list[int]], status: str = "pending") -> None:
@@ -61,6 +65,12 @@ class Orders:
 
     async def expire(self, order_number: int) -> None:
         self.status = "expired"
+
+    async def mark_paid(self, order_number: int, intent_id: str, amount_minor: int) -> None:
+        self.status = "paid"
+
+    async def payment_failed(self, order_number: int) -> None:
+        self.status = "cancelled"
 
 
 def order_placed(*lines: tuple[int, int]) -> OrderPlaced:
@@ -108,3 +118,21 @@ def test_a_hold_made_for_an_order_cancelled_meanwhile_is_given_back() -> None:
     assert catalog.stock == {1001: 5}
     assert catalog.held == {}
     assert reservation_id(5004) == "order-5004"
+
+
+def test_when_an_order_is_paid_its_holds_leave_stock_once() -> None:
+    catalog, orders = Catalog({1001: 5}), Orders({5004: [1001]})
+    saga = OrderSaga(catalog, orders)
+    asyncio.run(saga.handle(order_placed((1001, 2))))
+    paid = OrderPaid(
+        aggregate_id="order-5004",
+        aggregate_version=3,
+        occurred_at=NOW,
+        order_number=5004,
+        intent_id="pi_1",
+        amount=Money(amount=Decimal(2)),
+    )
+    for _ in range(2):
+        asyncio.run(saga.handle(paid))
+    assert catalog.stock == {1001: 3}
+    assert catalog.moves == Counter(reserved=1, committed=1)

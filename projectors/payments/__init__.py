@@ -1,0 +1,1 @@
+"""The payments context's read models (in the payments database)."""

@@ -1,0 +1,41 @@
+"""Where the payments context's read models live (in the payments database), and the read the
+payments command side makes of its replica of the orders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from psycopg import sql
+
+from read_models.pool import Pool
+
+# The payments side's replica of the orders (built from the orders topic): what may be paid, and how much.
+PAYABLE_ORDERS = "payments-orders"
+PAYABLE_ORDERS_TABLE = "payable_orders"
+
+SELECT_ORDER = sql.SQL(
+    "SELECT order_number, customer_id, status, amount, currency FROM {table} WHERE order_number = %s"
+).format(table=sql.Identifier(PAYABLE_ORDERS_TABLE))
+
+
+@dataclass(frozen=True)
+class PayableOrder:
+    order_number: int
+    customer_id: int
+    status: str
+    amount: Decimal
+    currency: str
+
+
+async def payable_order(pool: Pool, order_number: int) -> PayableOrder | None:
+    """The order as the payments side last heard of it (None: never heard of). Raises
+    psycopg.errors.UndefinedTable until the payments-orders projector has run."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute(SELECT_ORDER, (order_number,))
+        row = await cursor.fetchone()
+    if row is None:
+        return None
+    return PayableOrder(
+        row["order_number"], row["customer_id"], row["status"], row["amount"], row["currency"]
+    )
