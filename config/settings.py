@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     orders_url: str = "http://127.0.0.1:9000"
     # How often the order saga looks for unpaid orders past their deadline.
     order_expiry_sweep_seconds: float = Field(5.0, gt=0)
+    # Stripe: with a secret key the payments service uses Stripe (or the API at `stripe_api_base`, e.g.
+    # stripe-mock); without one it uses the local simulated gateway (see README, "Payments").
+    stripe_secret_key: str = ""
+    stripe_publishable_key: str = ""
+    stripe_api_base: str = ""
+    # The signing secret of the webhook endpoint (`POST /webhooks/stripe`); webhooks are refused without it.
+    stripe_webhook_secret: str = ""
     # A query that waits for a consistency token gives up after this time.
     consistency_wait_seconds: float = Field(5.0, gt=0)
     # A query without a token waits at most this long for the writes its own process acknowledged

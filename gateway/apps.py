@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from fastapi import FastAPI
 
 from command_api.catalog import app as catalog_commands
 from command_api.orders import app as orders_commands
+from command_api.payments import app as payments_commands
 from command_api.users import app as users_commands
 from config.settings import Settings
 from query_api.catalog import app as catalog_queries
@@ -32,9 +33,10 @@ class Service:
     command_side: Lifespan
     install_command_side: Callable[[FastAPI, Settings], None]
     command_errors: dict[type[Exception], tuple[int, str]]
-    query_side: Lifespan
-    install_query_side: Callable[[FastAPI], None]
-    query_errors: dict[type[Exception], tuple[int, str]]
+    # A service whose read models are still to come has a command side only.
+    query_side: Lifespan | None = None
+    install_query_side: Callable[[FastAPI], None] | None = None
+    query_errors: dict[type[Exception], tuple[int, str]] = field(default_factory=dict)
 
 
 SERVICES = {
@@ -65,17 +67,24 @@ SERVICES = {
         orders_queries.install_query_side,
         orders_queries.DOMAIN_ERRORS,
     ),
+    "payments": Service(
+        6002,
+        payments_commands.payments_command_side,
+        payments_commands.install_command_side,
+        payments_commands.DOMAIN_ERRORS,
+    ),
 }
 
 
 def service_app(name: str, settings: Settings, side: Side = "both") -> FastAPI:
     service = SERVICES[name]
-    commands, queries = side in ("both", "command"), side in ("both", "query")
+    commands = side in ("both", "command")
+    queries = side in ("both", "query") and service.query_side is not None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            if queries:
+            if queries and service.query_side is not None:
                 await stack.enter_async_context(service.query_side(app, settings))
             if commands:
                 await stack.enter_async_context(service.command_side(app, settings))
@@ -87,7 +96,7 @@ def service_app(name: str, settings: Settings, side: Side = "both") -> FastAPI:
     )
     if commands:
         service.install_command_side(app, settings)
-    if queries:
+    if queries and service.install_query_side is not None:
         service.install_query_side(app)
     add_routes(app, health_router)
     install_metrics(app)

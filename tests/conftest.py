@@ -104,3 +104,18 @@ def order_saga(
     saga = deployment.order_saga(catalog_service.url, orders_service.url).start()
     yield saga
     saga.stop()
+
+
+@pytest.fixture(scope="session")
+def payments_projector(deployment: Deployment) -> Iterator[ServiceProcess]:
+    projector = deployment.projector("payments-orders").start()
+    yield projector
+    projector.stop()
+
+
+@pytest.fixture(scope="session")
+def payments_service(deployment: Deployment, payments_projector: ServiceProcess) -> Iterator[HttpService]:
+    """Payments with the simulated gateway (the deployment sets no Stripe key)."""
+    service = deployment.gateway("payments", name="payments-gateway").start()
+    yield service
+    service.stop()

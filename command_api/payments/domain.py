@@ -136,8 +136,10 @@ def amount_due(order: OrderToPay) -> int:
 
 def check_payable(payment: PaymentState, order: OrderToPay) -> None:
     """Before asking the gateway for an intent: a confirmed order not paid (nor being paid) yet."""
-    if payment.status in ("succeeded",) or order.status == "paid":
+    if payment.status == "succeeded" or order.status == "paid":
         raise OrderNotPayable(f"order {order.order_number} is paid already")
+    if payment.status == "failed":
+        raise OrderNotPayable(f"the payment of order {order.order_number} failed; the order is cancelled")
     if order.status != "confirmed":
         raise OrderNotPayable(
             f"order {order.order_number} is {order.status}; only a confirmed order can be paid"

@@ -3,7 +3,7 @@ purchase can be made locally. It behaves like Stripe's test mode:
 
 - an intent is created for an amount, once per idempotency key, with status `requires_payment_method`;
 - the customer "pays" with a test card (`POST /simulated-gateway/payment_intents/{id}/confirm`
-  `{"card": "4242424242424242"}`): 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined
+  `{"clientSecret": ..., "card": "4242424242424242"}`, as Stripe.js would with the client secret): 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined
   (the intent goes back to `requires_payment_method` with the decline as its last error), as in
   Stripe's test mode;
 - refunds succeed at once, at most the amount paid in total.
@@ -54,6 +54,10 @@ SELECT_INTENT = (
 )
 
 
+class UnknownTestCard(GatewayError):
+    """The simulated gateway knows only Stripe's two test cards it documents."""
+
+
 def _intent(row: dict[str, Any]) -> Intent:
     return Intent(
         intent_id=row["id"],
@@ -69,6 +73,7 @@ def _intent(row: dict[str, Any]) -> Intent:
 class SimulatedGateway:
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
+        self._schema_ready = False
 
     @property
     def name(self) -> Gateway:
@@ -79,12 +84,15 @@ class SimulatedGateway:
         return "pk_simulated"
 
     async def ensure_schema(self) -> None:
-        async with self._pool.connection() as conn:
-            await conn.execute(SCHEMA)
+        if not self._schema_ready:
+            async with self._pool.connection() as conn:
+                await conn.execute(SCHEMA)
+            self._schema_ready = True
 
     async def create_intent(
         self, *, amount_minor: int, currency: str, order_number: int, customer_id: int, idempotency_key: str
     ) -> Intent:
+        await self.ensure_schema()
         intent_id = f"pi_sim_{secrets.token_hex(12)}"
         async with self._pool.connection() as conn:
             await conn.execute(
@@ -109,6 +117,7 @@ class SimulatedGateway:
         return _intent(row)
 
     async def retrieve_intent(self, intent_id: str) -> Intent:
+        await self.ensure_schema()
         async with self._pool.connection() as conn:
             cursor = await conn.execute(SELECT_INTENT + "id = %s", (intent_id,))
             row = await cursor.fetchone()
@@ -116,8 +125,11 @@ class SimulatedGateway:
             raise IntentNotFound(f"no such payment intent: {intent_id}")
         return _intent(row)
 
-    async def confirm(self, intent_id: str, card: str) -> Intent:
-        """What Stripe.js does in the customer's browser: pay the intent with a card."""
+    async def confirm(self, intent_id: str, client_secret: str, card: str) -> Intent:
+        """What Stripe.js does in the customer's browser: pay the intent with a card, proving with the
+        intent's client secret that it is the customer's."""
+        if not secrets.compare_digest((await self.retrieve_intent(intent_id)).client_secret, client_secret):
+            raise IntentNotFound(f"no such payment intent: {intent_id}")
         number = card.replace(" ", "")
         if number == SUCCEEDING_CARD:
             status, failure = "succeeded", None

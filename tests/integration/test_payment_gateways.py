@@ -86,9 +86,11 @@ def test_the_simulated_gateway_pays_with_test_cards_like_stripe_test_mode(deploy
         )
         assert again == first
         assert first.status == "requires_payment_method"
-        declined = await gateway.confirm(first.intent_id, DECLINED_CARD)
+        declined = await gateway.confirm(first.intent_id, first.client_secret, DECLINED_CARD)
         assert declined.failed and not declined.succeeded
-        paid = await gateway.confirm(first.intent_id, SUCCEEDING_CARD)
+        with pytest.raises(GatewayError):
+            await gateway.confirm(first.intent_id, "not-the-secret", SUCCEEDING_CARD)
+        paid = await gateway.confirm(first.intent_id, first.client_secret, SUCCEEDING_CARD)
         assert paid.succeeded
         refund_key = str(uuid.uuid4())
         refund = await gateway.refund(intent_id=first.intent_id, amount_minor=999, idempotency_key=refund_key)

@@ -1,0 +1,114 @@
+"""Load -> decide -> append for the payments context. The gateway is called before the decision
+(an intent must exist to be recorded) with an idempotency key of its own, so a retry after any
+failure finds the same intent; the order's facts come from the payments side's replica of the orders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from command_api.eventstore.model import CommandContext, EventStore
+from command_api.payments import domain
+from command_api.payments.domain import PAYMENT, OrderToPay, PaymentState, payment_aggregate_id
+from command_api.payments.gateway import Intent, IntentNotFound, PaymentGateway
+from event_schemas.money import Money
+from read_models.log_ends import LogEnds, caught_up
+from read_models.payments import PAYABLE_ORDERS, payable_order
+from read_models.pool import Pool
+
+
+class OrderNotFound(domain.PaymentsError):
+    pass
+
+
+@dataclass(frozen=True)
+class PaymentAnswer:
+    order: OrderToPay
+    payment: PaymentState
+    intent: Intent
+
+
+@dataclass
+class PaymentsHandlers:
+    store: EventStore
+    gateway: PaymentGateway
+    replica: Pool
+    log_ends: LogEnds
+    orders_topic: str
+    namespace: str
+    replica_wait: float = 5.0
+
+    async def _order(self, customer_id: int, order_number: int) -> OrderToPay:
+        """The caller's order as the replica has it; one it has not heard of, or still pending, may
+        have moved just now, so the replica first catches up with the orders' log (boundedly)."""
+        found = await payable_order(self.replica, order_number)
+        if (found is None or found.status == "pending") and await caught_up(
+            self.replica, PAYABLE_ORDERS, self.orders_topic, self.log_ends, self.replica_wait
+        ):
+            found = await payable_order(self.replica, order_number)
+        if found is None or found.customer_id != customer_id:
+            raise OrderNotFound("order not found")
+        return OrderToPay(
+            found.order_number,
+            found.customer_id,
+            found.status,
+            Money(amount=found.amount, currency=found.currency),
+        )
+
+    async def create_payment(
+        self, customer_id: int, order_number: int, context: CommandContext, now: datetime
+    ) -> PaymentAnswer:
+        order = await self._order(customer_id, order_number)
+        payment = (await self.store.load(PAYMENT, payment_aggregate_id(order_number))).state
+        if (
+            payment.status == "initiated"
+        ):  # the same intent again (its client secret is the gateway's to tell)
+            return PaymentAnswer(order, payment, await self.gateway.retrieve_intent(payment.intent_id))
+        domain.check_payable(payment, order)  # paid, or failed and cancelled: nothing more to pay
+        intent = await self.gateway.create_intent(
+            amount_minor=domain.amount_due(order),
+            currency=order.total.currency,
+            order_number=order_number,
+            customer_id=customer_id,
+            idempotency_key=f"{self.namespace}:payment:order-{order_number}",
+        )
+        committed = await self.store.execute(
+            PAYMENT,
+            payment_aggregate_id(order_number),
+            lambda loaded: domain.initiate(
+                loaded, order=order, gateway=self.gateway.name, intent=intent, now=now
+            ),
+            context,
+        )
+        return PaymentAnswer(order, committed.state, intent)
+
+    async def verify_payment(
+        self, customer_id: int, intent_id: str, context: CommandContext, now: datetime
+    ) -> PaymentAnswer:
+        """Ask the gateway how the intent stands and record its verdict (once)."""
+        intent = await self.gateway.retrieve_intent(intent_id)
+        if intent.order_number is None:
+            raise IntentNotFound("no such payment")
+        order = await self._order(customer_id, intent.order_number)
+        payment = (await self.store.load(PAYMENT, payment_aggregate_id(order.order_number))).state
+        if payment.intent_id != intent_id:
+            raise IntentNotFound("no such payment")
+        return await self._record(order, intent, None, context, now)
+
+    async def _record(
+        self,
+        order: OrderToPay,
+        intent: Intent,
+        gateway_event_id: str | None,
+        context: CommandContext,
+        now: datetime,
+    ) -> PaymentAnswer:
+        committed = await self.store.execute(
+            PAYMENT,
+            payment_aggregate_id(order.order_number),
+            lambda loaded: domain.record_outcome(
+                loaded, intent=intent, gateway_event_id=gateway_event_id, now=now
+            ),
+            context,
+        )
+        return PaymentAnswer(order, committed.state, intent)

@@ -1,0 +1,96 @@
+"""HTTP routes of the payments command side: the seed's create-payment and verify-payment for the
+order's own customer, and the simulated gateway's stand-in for Stripe.js."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+
+from auth.deps import CurrentCustomer
+from command_api.http import Context
+from command_api.payments.commands import ConfirmSimulatedPayment, CreatePayment
+from command_api.payments.handlers import PaymentAnswer, PaymentsHandlers
+from command_api.payments.simulated_gateway import SimulatedGateway
+from event_schemas.money import amount_text
+
+router = APIRouter(tags=["payments"])
+
+
+async def get_handlers(request: Request) -> PaymentsHandlers:
+    handlers: PaymentsHandlers = request.app.state.payments_handlers
+    return handlers
+
+
+Handlers = Annotated[PaymentsHandlers, Depends(get_handlers)]
+
+
+def order_public(answer: PaymentAnswer) -> dict[str, Any]:
+    order = answer.order
+    return {
+        "id": order.order_number,
+        "orderNumber": order.order_number,
+        "status": order.status,
+        "customerId": order.customer_id,
+        "amount": amount_text(order.total.amount),
+        "currency": order.total.currency,
+    }
+
+
+@router.post("/create-payment")
+async def create_payment(
+    command: CreatePayment,
+    handlers: Handlers,
+    context: Context,
+    response: Response,
+    customer: CurrentCustomer,
+) -> dict[str, Any]:
+    """Start paying one of the caller's confirmed orders: a PaymentIntent for its exact total (the
+    same one however often this is called)."""
+    answer = await handlers.create_payment(customer.user_id, command.order_number, context, datetime.now(UTC))
+    response.headers["Cache-Control"] = "no-store"  # the answer holds the intent's client secret
+    return {
+        "message": "Payment Successful",
+        "data": {
+            "secret": answer.intent.client_secret,
+            "pubKey": handlers.gateway.publishable_key,
+            "amount": answer.payment.amount_minor,
+            "currency": answer.payment.currency,
+            "intentId": answer.payment.intent_id,
+            "gateway": handlers.gateway.name,
+            "order": order_public(answer),
+        },
+    }
+
+
+@router.post("/verify-payment/{intent_id}")
+async def verify_payment(
+    intent_id: Annotated[str, Path(pattern=r"^pi_[A-Za-z0-9_]{1,200}$")],
+    handlers: Handlers,
+    context: Context,
+    customer: CurrentCustomer,
+) -> dict[str, Any]:
+    """Ask the gateway how the caller's payment stands, and record the verdict (once)."""
+    answer = await handlers.verify_payment(customer.user_id, intent_id, context, datetime.now(UTC))
+    return {
+        "message": "Payment Verification Completed",
+        "orderNumber": answer.order.order_number,
+        "status": answer.payment.status,
+        "intentStatus": answer.intent.status,
+    }
+
+
+@router.post("/simulated-gateway/payment_intents/{intent_id}/confirm", tags=["simulated gateway"])
+async def confirm_simulated_payment(
+    intent_id: Annotated[str, Path(pattern=r"^pi_[A-Za-z0-9_]{1,200}$")],
+    command: ConfirmSimulatedPayment,
+    handlers: Handlers,
+) -> dict[str, Any]:
+    """The simulated gateway's stand-in for Stripe.js: pay an intent with a test card
+    (4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined). Only with the simulated gateway."""
+    gateway = handlers.gateway
+    if not isinstance(gateway, SimulatedGateway):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "the simulated gateway is not in use")
+    intent = await gateway.confirm(intent_id, command.client_secret, command.card)
+    return {"id": intent.intent_id, "status": intent.status, "lastPaymentError": intent.failure}
