@@ -15,7 +15,7 @@ from command_api.payments.domain import PAYMENT
 from command_api.payments.handlers import OrderNotFound, PaymentsHandlers
 from command_api.payments.routes import router
 from command_api.payments.simulated_gateway import SimulatedGateway, UnknownTestCard
-from command_api.payments.stripe_gateway import StripeGateway
+from command_api.payments.stripe_gateway import BadWebhook, StripeGateway
 from command_api.service import EVENT_STORE_ERRORS, command_side, install_command_routes
 from config.settings import Settings
 from event_schemas import topics
@@ -30,6 +30,7 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     domain.IntentMismatch: (409, "intent_mismatch"),
     domain.RefundNotAllowed: (409, "refund_not_allowed"),
     UnknownTestCard: (422, "unknown_test_card"),
+    BadWebhook: (400, "bad_webhook"),
     gateway.GatewayUnavailable: (503, "gateway_unavailable"),
     gateway.GatewayError: (502, "gateway_error"),
     psycopg.OperationalError: (503, "database_unavailable"),
@@ -51,6 +52,7 @@ def payment_gateway(settings: Settings, database: Pool) -> gateway.PaymentGatewa
 
 @asynccontextmanager
 async def payments_command_side(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    app.state.stripe_webhook_secret = settings.stripe_webhook_secret
     database = make_pool(settings.payments_database_url)
     await database.open(wait=False)
     log_ends = LogEnds(settings.kafka_bootstrap_servers)

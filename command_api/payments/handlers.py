@@ -112,3 +112,24 @@ class PaymentsHandlers:
             context,
         )
         return PaymentAnswer(order, committed.state, intent)
+
+    async def record_webhook(
+        self, intent: Intent, gateway_event_id: str, context: CommandContext, now: datetime
+    ) -> PaymentState | None:
+        """A payment's verdict as a webhook told it, once per Stripe event; an intent this system did not
+        make (another integration on the same account) is acknowledged and ignored."""
+        if intent.order_number is None:
+            return None
+        payment = (await self.store.load(PAYMENT, payment_aggregate_id(intent.order_number))).state
+        if not payment.initiated or payment.intent_id != intent.intent_id:
+            return None
+        committed = await self.store.execute(
+            PAYMENT,
+            payment_aggregate_id(intent.order_number),
+            lambda loaded: domain.record_outcome(
+                loaded, intent=intent, gateway_event_id=gateway_event_id, now=now
+            ),
+            context,
+        )
+        state: PaymentState = committed.state
+        return state

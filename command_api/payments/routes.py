@@ -13,6 +13,7 @@ from command_api.http import Context
 from command_api.payments.commands import ConfirmSimulatedPayment, CreatePayment
 from command_api.payments.handlers import PaymentAnswer, PaymentsHandlers
 from command_api.payments.simulated_gateway import SimulatedGateway
+from command_api.payments.stripe_gateway import intent_from_stripe, verified_webhook
 from event_schemas.money import amount_text
 
 router = APIRouter(tags=["payments"])
@@ -94,3 +95,23 @@ async def confirm_simulated_payment(
         raise HTTPException(status.HTTP_404_NOT_FOUND, "the simulated gateway is not in use")
     intent = await gateway.confirm(intent_id, command.client_secret, command.card)
     return {"id": intent.intent_id, "status": intent.status, "lastPaymentError": intent.failure}
+
+
+HANDLED_WEBHOOKS = frozenset({"payment_intent.succeeded", "payment_intent.payment_failed"})
+
+
+@router.post("/webhooks/stripe", tags=["webhooks"])
+async def stripe_webhook(request: Request, handlers: Handlers, context: Context) -> dict[str, Any]:
+    """Stripe's report of a payment, signed with the endpoint's secret (`Stripe-Signature`); a bad or
+    stale signature is refused (400). Stripe retries until it gets a 2xx: each event is recorded once."""
+    secret = request.app.state.stripe_webhook_secret
+    if not secret:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, "webhooks are not configured (COMMERCE_STRIPE_WEBHOOK_SECRET)"
+        )
+    event = verified_webhook(await request.body(), request.headers.get("stripe-signature"), secret)
+    if event.type not in HANDLED_WEBHOOKS:
+        return {"received": True, "handled": False}
+    intent = intent_from_stripe(event.data.object)
+    recorded = await handlers.record_webhook(intent, event.id, context, datetime.now(UTC))
+    return {"received": True, "handled": recorded is not None}

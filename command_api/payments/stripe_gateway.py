@@ -11,7 +11,8 @@ from command_api.payments.gateway import GatewayError, GatewayUnavailable, Inten
 from event_schemas.payments import Gateway
 
 
-def _intent(resource: Any) -> Intent:
+def intent_from_stripe(resource: Any) -> Intent:
+    """A PaymentIntent as the API (or a webhook event's `data.object`) gives it, in the port's terms."""
     intent: dict[str, Any] = resource.to_dict()
     metadata = intent.get("metadata") or {}
     error = intent.get("last_payment_error")
@@ -59,10 +60,10 @@ class StripeGateway:
             },
             options={"idempotency_key": idempotency_key},
         )
-        return _intent(await self._call(request))
+        return intent_from_stripe(await self._call(request))
 
     async def retrieve_intent(self, intent_id: str) -> Intent:
-        return _intent(await self._call(self._client.v1.payment_intents.retrieve_async(intent_id)))
+        return intent_from_stripe(await self._call(self._client.v1.payment_intents.retrieve_async(intent_id)))
 
     async def refund(self, *, intent_id: str, amount_minor: int, idempotency_key: str) -> Refund:
         refund = await self._call(
@@ -90,3 +91,21 @@ class StripeGateway:
             raise GatewayUnavailable(f"Stripe failed: {error.user_message or 'server error'}") from error
         except stripe.StripeError as error:
             raise GatewayError(error.user_message or type(error).__name__) from error
+
+
+class BadWebhook(GatewayError):
+    """A webhook whose signature does not verify (or is too old), or whose body is not an event."""
+
+
+# Stripe's default: a signed webhook older than this is refused (a replay by someone who caught one).
+WEBHOOK_TOLERANCE_SECONDS = 300
+
+
+def verified_webhook(payload: bytes, signature: str | None, secret: str) -> Any:
+    """The event, if Stripe signed it with the endpoint's secret within the tolerance."""
+    try:
+        return stripe.Webhook.construct_event(payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS)
+    except stripe.SignatureVerificationError as error:
+        raise BadWebhook(f"the Stripe-Signature does not verify: {error.user_message or error}") from error
+    except ValueError as error:
+        raise BadWebhook("the body is not a Stripe event") from error

@@ -88,12 +88,14 @@ class Deployment:
                 name = f"{self.namespace}_{service}"
                 admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
-    def gateway(self, service: str, side: str = "both", name: str | None = None) -> HttpService:
+    def gateway(
+        self, service: str, side: str = "both", name: str | None = None, env: dict[str, str] | None = None
+    ) -> HttpService:
         port = free_port()
         return HttpService(
             name or f"{service}-{side}-{port}",
             ["-m", "gateway", service, "--port", str(port), "--side", side],
-            self.env,
+            self.env | (env or {}),
             self.work_dir,
             port,
         )
