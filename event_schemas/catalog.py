@@ -88,3 +88,15 @@ class StockReservationCommitted(ProductEvent):
     order_id: str
     quantity: int = Field(gt=0)
     stock: int = Field(ge=0)
+
+
+class StockReturned(ProductEvent):
+    """Units of a paid order came back (the order was refunded for them): they are on hand and free to
+    sell again. Recorded once per refund."""
+
+    event_type: ClassVar[str] = "StockReturned"
+
+    order_id: str
+    refund_id: str
+    quantity: int = Field(gt=0)
+    stock: int = Field(ge=0)

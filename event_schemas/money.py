@@ -61,3 +61,8 @@ def minor_units(money: Money) -> int:
     if scaled != scaled.to_integral_value():
         raise ValueError(f"{money.amount} {money.currency} is not a whole number of minor units")
     return int(scaled)
+
+
+def from_minor_units(amount_minor: int, currency: str) -> Money:
+    exponent = 0 if currency in ZERO_DECIMAL_CURRENCIES else 2
+    return Money(amount=Decimal(amount_minor).scaleb(-exponent), currency=currency)

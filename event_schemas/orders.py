@@ -2,7 +2,7 @@
 
 An order's status moves only along these transitions (the Order aggregate refuses any other):
 
-    pending ──▶ confirmed ──▶ paid
+    pending ──▶ confirmed ──▶ paid ──▶ refunded   (once the whole payment went back)
        │            │
        │            ├──▶ expired     (unpaid past `payment_due`)
        │            └──▶ cancelled
@@ -20,8 +20,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from event_schemas.envelope import Event
 from event_schemas.money import Money
+from event_schemas.payments import RefundedUnits
 
-OrderStatus = Literal["pending", "confirmed", "paid", "rejected", "cancelled", "expired"]
+OrderStatus = Literal["pending", "confirmed", "paid", "refunded", "rejected", "cancelled", "expired"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"rejected", "cancelled", "expired"})
 
 
@@ -148,3 +149,15 @@ class OrderPaid(OrderEvent):
 
     intent_id: str
     amount: Money
+
+
+class OrderRefunded(OrderEvent):
+    """Money went back to the customer for some or all of the order (once per refund); `fully` when
+    nothing of the payment is left."""
+
+    event_type: ClassVar[str] = "OrderRefunded"
+
+    refund_id: str
+    amount: Money
+    units: tuple[RefundedUnits, ...] = ()
+    fully: bool

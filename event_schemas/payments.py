@@ -73,4 +73,6 @@ class PaymentRefunded(PaymentEvent):
     refund_id: str = Field(min_length=1, max_length=255)
     amount_minor: int = Field(gt=0)
     units: tuple[RefundedUnits, ...] = ()
+    # Nothing of the payment is left after this refund.
+    fully: bool
     gateway_event_id: str | None = None

@@ -15,8 +15,15 @@ PAYABLE_ORDERS = "payments-orders"
 PAYABLE_ORDERS_TABLE = "payable_orders"
 
 SELECT_ORDER = sql.SQL(
-    "SELECT order_number, customer_id, status, amount, currency FROM {table} WHERE order_number = %s"
+    "SELECT order_number, customer_id, status, amount, currency, lines FROM {table} WHERE order_number = %s"
 ).format(table=sql.Identifier(PAYABLE_ORDERS_TABLE))
+
+
+@dataclass(frozen=True)
+class OrderedUnits:
+    product_id: int
+    qty: int
+    unit_price: Decimal
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,7 @@ class PayableOrder:
     status: str
     amount: Decimal
     currency: str
+    lines: tuple[OrderedUnits, ...]
 
 
 async def payable_order(pool: Pool, order_number: int) -> PayableOrder | None:
@@ -36,6 +44,9 @@ async def payable_order(pool: Pool, order_number: int) -> PayableOrder | None:
         row = await cursor.fetchone()
     if row is None:
         return None
+    lines = tuple(
+        OrderedUnits(line["productId"], line["qty"], Decimal(line["price"])) for line in row["lines"]
+    )
     return PayableOrder(
-        row["order_number"], row["customer_id"], row["status"], row["amount"], row["currency"]
+        row["order_number"], row["customer_id"], row["status"], row["amount"], row["currency"], lines
     )

@@ -71,3 +71,12 @@ class ReservationCommand(BaseModel):
 
 class ReserveStock(ReservationCommand):
     quantity: Annotated[StrictInt, Field(gt=0, le=1_000_000)]
+
+
+class ReturnStock(ReservationCommand):
+    """Units of a refunded order back in stock, once per refund."""
+
+    refund_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,255}$")] = Field(
+        alias="refundId"
+    )
+    quantity: Annotated[StrictInt, Field(gt=0, le=1_000_000)]

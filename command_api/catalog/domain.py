@@ -28,6 +28,7 @@ from event_schemas.catalog import (
     StockReservationCommitted,
     StockReservationRejected,
     StockReserved,
+    StockReturned,
 )
 from event_schemas.envelope import Event
 from event_schemas.money import Money
@@ -74,6 +75,8 @@ class ProductState:
     # Units held per order, and the first outcome of each order's reservation (in decision order).
     held: MappingProxyType[str, int] = field(default_factory=lambda: MappingProxyType({}))
     outcomes: MappingProxyType[str, ReservationOutcome] = field(default_factory=lambda: MappingProxyType({}))
+    # Refunds whose units came back (refunds are rare: kept for the product's life).
+    returns: frozenset[str] = frozenset()
 
     @property
     def active(self) -> bool:
@@ -163,6 +166,11 @@ def _released(event: StockReleased, state: ProductState) -> ProductState:
 @_apply.register
 def _committed(event: StockReservationCommitted, state: ProductState) -> ProductState:
     return _settled(state, event.order_id, event.stock)
+
+
+@_apply.register
+def _returned(event: StockReturned, state: ProductState) -> ProductState:
+    return replace(state, stock=event.stock, returns=state.returns | {event.refund_id})
 
 
 def evolve(state: ProductState, event: Event) -> ProductState:
@@ -346,5 +354,27 @@ def commit_reservation(product: Loaded[ProductState], *, order_id: str, now: dat
             order_id=order_id,
             quantity=quantity,
             stock=state.stock,
+        )
+    ]
+
+
+def return_stock(
+    product: Loaded[ProductState], *, order_id: str, refund_id: str, quantity: int, now: datetime
+) -> list[Event]:
+    """Refunded units come back on hand and free to sell, once per refund (a deleted product's too:
+    they are in the warehouse, though nobody can order them)."""
+    state = product.state
+    if refund_id in state.returns:
+        return []
+    return [
+        StockReturned(
+            aggregate_id=product.aggregate_id,
+            aggregate_version=product.version + 1,
+            occurred_at=now,
+            product_id=state.product_id,
+            order_id=order_id,
+            refund_id=refund_id,
+            quantity=quantity,
+            stock=state.stock + quantity,
         )
     ]

@@ -11,6 +11,7 @@ from command_api.catalog.commands import (
     CreateProduct,
     ReservationCommand,
     ReserveStock,
+    ReturnStock,
     UpdateProduct,
 )
 from command_api.catalog.domain import PRODUCT, ProductState, product_aggregate_id
@@ -114,6 +115,21 @@ class CatalogHandlers:
         return await self._reservation(
             command,
             lambda product: domain.commit_reservation(product, order_id=command.order_id, now=now),
+            context,
+        )
+
+    async def return_stock(
+        self, command: ReturnStock, context: CommandContext, now: datetime
+    ) -> ProductChanged:
+        return await self._execute(
+            command.product_id,
+            lambda product: domain.return_stock(
+                product,
+                order_id=command.order_id,
+                refund_id=command.refund_id,
+                quantity=command.quantity,
+                now=now,
+            ),
             context,
         )
 

@@ -13,6 +13,7 @@ from command_api.catalog.commands import (
     CreateProduct,
     ReservationCommand,
     ReserveStock,
+    ReturnStock,
     UpdateProduct,
 )
 from command_api.catalog.handlers import CatalogHandlers, ProductChanged, ReservationAnswer
@@ -134,3 +135,13 @@ async def commit_reservation(
 ) -> dict[str, Any]:
     """The order is paid: what is held for it leaves stock on hand for good (once)."""
     return reservation_public(await handlers.commit(command, context, datetime.now(UTC)))
+
+
+@router.post("/internal/stock-returns", tags=["internal"])
+async def return_stock(
+    command: ReturnStock, handlers: Handlers, context: Context, response: Response, service: CurrentService
+) -> dict[str, Any]:
+    """Refunded units back in stock (the order saga only), once per refund."""
+    changed = await handlers.return_stock(command, context, datetime.now(UTC))
+    acknowledge(response, changed.committed)
+    return product_public(changed)

@@ -48,3 +48,21 @@ class RecordPayment(BaseModel):
 
     intent_id: Annotated[str, Field(min_length=1, max_length=255)] = Field(alias="intentId")
     amount_minor: Annotated[StrictInt, Field(gt=0)] = Field(alias="amountMinor")
+
+
+class RefundedUnitsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    product_id: ProductId = Field(alias="productId")
+    qty: Quantity
+
+
+class RecordRefund(BaseModel):
+    """The saga's report that money went back for the order."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    refund_id: Annotated[str, Field(min_length=1, max_length=255)] = Field(alias="refundId")
+    amount_minor: Annotated[StrictInt, Field(gt=0)] = Field(alias="amountMinor")
+    units: Annotated[list[RefundedUnitsBody], Field(max_length=200)] = []
+    fully: StrictBool

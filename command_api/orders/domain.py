@@ -31,10 +31,12 @@ from event_schemas.orders import (
     OrderLine,
     OrderPaid,
     OrderPlaced,
+    OrderRefunded,
     OrderRejected,
     OrderStatus,
     RejectionReason,
 )
+from event_schemas.payments import RefundedUnits
 
 MAX_LINES = 100
 MAX_QTY = 1_000
@@ -45,6 +47,7 @@ LINE_SLOTS = 1_000
 TRANSITIONS: dict[str, frozenset[str]] = {
     "pending": frozenset({"confirmed", "rejected", "cancelled"}),
     "confirmed": frozenset({"paid", "expired", "cancelled"}),
+    "paid": frozenset({"refunded"}),
 }
 
 
@@ -283,6 +286,7 @@ class OrderState:
     lines: tuple[OrderLine, ...] = ()
     total: Money | None = None
     payment_due: datetime | None = None
+    refund_ids: frozenset[str] = frozenset()
 
     @property
     def placed(self) -> bool:
@@ -317,6 +321,15 @@ def _cancelled(event: OrderCancelled, state: OrderState) -> OrderState:
 @_apply_order.register
 def _paid(event: OrderPaid, state: OrderState) -> OrderState:
     return replace(state, status="paid")
+
+
+@_apply_order.register
+def _refunded(event: OrderRefunded, state: OrderState) -> OrderState:
+    return replace(
+        state,
+        status="refunded" if event.fully else state.status,
+        refund_ids=state.refund_ids | {event.refund_id},
+    )
 
 
 @_apply_order.register
@@ -496,5 +509,34 @@ def mark_paid(order: Loaded[OrderState], *, intent_id: str, amount_minor: int, n
             order_number=state.order_number,
             intent_id=intent_id,
             amount=state.total,
+        )
+    ]
+
+
+def record_refund(
+    order: Loaded[OrderState],
+    *,
+    refund_id: str,
+    amount: Money,
+    units: tuple[RefundedUnits, ...],
+    fully: bool,
+    now: datetime,
+) -> list[Event]:
+    """Money went back for some or all of a paid order, once per refund."""
+    state = _customers_order(order, None)
+    if refund_id in state.refund_ids:
+        return []
+    if state.status != "paid":
+        raise IllegalTransition(f"a {state.status} order cannot be refunded")
+    return [
+        OrderRefunded(
+            aggregate_id=order.aggregate_id,
+            aggregate_version=order.version + 1,
+            occurred_at=now,
+            order_number=state.order_number,
+            refund_id=refund_id,
+            amount=amount,
+            units=units,
+            fully=fully,
         )
     ]

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from command_api.eventstore.errors import UnknownAggregate
-from command_api.eventstore.model import CommandContext, Committed, EventStore
+from command_api.eventstore.model import CommandContext, Committed, EventStore, Loaded
 from command_api.orders import domain
-from command_api.orders.commands import AddToCart, ChangeQuantity, RecordReservations
+from command_api.orders.commands import AddToCart, ChangeQuantity, RecordRefund, RecordReservations
 from command_api.orders.domain import CART, ORDER, CartState, OrderState, Product, cart_aggregate_id
-from event_schemas.money import Money
+from event_schemas.envelope import Event
+from event_schemas.money import Money, from_minor_units
 from event_schemas.orders import TERMINAL_STATUSES, CartCheckedOut
+from event_schemas.payments import RefundedUnits
 from read_models.log_ends import LogEnds, caught_up
 from read_models.orders import ORDER_PRODUCTS
 from read_models.orders_replica import products_by_id
@@ -166,6 +168,23 @@ class OrdersHandlers:
             lambda order: domain.mark_paid(order, intent_id=intent_id, amount_minor=amount_minor, now=now),
             context,
         )
+        return OrderChange(committed, committed.state)
+
+    async def record_refund(
+        self, order_number: int, command: RecordRefund, context: CommandContext, now: datetime
+    ) -> OrderChange:
+        units = tuple(RefundedUnits(product_id=unit.product_id, qty=unit.qty) for unit in command.units)
+
+        def decide(order: Loaded[OrderState]) -> list[Event]:
+            total = order.state.total
+            if total is None:
+                raise domain.OrderNotFound("order not found")
+            amount = from_minor_units(command.amount_minor, total.currency)
+            return domain.record_refund(
+                order, refund_id=command.refund_id, amount=amount, units=units, fully=command.fully, now=now
+            )
+
+        committed = await self._on_order(order_number, decide, context)
         return OrderChange(committed, committed.state)
 
     async def payment_failed(self, order_number: int, context: CommandContext, now: datetime) -> OrderChange:

@@ -10,7 +10,13 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from auth.deps import CurrentCustomer, CurrentService
 from command_api.http import Context, acknowledge
-from command_api.orders.commands import AddToCart, ChangeQuantity, RecordPayment, RecordReservations
+from command_api.orders.commands import (
+    AddToCart,
+    ChangeQuantity,
+    RecordPayment,
+    RecordRefund,
+    RecordReservations,
+)
 from command_api.orders.domain import CartState, OrderState
 from command_api.orders.handlers import CartChange, OrdersHandlers
 from event_schemas.money import amount_text
@@ -141,6 +147,21 @@ async def order_paid(
     change = await handlers.mark_paid(
         order_number, command.intent_id, command.amount_minor, context, datetime.now(UTC)
     )
+    acknowledge(response, change.committed)
+    return order_status_public(change.order)
+
+
+@router.post("/internal/orders/{order_number}/refunded", tags=["internal"])
+async def order_refunded(
+    order_number: OrderNumber,
+    command: RecordRefund,
+    handlers: Handlers,
+    context: Context,
+    response: Response,
+    service: CurrentService,
+) -> dict[str, Any]:
+    """Money went back for some or all of a paid order (once per refund)."""
+    change = await handlers.record_refund(order_number, command, context, datetime.now(UTC))
     acknowledge(response, change.committed)
     return order_status_public(change.order)
 

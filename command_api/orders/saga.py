@@ -10,7 +10,8 @@ deterministic key that the aggregates keep themselves:
   (a confirmed order keeps its holds: that was a repeated report);
 - a release or a commit moves only what is held for the order, at most once;
 - an order becomes paid once (a payment's success reported again changes nothing), and a failed
-  payment cancels an order once.
+  payment cancels an order once;
+- a refund's units come back to stock once, and the order records the refund once (both by refund id).
 The saga's own state is the Order aggregate (rebuilt from the log like any other), and the runner's
 position in the orders topic, committed after the steps of an event are done.
 """
@@ -30,7 +31,7 @@ from event_schemas.orders import (
     OrderRejected,
     RejectionReason,
 )
-from event_schemas.payments import PaymentFailed, PaymentSucceeded
+from event_schemas.payments import PaymentFailed, PaymentRefunded, PaymentSucceeded, RefundedUnits
 
 
 def reservation_id(order_number: int) -> str:
@@ -54,6 +55,10 @@ class CatalogCommands(Protocol):
         """The order is paid: what is held for it leaves stock for good."""
         ...
 
+    async def return_stock(self, order_id: str, refund_id: str, product_id: int, qty: int) -> None:
+        """Refunded units back in stock, once per refund."""
+        ...
+
 
 class OrderCommands(Protocol):
     async def record_reservations(self, order_number: int, results: list[Reservation]) -> bool:
@@ -69,6 +74,15 @@ class OrderCommands(Protocol):
     async def mark_paid(self, order_number: int, intent_id: str, amount_minor: int) -> None: ...
 
     async def payment_failed(self, order_number: int) -> None: ...
+
+    async def record_refund(
+        self,
+        order_number: int,
+        refund_id: str,
+        amount_minor: int,
+        units: tuple[RefundedUnits, ...],
+        fully: bool,
+    ) -> None: ...
 
 
 @dataclass
@@ -89,6 +103,8 @@ class OrderSaga:
             await self.orders.payment_failed(event.order_number)
         elif isinstance(event, OrderPaid):
             await self.when_order_paid_commit_stock(event.order_number)
+        elif isinstance(event, PaymentRefunded):
+            await self.when_payment_refunded_return_stock(event)
 
     async def when_order_placed_reserve_stock(self, placed: OrderPlaced) -> None:
         """Hold every line (all or nothing: any shortfall rejects the order, and the rejection
@@ -107,6 +123,18 @@ class OrderSaga:
         order_id = reservation_id(order_number)
         products = await self.orders.products_of(order_number)
         await asyncio.gather(*(self.catalog.commit(order_id, product_id) for product_id in products))
+
+    async def when_payment_refunded_return_stock(self, refunded: PaymentRefunded) -> None:
+        order_id = reservation_id(refunded.order_number)
+        await asyncio.gather(
+            *(
+                self.catalog.return_stock(order_id, refunded.refund_id, unit.product_id, unit.qty)
+                for unit in refunded.units
+            )
+        )
+        await self.orders.record_refund(
+            refunded.order_number, refunded.refund_id, refunded.amount_minor, refunded.units, refunded.fully
+        )
 
     async def when_order_ended_release_stock(self, order_number: int, product_ids: list[int]) -> None:
         order_id = reservation_id(order_number)

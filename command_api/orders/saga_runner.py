@@ -32,6 +32,7 @@ from command_api.orders.saga import OrderSaga, Reservation
 from config.process import tune_garbage_collector
 from config.settings import Settings, get_settings
 from event_schemas import topics
+from event_schemas.payments import RefundedUnits
 from event_schemas.registry import REGISTRY
 from read_models.orders import ORDERS_TABLE
 from read_models.pool import Pool, make_pool
@@ -113,6 +114,12 @@ class HttpCatalogCommands:
     async def commit(self, order_id: str, product_id: int) -> None:
         await self._settle("commit", order_id, product_id)
 
+    async def return_stock(self, order_id: str, refund_id: str, product_id: int, qty: int) -> None:
+        body = {"orderId": order_id, "refundId": refund_id, "productId": product_id, "quantity": qty}
+        response = await self._client.call("POST", "/internal/stock-returns", body)
+        if response.status_code != 200:
+            raise _refused(response)
+
     async def _settle(self, how: str, order_id: str, product_id: int) -> None:
         response = await self._client.call(
             "POST", f"/internal/reservations/{how}", {"orderId": order_id, "productId": product_id}
@@ -151,6 +158,24 @@ class HttpOrderCommands:
         )
         if response.status_code != 200:
             raise _refused(response)  # e.g. 409 payment_too_late: the refund is the payments side's to make
+
+    async def record_refund(
+        self,
+        order_number: int,
+        refund_id: str,
+        amount_minor: int,
+        units: tuple[RefundedUnits, ...],
+        fully: bool,
+    ) -> None:
+        body = {
+            "refundId": refund_id,
+            "amountMinor": amount_minor,
+            "units": [{"productId": unit.product_id, "qty": unit.qty} for unit in units],
+            "fully": fully,
+        }
+        response = await self._client.call("POST", f"/internal/orders/{order_number}/refunded", body)
+        if response.status_code != 200:
+            raise _refused(response)
 
     async def payment_failed(self, order_number: int) -> None:
         response = await self._client.call("POST", f"/internal/orders/{order_number}/payment-failed")

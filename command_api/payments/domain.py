@@ -8,8 +8,10 @@ gateway refund and never exceed what was paid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from decimal import Decimal
 from functools import singledispatch
 from typing import Literal
 
@@ -57,6 +59,8 @@ class OrderToPay:
     customer_id: int
     status: str
     total: Money
+    # product id -> (units ordered, unit price)
+    lines: Mapping[int, tuple[int, Decimal]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class PaymentState:
     status: PaymentStatus | None = None
     refunded_minor: int = 0
     refund_ids: frozenset[str] = frozenset()
+    refunded_units: Mapping[int, int] = field(default_factory=dict)
     gateway_events: frozenset[str] = frozenset()
 
     @property
@@ -111,10 +116,14 @@ def _failed(event: PaymentFailed, state: PaymentState) -> PaymentState:
 
 @_apply.register
 def _refunded(event: PaymentRefunded, state: PaymentState) -> PaymentState:
+    units = dict(state.refunded_units)
+    for unit in event.units:
+        units[unit.product_id] = units.get(unit.product_id, 0) + unit.qty
     return replace(
         state,
         refunded_minor=state.refunded_minor + event.amount_minor,
         refund_ids=state.refund_ids | {event.refund_id},
+        refunded_units=units,
         gateway_events=_seen(state, event.gateway_event_id),
     )
 
@@ -199,6 +208,38 @@ def record_outcome(
     return []
 
 
+@dataclass(frozen=True)
+class RefundPlan:
+    amount_minor: int
+    units: tuple[RefundedUnits, ...]
+
+
+def plan_refund(payment: PaymentState, order: OrderToPay, wanted: Mapping[int, int] | None) -> RefundPlan:
+    """What a refund of these units (all that is left, if None) gives back: their price at the order,
+    in minor units. Units already refunded cannot be refunded again."""
+    if payment.status != "succeeded":
+        raise RefundNotAllowed("only a paid order can be refunded")
+    left = {
+        product_id: ordered - payment.refunded_units.get(product_id, 0)
+        for product_id, (ordered, _) in order.lines.items()
+    }
+    units = (
+        {product_id: qty for product_id, qty in left.items() if qty > 0} if wanted is None else dict(wanted)
+    )
+    for product_id, qty in units.items():
+        if qty > left.get(product_id, 0):
+            raise RefundNotAllowed(
+                f"only {left.get(product_id, 0)} units of product {product_id} can be refunded"
+            )
+    if not units:
+        raise RefundNotAllowed("nothing of this order is left to refund")
+    amount = sum((order.lines[product_id][1] * qty for product_id, qty in units.items()), Decimal(0))
+    return RefundPlan(
+        minor_units(Money(amount=amount, currency=payment.currency)),
+        tuple(RefundedUnits(product_id=product_id, qty=qty) for product_id, qty in sorted(units.items())),
+    )
+
+
 def refund(
     payment: Loaded[PaymentState],
     *,
@@ -225,6 +266,7 @@ def refund(
             refund_id=refunded.refund_id,
             amount_minor=refunded.amount_minor,
             units=units,
+            fully=state.refunded_minor + refunded.amount_minor == state.amount_minor,
             gateway_event_id=gateway_event_id,
         )
     ]

@@ -4,13 +4,14 @@ failure finds the same intent; the order's facts come from the payments side's r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from command_api.eventstore.model import CommandContext, EventStore
 from command_api.payments import domain
 from command_api.payments.domain import PAYMENT, OrderToPay, PaymentState, payment_aggregate_id
-from command_api.payments.gateway import Intent, IntentNotFound, PaymentGateway
+from command_api.payments.gateway import Intent, IntentNotFound, PaymentGateway, Refund
 from event_schemas.money import Money
 from read_models.log_ends import LogEnds, caught_up
 from read_models.payments import PAYABLE_ORDERS, payable_order
@@ -38,7 +39,7 @@ class PaymentsHandlers:
     namespace: str
     replica_wait: float = 5.0
 
-    async def _order(self, customer_id: int, order_number: int) -> OrderToPay:
+    async def _order(self, customer_id: int | None, order_number: int) -> OrderToPay:
         """The caller's order as the replica has it; one it has not heard of, or still pending, may
         have moved just now, so the replica first catches up with the orders' log (boundedly)."""
         found = await payable_order(self.replica, order_number)
@@ -46,13 +47,14 @@ class PaymentsHandlers:
             self.replica, PAYABLE_ORDERS, self.orders_topic, self.log_ends, self.replica_wait
         ):
             found = await payable_order(self.replica, order_number)
-        if found is None or found.customer_id != customer_id:
+        if found is None or (customer_id is not None and found.customer_id != customer_id):
             raise OrderNotFound("order not found")
         return OrderToPay(
             found.order_number,
             found.customer_id,
             found.status,
             Money(amount=found.amount, currency=found.currency),
+            {line.product_id: (line.qty, line.unit_price) for line in found.lines},
         )
 
     async def create_payment(
@@ -94,6 +96,30 @@ class PaymentsHandlers:
         if payment.intent_id != intent_id:
             raise IntentNotFound("no such payment")
         return await self._record(order, intent, None, context, now)
+
+    async def refund(
+        self, order_number: int, wanted: Mapping[int, int] | None, context: CommandContext, now: datetime
+    ) -> tuple[PaymentState, Refund]:
+        """An admin gives money back for some units of a paid order (all that is left, if none are
+        named): the gateway refunds once (its idempotency key names the payment's next refund), then
+        the refund is recorded once."""
+        order = await self._order(None, order_number)
+        payment = (await self.store.load(PAYMENT, payment_aggregate_id(order_number))).state
+        plan = domain.plan_refund(payment, order, wanted)
+        refunded = await self.gateway.refund(
+            intent_id=payment.intent_id,
+            amount_minor=plan.amount_minor,
+            idempotency_key=f"{self.namespace}:refund:order-{order_number}:{len(payment.refund_ids) + 1}",
+        )
+        committed = await self.store.execute(
+            PAYMENT,
+            payment_aggregate_id(order_number),
+            lambda loaded: domain.refund(
+                loaded, refunded=refunded, units=plan.units, gateway_event_id=None, now=now
+            ),
+            context,
+        )
+        return committed.state, refunded
 
     async def _record(
         self,

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 
-from auth.deps import CurrentCustomer
+from auth.deps import CurrentAdmin, CurrentCustomer
 from command_api.http import Context
-from command_api.payments.commands import ConfirmSimulatedPayment, CreatePayment
+from command_api.payments.commands import ConfirmSimulatedPayment, CreatePayment, RefundOrder
 from command_api.payments.handlers import PaymentAnswer, PaymentsHandlers
 from command_api.payments.simulated_gateway import SimulatedGateway
 from command_api.payments.stripe_gateway import intent_from_stripe, verified_webhook
@@ -115,3 +115,25 @@ async def stripe_webhook(request: Request, handlers: Handlers, context: Context)
     intent = intent_from_stripe(event.data.object)
     recorded = await handlers.record_webhook(intent, event.id, context, datetime.now(UTC))
     return {"received": True, "handled": recorded is not None}
+
+
+@router.post("/refunds")
+async def refund_order(
+    command: RefundOrder, handlers: Handlers, context: Context, admin: CurrentAdmin
+) -> dict[str, Any]:
+    """Give money back for a paid order (admins): the named lines' units, or all that is left; the
+    refunded units return to stock."""
+    wanted: dict[int, int] | None = None
+    if command.lines is not None:
+        wanted = {}
+        for line in command.lines:
+            wanted[line.product_id] = wanted.get(line.product_id, 0) + line.qty
+    payment, refund = await handlers.refund(command.order_number, wanted, context, datetime.now(UTC))
+    return {
+        "orderNumber": command.order_number,
+        "refundId": refund.refund_id,
+        "amount": refund.amount_minor,
+        "currency": payment.currency,
+        "refundedTotal": payment.refunded_minor,
+        "paid": payment.amount_minor,
+    }

@@ -20,6 +20,7 @@ from event_schemas.catalog import (
     StockReleased,
     StockReservationCommitted,
     StockReserved,
+    StockReturned,
 )
 from event_schemas.envelope import Event
 from projectors.runtime.projection import Row, fold_rows, query, rows_to_read
@@ -85,8 +86,9 @@ def _deleted(event: ProductDeleted, row: Row) -> Row:
     return row | {"deleted_at": event.occurred_at}
 
 
-@_apply.register
-def _stock_adjusted(event: StockAdjusted, row: Row) -> Row:
+@_apply.register(StockAdjusted)
+@_apply.register(StockReturned)
+def _stock_adjusted(event: StockAdjusted | StockReturned, row: Row) -> Row:
     return row | {"stock": event.stock}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from functools import singledispatch
 from typing import Any
 
@@ -21,6 +22,7 @@ from event_schemas.orders import (
     OrderExpired,
     OrderPaid,
     OrderPlaced,
+    OrderRefunded,
     OrderRejected,
     OrderStatus,
 )
@@ -41,6 +43,7 @@ CREATE TABLE IF NOT EXISTS {table} (
     rejected_product_ids jsonb NOT NULL,
     payment_due          timestamptz,
     txn_id               text,
+    refunded_amount      numeric(12, 2) NOT NULL DEFAULT 0,
     version              integer NOT NULL,
     created_at           timestamptz NOT NULL,
     updated_at           timestamptz NOT NULL
@@ -63,6 +66,7 @@ COLUMNS = (
     "rejected_product_ids",
     "payment_due",
     "txn_id",
+    "refunded_amount",
     "version",
     "created_at",
     "updated_at",
@@ -113,6 +117,14 @@ def _paid(event: OrderPaid, row: Row) -> Row:
 
 
 @_apply.register
+def _refunded(event: OrderRefunded, row: Row) -> Row:
+    refunded = {"refunded_amount": row["refunded_amount"] + event.amount.amount}
+    if event.fully:
+        return _moved(row, event, "refunded", f"refund {event.refund_id}", **refunded)
+    return row | refunded
+
+
+@_apply.register
 def _expired(event: OrderExpired, row: Row) -> Row:
     return _moved(row, event, "expired", payment_due=event.payment_due)
 
@@ -139,6 +151,7 @@ def placed(event: OrderPlaced) -> Row:
         "rejected_product_ids": [],
         "payment_due": None,
         "txn_id": None,
+        "refunded_amount": Decimal(0),
         "created_at": event.occurred_at,
         "updated_at": event.occurred_at,
     }
@@ -173,6 +186,10 @@ class OrdersProjection:
     def schema(self, table: str) -> list[sql.Composed]:
         return [
             query(SCHEMA, table),
+            query(
+                "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS refunded_amount numeric(12, 2) NOT NULL DEFAULT 0",
+                table,
+            ),
             sql.SQL(CUSTOMER_INDEX).format(
                 index=sql.Identifier(f"{table}_customer_idx"), table=sql.Identifier(table)
             ),

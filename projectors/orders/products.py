@@ -20,6 +20,7 @@ from event_schemas.catalog import (
     StockReleased,
     StockReservationCommitted,
     StockReserved,
+    StockReturned,
 )
 from event_schemas.envelope import Event
 from projectors.runtime.projection import Row, fold_rows, query, rows_to_read
@@ -67,8 +68,9 @@ def _deleted(event: ProductDeleted, row: Row) -> Row:
 @_apply.register(StockReserved)
 @_apply.register(StockReleased)
 @_apply.register(StockReservationCommitted)
+@_apply.register(StockReturned)
 def _stock_moved(
-    event: StockAdjusted | StockReserved | StockReleased | StockReservationCommitted, row: Row
+    event: StockAdjusted | StockReserved | StockReleased | StockReservationCommitted | StockReturned, row: Row
 ) -> Row:
     """Every stock event carries the units free to sell after it (a commitment leaves them as they were)."""
     return row | {"stock": event.stock}

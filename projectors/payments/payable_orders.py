@@ -11,6 +11,7 @@ from psycopg import sql
 
 from event_schemas import topics
 from event_schemas.envelope import Event
+from event_schemas.money import amount_text
 from event_schemas.orders import (
     OrderCancelled,
     OrderConfirmed,
@@ -20,6 +21,7 @@ from event_schemas.orders import (
     OrderPlaced,
     OrderRejected,
 )
+from projectors.orders import with_jsonb
 from projectors.runtime.projection import Row, fold_rows, query, rows_to_read
 from read_models.payments import PAYABLE_ORDERS, PAYABLE_ORDERS_TABLE
 
@@ -30,12 +32,13 @@ CREATE TABLE IF NOT EXISTS {table} (
     status       text NOT NULL,
     amount       numeric(12, 2) NOT NULL,
     currency     char(3) NOT NULL,
+    lines        jsonb NOT NULL,
     version      integer NOT NULL,
     updated_at   timestamptz NOT NULL
 )
 """
 
-COLUMNS = ("order_number", "customer_id", "status", "amount", "currency", "version", "updated_at")
+COLUMNS = ("order_number", "customer_id", "status", "amount", "currency", "lines", "version", "updated_at")
 
 STATUS_AFTER: dict[type[Event], str] = {
     OrderConfirmed: "confirmed",
@@ -66,6 +69,10 @@ def _placed(event: OrderPlaced, row: Row | None) -> Row | None:
         "status": "pending",
         "amount": event.total.amount,
         "currency": event.total.currency,
+        "lines": [
+            {"productId": line.product_id, "qty": line.qty, "price": amount_text(line.unit_price.amount)}
+            for line in event.lines
+        ],
         "updated_at": event.occurred_at,
     }
 
@@ -85,4 +92,7 @@ class PayableOrdersProjection:
         return rows_to_read(events, order_number, OrderPlaced)
 
     def fold(self, current: Mapping[Hashable, Row], events: Sequence[Event]) -> dict[Hashable, Row]:
-        return fold_rows(current, events, order_number, apply)
+        return {
+            key: with_jsonb(row, ("lines",))
+            for key, row in fold_rows(current, events, order_number, apply).items()
+        }

@@ -12,7 +12,7 @@ from read_models.pool import Pool
 
 ORDER_COLUMNS = sql.SQL(
     "order_number, customer_id, status, amount, currency, lines, history, reason, rejected_product_ids, "
-    "payment_due, txn_id, created_at, updated_at"
+    "payment_due, txn_id, refunded_amount, created_at, updated_at"
 )
 CARTS = sql.Identifier(CARTS_TABLE)
 ORDERS = sql.Identifier(ORDERS_TABLE)

@@ -130,7 +130,8 @@ class OrderPublic(CamelModel):
     amount: Amount
     currency: str
     status: OrderStatus
-    txn_id: str | None
+    txn_id: str | None  # the payment's intent id, once paid
+    refunded_amount: Amount  # what went back to the customer (status `refunded` once it is all of it)
     reason: str | None  # why it was rejected or cancelled
     rejected_product_ids: list[int]  # the products that could not be reserved, if it was rejected
     payment_due: datetime | None
@@ -150,6 +151,7 @@ class OrderPublic(CamelModel):
             currency=row["currency"],
             status=row["status"],
             txn_id=row["txn_id"],
+            refunded_amount=row["refunded_amount"],
             reason=row["reason"],
             rejected_product_ids=row["rejected_product_ids"],
             payment_due=row["payment_due"],

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from event_schemas import topics
-from event_schemas.payments import PaymentInitiated, PaymentSucceeded
+from event_schemas.payments import PaymentInitiated, PaymentRefunded, PaymentSucceeded
 from tests.support.catalog_client import created, get_product
 from tests.support.deployment import Deployment
 from tests.support.kafka_log import committed_events
@@ -145,3 +145,58 @@ def test_only_a_confirmed_order_of_ones_own_can_be_paid(
     )
     assert bad.status_code == 422
     assert httpx.post(f"{payments_service.url}/create-payment", json={"orderNumber": 1}).status_code == 401
+
+
+def test_a_refund_gives_money_back_once_and_its_units_return_to_stock(
+    payments_service: HttpService,
+    orders_service: HttpService,
+    catalog_service: HttpService,
+    deployment: Deployment,
+    admin_token: str,
+) -> None:
+    customer, order_number, product_id = confirmed_order(
+        orders_service, catalog_service, deployment, admin_token
+    )
+    data = create_payment(payments_service, customer, order_number).json()["data"]
+    pay(payments_service, data, PAYS)
+    assert (
+        httpx.post(
+            f"{payments_service.url}/verify-payment/{data['intentId']}", headers=bearer(customer)
+        ).json()["status"]
+        == "succeeded"
+    )
+    eventually(lambda: stock(catalog_service, product_id) == (3, 0, 3), within=30, what="units out of stock")
+
+    url = f"{payments_service.url}/refunds"
+    one = {"orderNumber": order_number, "lines": [{"productId": product_id, "qty": 1}]}
+    assert httpx.post(url, json=one, headers=bearer(customer)).status_code == 403
+    partly = httpx.post(url, json=one, headers=bearer(admin_token))
+    assert partly.status_code == 200, partly.text
+    assert (partly.json()["amount"], partly.json()["refundedTotal"]) == (1999, 1999)
+    eventually(
+        lambda: stock(catalog_service, product_id) == (4, 0, 4), within=30, what="one unit back in stock"
+    )
+    too_many = httpx.post(
+        url,
+        json={"orderNumber": order_number, "lines": [{"productId": product_id, "qty": 2}]},
+        headers=bearer(admin_token),
+    )
+    assert too_many.status_code == 409, too_many.text
+    rest = httpx.post(url, json={"orderNumber": order_number}, headers=bearer(admin_token))
+    assert rest.status_code == 200, rest.text
+    assert rest.json()["refundedTotal"] == 3998
+    assert httpx.post(url, json={"orderNumber": order_number}, headers=bearer(admin_token)).status_code == 409
+
+    eventually(
+        lambda: stock(catalog_service, product_id) == (5, 0, 5), within=30, what="every unit back in stock"
+    )
+
+    def refunded() -> dict[str, Any] | None:
+        order: dict[str, Any] = get_order(orders_service.url, customer, order_number).json()
+        return order if order["status"] == "refunded" else None
+
+    assert eventually(refunded, within=30, what="the order refunded")["refundedAmount"] == "39.98"
+    log = committed_events(
+        deployment.servers.kafka_bootstrap, topics.in_namespace(deployment.namespace, topics.PAYMENTS)
+    )
+    assert sum(isinstance(e, PaymentRefunded) and e.order_number == order_number for e, _ in log) == 2

@@ -11,6 +11,7 @@ from decimal import Decimal
 from command_api.orders.saga import OrderSaga, Reservation, reservation_id
 from event_schemas.money import Money
 from event_schemas.orders import OrderCancelled, OrderLine, OrderPaid, OrderPlaced
+from event_schemas.payments import RefundedUnits
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -23,6 +24,7 @@ class Catalog:
         self.held: dict[tuple[str, int], int] = {}
         self.first: dict[tuple[str, int], Reservation] = {}
         self.moves: Counter[str] = Counter()
+        self.returned: set[str] = set()
 
     async def reserve(self, order_id: str, product_id: int, quantity: int) -> Reservation:
         key = (order_id, product_id)
@@ -41,6 +43,11 @@ class Catalog:
         if quantity is not None:
             self.stock[product_id] += quantity
             self.moves["released"] += 1
+
+    async def return_stock(self, order_id: str, refund_id: str, product_id: int, qty: int) -> None:
+        if refund_id not in self.returned:
+            self.returned.add(refund_id)
+            self.stock[product_id] += qty
 
     async def commit(self, order_id: str, product_id: int) -> None:
         if self.held.pop((order_id, product_id), None) is not None:
@@ -71,6 +78,16 @@ class Orders:
 
     async def payment_failed(self, order_number: int) -> None:
         self.status = "cancelled"
+
+    async def record_refund(
+        self,
+        order_number: int,
+        refund_id: str,
+        amount_minor: int,
+        units: tuple[RefundedUnits, ...],
+        fully: bool,
+    ) -> None:
+        self.status = "refunded" if fully else self.status
 
 
 def order_placed(*lines: tuple[int, int]) -> OrderPlaced:

@@ -272,6 +272,7 @@ def test_a_placed_order_is_pending_with_its_priced_lines() -> None:
         "rejected_product_ids": [],
         "payment_due": None,
         "txn_id": None,
+        "refunded_amount": Decimal(0),
         "version": 1,
         "created_at": NOW,
         "updated_at": NOW,
@@ -347,7 +348,7 @@ def test_the_orders_read_model_ignores_cart_events_and_unknown_orders() -> None:
 
 
 def test_the_customer_index_is_named_after_the_table_a_rebuild_fills() -> None:
-    [_, index] = orders.OrdersProjection("test").schema("orders__rebuild")
+    index = orders.OrdersProjection("test").schema("orders__rebuild")[-1]
     assert index.as_string() == (
         'CREATE INDEX IF NOT EXISTS "orders__rebuild_customer_idx" ON "orders__rebuild" (customer_id, order_number)'
     )
