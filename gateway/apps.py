@@ -17,6 +17,7 @@ from command_api.users import app as users_commands
 from config.settings import Settings
 from query_api.catalog import app as catalog_queries
 from query_api.orders import app as orders_queries
+from query_api.payments import app as payments_queries
 from query_api.users import app as users_queries
 from web.errors import install_error_handlers
 from web.health import health_router
@@ -72,6 +73,9 @@ SERVICES = {
         payments_commands.payments_command_side,
         payments_commands.install_command_side,
         payments_commands.DOMAIN_ERRORS,
+        payments_queries.payments_query_side,
+        payments_queries.install_query_side,
+        payments_queries.DOMAIN_ERRORS,
     ),
 }
 

@@ -6,8 +6,8 @@
     python -m projectors reset NAME             drop a read model and its offsets (stop its projector first)
 
 NAME is users, catalog (products in PostgreSQL), catalog-search (the Elasticsearch index),
-orders-products (the orders side's replica of the catalog), orders-carts, orders, or payments-orders
-(the payments side's replica of the orders).
+orders-products (the orders side's replica of the catalog), orders-carts, orders, payments-orders
+(the payments side's replica of the orders) or payments.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from projectors.orders.carts import CartsProjection
 from projectors.orders.orders import OrdersProjection
 from projectors.orders.products import OrderProductsProjection
 from projectors.payments.payable_orders import PayableOrdersProjection
+from projectors.payments.payments import PaymentsProjection
 from projectors.runtime.offsets import ensure_offsets_table, stored_offsets
 from projectors.runtime.postgres_runner import PostgresProjectionRunner, reset
 from projectors.runtime.projection import Projection
@@ -73,6 +74,7 @@ def registered(settings: Settings) -> dict[str, Registered]:
         "payments-orders": Registered(
             settings.payments_database_url, tables=PayableOrdersProjection(settings.namespace)
         ),
+        "payments": Registered(settings.payments_database_url, tables=PaymentsProjection(settings.namespace)),
     }
 
 

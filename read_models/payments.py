@@ -13,6 +13,9 @@ from read_models.pool import Pool
 # The payments side's replica of the orders (built from the orders topic): what may be paid, and how much.
 PAYABLE_ORDERS = "payments-orders"
 PAYABLE_ORDERS_TABLE = "payable_orders"
+# Payments per order (built from the payments topic), served by the payments query side.
+PAYMENTS = "payments"
+PAYMENTS_TABLE = "payments"
 
 SELECT_ORDER = sql.SQL(
     "SELECT order_number, customer_id, status, amount, currency, lines FROM {table} WHERE order_number = %s"

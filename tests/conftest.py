@@ -108,7 +108,7 @@ def order_saga(
 
 @pytest.fixture(scope="session")
 def payments_projector(deployment: Deployment) -> Iterator[ServiceProcess]:
-    projector = deployment.projector("payments-orders").start()
+    projector = deployment.projector("payments-orders", "payments").start()
     yield projector
     projector.stop()
 

@@ -53,6 +53,12 @@ def pay(payments: HttpService, data: dict[str, Any], card: str) -> None:
     assert confirmed.status_code == 200, confirmed.text
 
 
+def payment_shown(payments: HttpService, token: str, order_number: int, status: str) -> dict[str, Any] | None:
+    response = httpx.get(f"{payments.url}/payments/{order_number}", headers=bearer(token))
+    body: dict[str, Any] | None = response.json() if response.status_code == 200 else None
+    return body if body is not None and body["status"] == status else None
+
+
 def stock(catalog: HttpService, product_id: int) -> tuple[int, int, int]:
     body = get_product(catalog.url, product_id).json()
     return body["stock"], body["reserved"], body["onHand"]
@@ -100,6 +106,22 @@ def test_a_paid_order_takes_the_units_out_of_stock_for_good_and_is_paid_once(
     assert sum(isinstance(event, PaymentInitiated) for event in mine) == 1
     assert sum(isinstance(event, PaymentSucceeded) for event in mine) == 1
     assert all(data["secret"] not in str(event.model_dump()) for event in mine)
+    shown = eventually(
+        lambda: payment_shown(payments_service, customer, order_number, "succeeded"),
+        within=30,
+        what="the payment in the payments read model",
+    )
+    assert (shown["amountMinor"], shown["intentId"], shown["gateway"]) == (
+        3998,
+        data["intentId"],
+        "simulated",
+    )
+    assert data["secret"] not in str(shown)
+    someone_else = httpx.get(
+        f"{payments_service.url}/payments/{order_number}",
+        headers=bearer(deployment.customer_token(new_customer_id())),
+    )
+    assert someone_else.status_code == 404
     paid_already = create_payment(payments_service, customer, order_number)
     assert paid_already.status_code == 409, paid_already.text
     assert paid_already.json()["error"] == "order_not_payable"
@@ -196,6 +218,8 @@ def test_a_refund_gives_money_back_once_and_its_units_return_to_stock(
         return order if order["status"] == "refunded" else None
 
     assert eventually(refunded, within=30, what="the order refunded")["refundedAmount"] == "39.98"
+    payment = httpx.get(f"{payments_service.url}/payments/{order_number}", headers=bearer(admin_token)).json()
+    assert (payment["status"], payment["refundedMinor"], len(payment["refunds"])) == ("refunded", 3998, 2)
     log = committed_events(
         deployment.servers.kafka_bootstrap, topics.in_namespace(deployment.namespace, topics.PAYMENTS)
     )

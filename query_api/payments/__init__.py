@@ -1,0 +1,1 @@
+"""The payments query side: payments per order."""
