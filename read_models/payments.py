@@ -53,3 +53,16 @@ async def payable_order(pool: Pool, order_number: int) -> PayableOrder | None:
     return PayableOrder(
         row["order_number"], row["customer_id"], row["status"], row["amount"], row["currency"], lines
     )
+
+
+SELECT_ORDER_OF_INTENT = sql.SQL("SELECT order_number FROM {table} WHERE intent_id = %s").format(
+    table=sql.Identifier(PAYMENTS_TABLE)
+)
+
+
+async def order_of_intent(pool: Pool, intent_id: str) -> int | None:
+    """The order whose payment is this gateway intent, as the payments read model has it."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute(SELECT_ORDER_OF_INTENT, (intent_id,))
+        row = await cursor.fetchone()
+    return None if row is None else int(row["order_number"])

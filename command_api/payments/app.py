@@ -66,6 +66,7 @@ async def payments_command_side(app: FastAPI, settings: Settings) -> AsyncIterat
                 database,
                 log_ends,
                 topics.in_namespace(settings.namespace, topics.ORDERS),
+                topics.in_namespace(settings.namespace, topics.PAYMENTS),
                 settings.namespace,
                 replica_wait=settings.consistency_wait_seconds,
             )

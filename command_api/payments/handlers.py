@@ -14,7 +14,7 @@ from command_api.payments.domain import PAYMENT, OrderToPay, PaymentState, payme
 from command_api.payments.gateway import Intent, IntentNotFound, PaymentGateway, Refund
 from event_schemas.money import Money
 from read_models.log_ends import LogEnds, caught_up
-from read_models.payments import PAYABLE_ORDERS, payable_order
+from read_models.payments import PAYABLE_ORDERS, PAYMENTS, order_of_intent, payable_order
 from read_models.pool import Pool
 
 
@@ -36,6 +36,7 @@ class PaymentsHandlers:
     replica: Pool
     log_ends: LogEnds
     orders_topic: str
+    payments_topic: str
     namespace: str
     replica_wait: float = 5.0
 
@@ -120,6 +121,44 @@ class PaymentsHandlers:
             context,
         )
         return committed.state, refunded
+
+    async def record_refund_webhook(
+        self,
+        intent_id: str,
+        amount_refunded: int,
+        gateway_event_id: str,
+        context: CommandContext,
+        now: datetime,
+    ) -> PaymentState | None:
+        """Stripe says how much of a charge is refunded in all (`charge.refunded`). What this system
+        refunded itself is recorded already; the rest (a refund made in Stripe's dashboard, say) is
+        recorded now as one refund, for money only: which units came back is not known, so stock
+        does not move."""
+        order_number = await order_of_intent(self.replica, intent_id)
+        if order_number is None and await caught_up(
+            self.replica, PAYMENTS, self.payments_topic, self.log_ends, self.replica_wait
+        ):
+            order_number = await order_of_intent(self.replica, intent_id)
+        if order_number is None:
+            return None
+        payment = (await self.store.load(PAYMENT, payment_aggregate_id(order_number))).state
+        missing = amount_refunded - payment.refunded_minor
+        if payment.intent_id != intent_id or missing <= 0 or gateway_event_id in payment.gateway_events:
+            return None
+        committed = await self.store.execute(
+            PAYMENT,
+            payment_aggregate_id(order_number),
+            lambda loaded: domain.refund(
+                loaded,
+                refunded=Refund(gateway_event_id, "succeeded", missing),
+                units=(),
+                gateway_event_id=gateway_event_id,
+                now=now,
+            ),
+            context,
+        )
+        state: PaymentState = committed.state
+        return state
 
     async def _record(
         self,

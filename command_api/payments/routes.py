@@ -110,6 +110,12 @@ async def stripe_webhook(request: Request, handlers: Handlers, context: Context)
             status.HTTP_404_NOT_FOUND, "webhooks are not configured (COMMERCE_STRIPE_WEBHOOK_SECRET)"
         )
     event = verified_webhook(await request.body(), request.headers.get("stripe-signature"), secret)
+    if event.type == "charge.refunded":
+        charge = event.data.object
+        recorded = await handlers.record_refund_webhook(
+            str(charge.payment_intent), int(charge.amount_refunded), event.id, context, datetime.now(UTC)
+        )
+        return {"received": True, "handled": recorded is not None}
     if event.type not in HANDLED_WEBHOOKS:
         return {"received": True, "handled": False}
     intent = intent_from_stripe(event.data.object)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from event_schemas import topics
-from event_schemas.payments import PaymentSucceeded
+from event_schemas.payments import PaymentRefunded, PaymentSucceeded
 from tests.support.catalog_client import created, get_product
 from tests.support.deployment import Deployment
 from tests.support.kafka_log import committed_events
@@ -44,7 +44,7 @@ def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     processes: list[ServiceProcess] = [
         deployment.projector("catalog", "catalog-search").start(),
         deployment.projector("orders-products", "orders-carts", "orders").start(),
-        deployment.projector("payments-orders").start(),
+        deployment.projector("payments-orders", "payments").start(),
     ]
     catalog = deployment.gateway("catalog").start()
     orders = deployment.gateway("orders").start()
@@ -152,3 +152,40 @@ def test_a_purchase_paid_through_stripe_is_confirmed_by_a_signed_webhook_once(st
         sum(isinstance(event, PaymentSucceeded) and event.order_number == order_number for event, _ in log)
         == 1
     )
+
+    # A refund made in Stripe's dashboard reaches the shop as charge.refunded: recorded once, money only.
+    refunded = {
+        "id": f"evt_{uuid.uuid4().hex[:24]}",
+        "object": "event",
+        "type": "charge.refunded",
+        "api_version": "2026-08-26.dahlia",
+        "created": int(time.time()),
+        "livemode": False,
+        "data": {
+            "object": {
+                "id": "ch_test",
+                "object": "charge",
+                "payment_intent": data["intentId"],
+                "amount": 3998,
+                "amount_refunded": 1999,
+                "refunded": False,
+            }
+        },
+    }
+    body, signature = signed(refunded)
+    for _ in range(2):
+        assert post_webhook(stack.payments, body, signature).status_code == 200
+
+    def refunded_amount() -> str | None:
+        order = get_order(stack.orders.url, customer, order_number).json()
+        return str(order["refundedAmount"]) if order["refundedAmount"] != "0.00" else None
+
+    assert eventually(refunded_amount, within=30, what="the dashboard refund on the order") == "19.99"
+    log = committed_events(
+        deployment.servers.kafka_bootstrap, topics.in_namespace(deployment.namespace, topics.PAYMENTS)
+    )
+    assert (
+        sum(isinstance(event, PaymentRefunded) and event.order_number == order_number for event, _ in log)
+        == 1
+    )
+    assert get_product(stack.catalog.url, product["id"]).json()["onHand"] == 3  # units unknown: stock stays
