@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +28,7 @@ from bench.report import Row, wrk_row
 from bench.throwaway import delete_indices, delete_namespace_topics, drop_databases
 from tests.support.deployment import Deployment
 from tests.support.orders_client import new_customer_id
-from tests.support.processes import ServiceProcess, free_port, wait_until_partitions_split
+from tests.support.processes import HttpService, ServiceProcess, free_port, wait_until_partitions_split
 from tests.support.servers import Servers
 
 
@@ -60,6 +60,7 @@ class Started:
 @dataclass(frozen=True)
 class Services:
     deployment: Deployment
+    catalog_gateway: HttpService
     catalog_url: str
     users_url: str
     admin_token: str
@@ -178,8 +179,42 @@ class Harness:
             for context, gateway in (("catalog", catalog), ("users", users)):
                 await asyncio.to_thread(wait_until_partitions_split, context, [gateway], partitions)
             self.note_started(*processes)
-            self._services = Services(deployment, catalog.url, users.url, deployment.admin_token())
+            self._services = Services(deployment, catalog, catalog.url, users.url, deployment.admin_token())
         return self._services
+
+    async def extra_catalog_gateways(
+        self, settings: Mapping[str, Mapping[str, str]]
+    ) -> dict[str, HttpService]:
+        """More catalog gateways of the deployment, one per entry of `settings` (its environment on top
+        of the deployment's), once each has its share of the partitions. `stop_extra_catalog_gateways`
+        stops them (else the end of the run does)."""
+        services = await self.services()
+        gateways: dict[str, HttpService] = {}
+        for name, env in settings.items():
+            gateway = services.deployment.gateway("catalog", name=f"catalog-gateway-{name}")
+            gateway.env = {**gateway.env, **env}
+            gateways[name] = gateway
+        self.say(f"starting {len(gateways)} more catalog gateways ({', '.join(gateways)})")
+        await asyncio.gather(*(self._start(gateway) for gateway in gateways.values()))
+        await asyncio.to_thread(
+            wait_until_partitions_split,
+            "catalog",
+            [services.catalog_gateway, *gateways.values()],
+            services.deployment.settings.kafka_partitions,
+        )
+        return gateways
+
+    async def stop_extra_catalog_gateways(self, gateways: Iterable[HttpService]) -> None:
+        """Stop them, and wait until the first catalog gateway owns every partition again, as the other
+        figures expect."""
+        services = await self.services()
+        await asyncio.gather(*(asyncio.to_thread(gateway.stop) for gateway in gateways))
+        await asyncio.to_thread(
+            wait_until_partitions_split,
+            "catalog",
+            [services.catalog_gateway],
+            services.deployment.settings.kafka_partitions,
+        )
 
     async def order_services(self) -> OrderServices:
         """The orders gateway, its projectors (the replica of the catalog, carts, orders) and the order
@@ -210,9 +245,9 @@ class Harness:
         self.say(f"dropping deployment {deployment.namespace}")
         await delete_indices(self.servers.elasticsearch_url, f"{deployment.namespace.lower()}.")
         await delete_namespace_topics(self.servers.kafka_bootstrap, [deployment.namespace])
-        databases = [  # provision creates the orders database too, whether or not orders run
+        databases = [  # provision creates the orders (and payments) databases too, whether or not used
             urlsplit(deployment.database_url(service)).path.lstrip("/")
-            for service in ("users", "catalog", "orders")
+            for service in ("users", "catalog", "orders", "payments")
         ]
         await asyncio.to_thread(drop_databases, self.servers.postgres_admin_url, databases)
         shutil.rmtree(self.work_dir / "keys", ignore_errors=True)

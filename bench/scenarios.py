@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import httpx
 
 from bench.baselines.producer_performance import producer_performance_async
 from bench.baselines.replay import bulk_documents, copy_rows, naive_projector
@@ -21,7 +24,7 @@ from bench.client import send, session
 from bench.eventstore_append import compare_appends
 from bench.harness import Harness
 from bench.lag import percentile, probe_visibility
-from bench.load import run_wrk
+from bench.load import WrkResult, run_wrk
 from bench.order_confirmation import (
     OrderDecisions,
     create_order_products,
@@ -29,6 +32,7 @@ from bench.order_confirmation import (
     wait_until_replicated,
 )
 from bench.report import Row, wrk_row
+from bench.steady_writes import Spec, SteadyWrites
 from command_api.eventstore.partitioning import ID_STRIDE
 from event_schemas import topics
 from tests.support.users_client import new_email, register, token_for
@@ -39,6 +43,10 @@ NEW_PRODUCT = json.dumps(
     {"name": "Bench gadget", "description": "Created by the bench", "price": "19.99", "stock": 1000}
 )
 ADJUSTMENT = json.dumps({"delta": 1, "reason": "bench"})
+# The own-writes figure: stock adjustments per second into the gateway that serves the reads, and the
+# COMMERCE_OWN_WRITES_WAIT_SECONDS of its two gateways.
+OWN_WRITES_RATE = 150
+OWN_WRITES_WAIT = {"off": "0", "on": "2"}
 # Customers placing orders at once, each waiting for its order's confirmation before the next starts.
 CUSTOMERS = 20
 
@@ -197,6 +205,121 @@ async def adjust(h: Harness) -> None:
     )
     figure = f"catalog POST /products/{{id}}/stock-adjustments @64 ({count:,} products)"
     h.record(wrk_row(figure, ours, unit="commands/s", target=COMMAND_TARGET).compared_with(baseline))
+
+
+def own_writes_reads_row(figure: str, runs: list[WrkResult], label: str = "") -> Row:
+    """One row of the reads' runs on one side: answers below 400 per second over all of them, the
+    mean of their p50s and of their p99s."""
+    requests = sum(run.requests - run.non_2xx for run in runs)
+    seconds = sum(run.seconds for run in runs)
+    details = {"requests": float(requests), "seconds": seconds, "runs": float(len(runs))}
+    for number, run in enumerate(runs, 1):
+        details |= {
+            f"run{number}_requests_per_second": run.ok_per_second,
+            f"run{number}_p50_ms": run.p50_ms,
+            f"run{number}_p99_ms": run.p99_ms,
+        }
+    return Row(
+        figure,
+        requests / seconds,
+        "req/s",
+        statistics.mean(run.p50_ms for run in runs),
+        statistics.mean(run.p99_ms for run in runs),
+        errors=sum(run.errors for run in runs),
+        details=details,
+        label=label,
+    )
+
+
+def own_writes_writes_row(figure: str, runs: list[dict[str, Any]], label: str = "") -> Row:
+    """One row of the writer's runs on one side: commands answered below 400 per second over all of
+    them, the mean of their p50s and p99s (the writer keeps every sample)."""
+    ok, seconds = sum(run["ok"] for run in runs), sum(run["seconds"] for run in runs)
+    answered = [run for run in runs if run["p50_ms"] is not None]
+    details = {
+        "sent": float(sum(run["sent"] for run in runs)),
+        "late": float(sum(run["late"] for run in runs)),
+        "seconds": seconds,
+    }
+    for number, run in enumerate(runs, 1):
+        details[f"run{number}_commands_per_second"] = run["rate"]
+    return Row(
+        figure,
+        ok / seconds,
+        "commands/s",
+        statistics.mean(run["p50_ms"] for run in answered) if answered else None,
+        statistics.mean(run["p99_ms"] for run in answered) if answered else None,
+        errors=sum(run["failures"] for run in runs),
+        details=details,
+        label=label,
+    )
+
+
+async def own_writes(h: Harness) -> None:
+    """What the own-writes wait costs a read under write load: GET /products/{id} without a token, as
+    in `product`, on a catalog gateway that takes OWN_WRITES_RATE stock adjustments per second itself
+    (the wait is per process), with the wait (COMMERCE_OWN_WRITES_WAIT_SECONDS=2) and without (=0). Two
+    new gateways, one each way, measured one after the other (off, on; off, on, on, off in the full
+    run); each takes the writes of its own partitions only, since a command it forwards to the owner
+    is not its own write."""
+    services, ids = await h.services(), await h.product_ids()
+    gateways = await h.extra_catalog_gateways(
+        {side: {"COMMERCE_OWN_WRITES_WAIT_SECONDS": wait} for side, wait in OWN_WRITES_WAIT.items()}
+    )
+    try:
+        owned: dict[str, list[int]] = {}
+        for side, gateway in gateways.items():
+            answer = await asyncio.to_thread(httpx.get, f"{gateway.url}/internal/partitions", timeout=5)
+            partitions = set(answer.json()["catalog"]["owned"])
+            owned[side] = [product for product in ids if product % ID_STRIDE in partitions]
+        script = h.script(
+            "own-writes-get",
+            "spread_ids.lua",
+            {"method": "GET", "path": "/products/{id}", "ids": ids, "body": "", "token": ""},
+        )
+        reads: dict[str, list[WrkResult]] = {side: [] for side in gateways}
+        writes: dict[str, list[dict[str, Any]]] = {side: [] for side in gateways}
+        lead = 1.0  # the writes run steadily before wrk starts, and a little after it ends
+        order = ["off", "on"] if h.size.quick else ["off", "on", "on", "off"]
+        for number, side in enumerate(order, 1):
+            spec = Spec(
+                url=gateways[side].url,
+                path="/products/{id}/stock-adjustments",
+                ids=owned[side],
+                body=ADJUSTMENT,
+                token=services.admin_token,
+                rate=OWN_WRITES_RATE,
+                seconds=lead + h.size.warmup_seconds + h.size.seconds + lead,
+                in_flight=32,
+            )
+            h.say(
+                f"own writes, wait {side}: GET /products/{{id}} at 16 connections beside "
+                f"{OWN_WRITES_RATE} stock adjustments/s over {len(owned[side]):,} products ({number}/{len(order)})"
+            )
+            async with SteadyWrites(spec, h.work_dir / "writes" / f"own-writes-{number}.json") as writer:
+                await asyncio.sleep(lead)
+                reads[side].append(await h.load(gateways[side].url, 16, script))
+                writes[side].append(await writer.outcome())
+    finally:
+        await h.stop_extra_catalog_gateways(gateways.values())
+    reads_figure = (
+        f"catalog GET /products/{{id}} @16 ({len(ids):,} ids), {OWN_WRITES_RATE} adjustments/s beside"
+    )
+    off = h.record(own_writes_reads_row(f"{reads_figure}, own-writes wait off", reads["off"], "wait off"))
+    h.record(own_writes_reads_row(f"{reads_figure}, wait on (2 s)", reads["on"]).compared_with(off))
+    writes_off = h.record(
+        own_writes_writes_row(
+            f"stock adjustments beside the reads ({len(owned['off']):,} products), wait off",
+            writes["off"],
+            "writes, wait off",
+        )
+    )
+    h.record(
+        own_writes_writes_row(
+            f"stock adjustments beside the reads ({len(owned['on']):,} products), wait on",
+            writes["on"],
+        ).compared_with(writes_off)
+    )
 
 
 async def lag(h: Harness) -> None:
@@ -460,6 +583,7 @@ SCENARIOS: dict[str, Callable[[Harness], Awaitable[None]]] = {
     "search": search,
     "create": create,
     "adjust": adjust,
+    "own-writes": own_writes,
     "lag": lag,
     "eventstore": eventstore,
     "replay": replay,
