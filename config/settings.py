@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     # Where the order saga reaches the command sides it drives (any instance: it forwards to the owner).
     catalog_url: str = "http://127.0.0.1:8000"
     orders_url: str = "http://127.0.0.1:9000"
+    payments_url: str = "http://127.0.0.1:6002"
     # How often the order saga looks for unpaid orders past their deadline.
     order_expiry_sweep_seconds: float = Field(5.0, gt=0)
     # Stripe: with a secret key the payments service uses Stripe (or the API at `stripe_api_base`, e.g.

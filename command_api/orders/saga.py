@@ -11,7 +11,8 @@ deterministic key that the aggregates keep themselves:
 - a release or a commit moves only what is held for the order, at most once;
 - an order becomes paid once (a payment's success reported again changes nothing), and a failed
   payment cancels an order once;
-- a refund's units come back to stock once, and the order records the refund once (both by refund id).
+- a refund's units come back to stock once, and the order records the refund once (both by refund id);
+- a payment that succeeded after its order ended is refunded once (the payment remembers its refunds).
 The saga's own state is the Order aggregate (rebuilt from the log like any other), and the runner's
 position in the orders topic, committed after the steps of an event are done.
 """
@@ -60,6 +61,12 @@ class CatalogCommands(Protocol):
         ...
 
 
+class PaymentCommands(Protocol):
+    async def refund_unclaimed(self, order_number: int) -> None:
+        """Give back a payment that succeeded after its order had ended."""
+        ...
+
+
 class OrderCommands(Protocol):
     async def record_reservations(self, order_number: int, results: list[Reservation]) -> bool:
         """Record the outcomes; True when the order no longer waits for them (release what is held)."""
@@ -71,7 +78,9 @@ class OrderCommands(Protocol):
 
     async def expire(self, order_number: int) -> None: ...
 
-    async def mark_paid(self, order_number: int, intent_id: str, amount_minor: int) -> None: ...
+    async def mark_paid(self, order_number: int, intent_id: str, amount_minor: int) -> bool:
+        """False when the order had ended before its payment succeeded (it can no longer be paid)."""
+        ...
 
     async def payment_failed(self, order_number: int) -> None: ...
 
@@ -89,6 +98,7 @@ class OrderCommands(Protocol):
 class OrderSaga:
     catalog: CatalogCommands
     orders: OrderCommands
+    payments: PaymentCommands
 
     async def handle(self, event: Event) -> None:
         if isinstance(event, OrderPlaced):
@@ -98,7 +108,7 @@ class OrderSaga:
                 event.order_number, await self.orders.products_of(event.order_number)
             )
         elif isinstance(event, PaymentSucceeded):
-            await self.orders.mark_paid(event.order_number, event.intent_id, event.amount_minor)
+            await self.when_payment_succeeded_mark_the_order_paid(event)
         elif isinstance(event, PaymentFailed):
             await self.orders.payment_failed(event.order_number)
         elif isinstance(event, OrderPaid):
@@ -118,6 +128,14 @@ class OrderSaga:
         if await self.orders.record_reservations(placed.order_number, results):
             held = [result.product_id for result in results if result.reserved]
             await self.when_order_ended_release_stock(placed.order_number, held)
+
+    async def when_payment_succeeded_mark_the_order_paid(self, succeeded: PaymentSucceeded) -> None:
+        """A payment that comes too late (the order expired or was cancelled, and its units went back
+        to stock) is refunded in full, so no payment is ever kept without its order."""
+        if not await self.orders.mark_paid(
+            succeeded.order_number, succeeded.intent_id, succeeded.amount_minor
+        ):
+            await self.payments.refund_unclaimed(succeeded.order_number)
 
     async def when_order_paid_commit_stock(self, order_number: int) -> None:
         order_id = reservation_id(order_number)

@@ -150,14 +150,17 @@ class HttpOrderCommands:
             raise _refused(response)
         return [line["productId"] for line in response.json()["lines"]]
 
-    async def mark_paid(self, order_number: int, intent_id: str, amount_minor: int) -> None:
+    async def mark_paid(self, order_number: int, intent_id: str, amount_minor: int) -> bool:
         response = await self._client.call(
             "POST",
             f"/internal/orders/{order_number}/paid",
             {"intentId": intent_id, "amountMinor": amount_minor},
         )
+        if response.status_code == 409 and response.json().get("error") == "payment_too_late":
+            return False
         if response.status_code != 200:
-            raise _refused(response)  # e.g. 409 payment_too_late: the refund is the payments side's to make
+            raise _refused(response)
+        return True
 
     async def record_refund(
         self,
@@ -174,7 +177,7 @@ class HttpOrderCommands:
             "fully": fully,
         }
         response = await self._client.call("POST", f"/internal/orders/{order_number}/refunded", body)
-        if response.status_code != 200:
+        if response.status_code not in (200, 409):  # 409: an order never paid (a late payment's refund)
             raise _refused(response)
 
     async def payment_failed(self, order_number: int) -> None:
@@ -185,6 +188,16 @@ class HttpOrderCommands:
     async def expire(self, order_number: int) -> None:
         response = await self._client.call("POST", f"/internal/orders/{order_number}/expire")
         if response.status_code not in (200, 404):
+            raise _refused(response)
+
+
+class HttpPaymentCommands:
+    def __init__(self, client: ServiceClient) -> None:
+        self._client = client
+
+    async def refund_unclaimed(self, order_number: int) -> None:
+        response = await self._client.call("POST", f"/internal/payments/{order_number}/refund-unclaimed")
+        if response.status_code != 200:
             raise _refused(response)
 
 
@@ -283,7 +296,8 @@ async def run(settings: Settings) -> None:
     ):
         catalog = HttpCatalogCommands(ServiceClient(http, settings.catalog_url, issuer))
         orders = HttpOrderCommands(ServiceClient(http, settings.orders_url, issuer))
-        await OrderSagaRunner(OrderSaga(catalog, orders), orders, settings, database).run()
+        payments = HttpPaymentCommands(ServiceClient(http, settings.payments_url, issuer))
+        await OrderSagaRunner(OrderSaga(catalog, orders, payments), orders, settings, database).run()
 
 
 def main() -> None:

@@ -240,6 +240,17 @@ def plan_refund(payment: PaymentState, order: OrderToPay, wanted: Mapping[int, i
     )
 
 
+def plan_unclaimed_refund(payment: PaymentState) -> RefundPlan:
+    """A payment that succeeded for an order that had ended meanwhile (expired, cancelled): all of it
+    goes back, and no units, since the order's were released when it ended."""
+    if payment.status != "succeeded":
+        raise RefundNotAllowed("only a payment that succeeded can be refunded")
+    left = payment.amount_minor - payment.refunded_minor
+    if left <= 0:
+        raise RefundNotAllowed("nothing of this payment is left to refund")
+    return RefundPlan(left, ())
+
+
 def refund(
     payment: Loaded[PaymentState],
     *,

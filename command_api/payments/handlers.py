@@ -102,11 +102,23 @@ class PaymentsHandlers:
         self, order_number: int, wanted: Mapping[int, int] | None, context: CommandContext, now: datetime
     ) -> tuple[PaymentState, Refund]:
         """An admin gives money back for some units of a paid order (all that is left, if none are
-        named): the gateway refunds once (its idempotency key names the payment's next refund), then
-        the refund is recorded once."""
+        named)."""
         order = await self._order(None, order_number)
         payment = (await self.store.load(PAYMENT, payment_aggregate_id(order_number))).state
-        plan = domain.plan_refund(payment, order, wanted)
+        return await self._refund(
+            order_number, payment, domain.plan_refund(payment, order, wanted), context, now
+        )
+
+    async def _refund(
+        self,
+        order_number: int,
+        payment: PaymentState,
+        plan: domain.RefundPlan,
+        context: CommandContext,
+        now: datetime,
+    ) -> tuple[PaymentState, Refund]:
+        """The gateway refunds once (its idempotency key names the payment's next refund), then the
+        refund is recorded once."""
         refunded = await self.gateway.refund(
             intent_id=payment.intent_id,
             amount_minor=plan.amount_minor,
@@ -120,7 +132,20 @@ class PaymentsHandlers:
             ),
             context,
         )
-        return committed.state, refunded
+        state: PaymentState = committed.state
+        return state, refunded
+
+    async def refund_unclaimed(
+        self, order_number: int, context: CommandContext, now: datetime
+    ) -> PaymentState:
+        """The saga's request: the order ended before its payment succeeded, so the money goes back."""
+        payment = (await self.store.load(PAYMENT, payment_aggregate_id(order_number))).state
+        if payment.status == "succeeded" and payment.refunded_minor >= payment.amount_minor:
+            return payment  # refunded already (a repeated request)
+        state, _ = await self._refund(
+            order_number, payment, domain.plan_unclaimed_refund(payment), context, now
+        )
+        return state
 
     async def record_refund_webhook(
         self,

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 
-from auth.deps import CurrentAdmin, CurrentCustomer
+from auth.deps import CurrentAdmin, CurrentCustomer, CurrentService
 from command_api.http import Context
 from command_api.payments.commands import ConfirmSimulatedPayment, CreatePayment, RefundOrder
 from command_api.payments.handlers import PaymentAnswer, PaymentsHandlers
@@ -140,6 +140,23 @@ async def refund_order(
         "refundId": refund.refund_id,
         "amount": refund.amount_minor,
         "currency": payment.currency,
+        "refundedTotal": payment.refunded_minor,
+        "paid": payment.amount_minor,
+    }
+
+
+@router.post("/internal/payments/{order_number}/refund-unclaimed", tags=["internal"])
+async def refund_unclaimed(
+    order_number: Annotated[int, Path(gt=0, le=2**53)],
+    handlers: Handlers,
+    context: Context,
+    service: CurrentService,
+) -> dict[str, Any]:
+    """The order saga's request: the payment succeeded after its order had ended (expired, cancelled),
+    so all of it goes back to the customer (once)."""
+    payment = await handlers.refund_unclaimed(order_number, context, datetime.now(UTC))
+    return {
+        "orderNumber": order_number,
         "refundedTotal": payment.refunded_minor,
         "paid": payment.amount_minor,
     }

@@ -11,7 +11,9 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
+import httpx
 import pytest
 
 from event_schemas import topics
@@ -20,9 +22,10 @@ from event_schemas.orders import OrderConfirmed, OrderExpired, OrderPlaced
 from tests.support.catalog_client import created, get_product
 from tests.support.deployment import Deployment
 from tests.support.kafka_log import committed_events
-from tests.support.orders_client import add_to_cart, new_customer_id, place_order, replica_knows
+from tests.support.orders_client import add_to_cart, get_order, new_customer_id, place_order, replica_knows
 from tests.support.processes import HttpService, ServiceProcess
 from tests.support.servers import Servers
+from tests.support.users_client import bearer
 from tests.support.waiting import eventually
 
 PAYMENT_WINDOW = 4.0
@@ -33,10 +36,11 @@ class SagaStack:
     deployment: Deployment
     catalog: HttpService
     orders: HttpService
+    payments: HttpService
     saga: ServiceProcess
 
     def restart_saga(self) -> None:
-        self.saga = self.deployment.order_saga(self.catalog.url, self.orders.url).start()
+        self.saga = self.deployment.order_saga(self.catalog.url, self.orders.url, self.payments.url).start()
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +52,15 @@ def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     processes: list[ServiceProcess] = [
         deployment.projector("catalog", "catalog-search").start(),
         deployment.projector("orders-products", "orders-carts", "orders").start(),
+        deployment.projector("payments-orders", "payments").start(),
     ]
     catalog = deployment.gateway("catalog").start()
     orders = deployment.gateway("orders").start()
-    running = SagaStack(deployment, catalog, orders, deployment.order_saga(catalog.url, orders.url).start())
+    payments = deployment.gateway("payments").start()
+    saga = deployment.order_saga(catalog.url, orders.url, payments.url).start()
+    running = SagaStack(deployment, catalog, orders, payments, saga)
     yield running
-    for process in (running.saga, orders, catalog, *processes):
+    for process in (running.saga, payments, orders, catalog, *processes):
         process.stop()
 
 
@@ -138,6 +145,10 @@ def test_killed_mid_step_the_saga_reserves_and_releases_every_line_exactly_once(
     )
 
 
+def order_status(stack: SagaStack, token: str, order_number: int) -> str:
+    return str(get_order(stack.orders.url, token, order_number).json().get("status"))
+
+
 def test_an_unpaid_order_expires_at_its_deadline_and_its_stock_returns(stack: SagaStack) -> None:
     deployment = stack.deployment
     product_id = created(stack.catalog.url, deployment.admin_token(), stock=3)[0]["id"]
@@ -147,8 +158,6 @@ def test_an_unpaid_order_expires_at_its_deadline_and_its_stock_returns(stack: Sa
     order_number = place_order(stack.orders.url, buyer).json()["orderNumber"]
 
     def status() -> str:
-        from tests.support.orders_client import get_order
-
         return str(get_order(stack.orders.url, buyer, order_number).json().get("status"))
 
     eventually(
@@ -160,3 +169,41 @@ def test_an_unpaid_order_expires_at_its_deadline_and_its_stock_returns(stack: Sa
     eventually(
         lambda: get_product(stack.catalog.url, product_id).json()["stock"] == 3, within=30, what="stock back"
     )
+
+
+def test_a_payment_that_succeeds_after_its_order_expired_is_refunded_in_full(stack: SagaStack) -> None:
+    deployment = stack.deployment
+    product_id = created(stack.catalog.url, deployment.admin_token(), stock=3)[0]["id"]
+    replica_knows(deployment, product_id)
+    buyer = deployment.customer_token(new_customer_id())
+    add_to_cart(stack.orders.url, buyer, product_id, 2)
+    order_number = place_order(stack.orders.url, buyer).json()["orderNumber"]
+    eventually(
+        lambda: order_status(stack, buyer, order_number) == "confirmed", within=30, what="order confirmed"
+    )
+    data = httpx.post(
+        f"{stack.payments.url}/create-payment", json={"orderNumber": order_number}, headers=bearer(buyer)
+    ).json()["data"]
+    eventually(
+        lambda: order_status(stack, buyer, order_number) == "expired",
+        within=PAYMENT_WINDOW + 30,
+        what="expired",
+    )
+    httpx.post(
+        f"{stack.payments.url}/simulated-gateway/payment_intents/{data['intentId']}/confirm",
+        json={"clientSecret": data["secret"], "card": "4242424242424242"},
+    )
+    verified = httpx.post(f"{stack.payments.url}/verify-payment/{data['intentId']}", headers=bearer(buyer))
+    assert verified.json()["status"] == "succeeded", verified.text
+
+    def refunded() -> dict[str, Any] | None:
+        response = httpx.get(f"{stack.payments.url}/payments/{order_number}", headers=bearer(buyer))
+        body: dict[str, Any] = response.json()
+        return body if response.status_code == 200 and body["status"] == "refunded" else None
+
+    payment = eventually(refunded, within=30, what="the late payment refunded")
+    assert payment["refundedMinor"] == payment["amountMinor"] == 3998
+    assert order_status(stack, buyer, order_number) == "expired"
+    assert (
+        get_product(stack.catalog.url, product_id).json()["stock"] == 3
+    )  # released once, not returned again

@@ -108,12 +108,13 @@ class Deployment:
             self.work_dir,
         )
 
-    def order_saga(self, catalog_url: str, orders_url: str) -> ServiceProcess:
-        """The order saga, driving the catalog and orders services at these URLs."""
+    def order_saga(self, catalog_url: str, orders_url: str, payments_url: str = "") -> ServiceProcess:
+        """The order saga, driving the catalog, orders and payments services at these URLs."""
+        urls = {"COMMERCE_CATALOG_URL": catalog_url, "COMMERCE_ORDERS_URL": orders_url}
         return ServiceProcess(
             "order-saga",
             ["-m", "command_api.orders.saga_runner"],
-            self.env | {"COMMERCE_CATALOG_URL": catalog_url, "COMMERCE_ORDERS_URL": orders_url},
+            self.env | urls | ({"COMMERCE_PAYMENTS_URL": payments_url} if payments_url else {}),
             self.work_dir,
         )
 

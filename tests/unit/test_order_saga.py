@@ -11,7 +11,7 @@ from decimal import Decimal
 from command_api.orders.saga import OrderSaga, Reservation, reservation_id
 from event_schemas.money import Money
 from event_schemas.orders import OrderCancelled, OrderLine, OrderPaid, OrderPlaced
-from event_schemas.payments import RefundedUnits
+from event_schemas.payments import PaymentSucceeded, RefundedUnits
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -73,8 +73,11 @@ class Orders:
     async def expire(self, order_number: int) -> None:
         self.status = "expired"
 
-    async def mark_paid(self, order_number: int, intent_id: str, amount_minor: int) -> None:
+    async def mark_paid(self, order_number: int, intent_id: str, amount_minor: int) -> bool:
+        if self.status in ("rejected", "cancelled", "expired"):
+            return False
         self.status = "paid"
+        return True
 
     async def payment_failed(self, order_number: int) -> None:
         self.status = "cancelled"
@@ -88,6 +91,14 @@ class Orders:
         fully: bool,
     ) -> None:
         self.status = "refunded" if fully else self.status
+
+
+class Payments:
+    def __init__(self) -> None:
+        self.refunded: Counter[int] = Counter()
+
+    async def refund_unclaimed(self, order_number: int) -> None:
+        self.refunded[order_number] = 1
 
 
 def order_placed(*lines: tuple[int, int]) -> OrderPlaced:
@@ -107,7 +118,7 @@ def order_placed(*lines: tuple[int, int]) -> OrderPlaced:
 
 def test_when_an_order_is_placed_every_line_is_reserved_once_however_often_it_is_delivered() -> None:
     catalog, orders = Catalog({1001: 5, 2002: 5}), Orders({5004: [1001, 2002]})
-    saga = OrderSaga(catalog, orders)
+    saga = OrderSaga(catalog, orders, Payments())
     event = order_placed((1001, 2), (2002, 1))
     for _ in range(3):
         asyncio.run(saga.handle(event))
@@ -118,7 +129,7 @@ def test_when_an_order_is_placed_every_line_is_reserved_once_however_often_it_is
 
 def test_when_an_order_ends_its_holds_are_released_once() -> None:
     catalog, orders = Catalog({1001: 5}), Orders({5004: [1001]})
-    saga = OrderSaga(catalog, orders)
+    saga = OrderSaga(catalog, orders, Payments())
     asyncio.run(saga.handle(order_placed((1001, 2))))
     cancelled = OrderCancelled(
         aggregate_id="order-5004", aggregate_version=3, occurred_at=NOW, order_number=5004, reason="customer"
@@ -131,7 +142,7 @@ def test_when_an_order_ends_its_holds_are_released_once() -> None:
 
 def test_a_hold_made_for_an_order_cancelled_meanwhile_is_given_back() -> None:
     catalog, orders = Catalog({1001: 5}), Orders({5004: [1001]}, status="cancelled")
-    asyncio.run(OrderSaga(catalog, orders).handle(order_placed((1001, 2))))
+    asyncio.run(OrderSaga(catalog, orders, Payments()).handle(order_placed((1001, 2))))
     assert catalog.stock == {1001: 5}
     assert catalog.held == {}
     assert reservation_id(5004) == "order-5004"
@@ -139,7 +150,7 @@ def test_a_hold_made_for_an_order_cancelled_meanwhile_is_given_back() -> None:
 
 def test_when_an_order_is_paid_its_holds_leave_stock_once() -> None:
     catalog, orders = Catalog({1001: 5}), Orders({5004: [1001]})
-    saga = OrderSaga(catalog, orders)
+    saga = OrderSaga(catalog, orders, Payments())
     asyncio.run(saga.handle(order_placed((1001, 2))))
     paid = OrderPaid(
         aggregate_id="order-5004",
@@ -153,3 +164,18 @@ def test_when_an_order_is_paid_its_holds_leave_stock_once() -> None:
         asyncio.run(saga.handle(paid))
     assert catalog.stock == {1001: 3}
     assert catalog.moves == Counter(reserved=1, committed=1)
+
+
+def test_a_payment_that_succeeds_after_its_order_ended_is_refunded() -> None:
+    payments = Payments()
+    saga = OrderSaga(Catalog({1001: 5}), Orders({5004: [1001]}, status="expired"), payments)
+    succeeded = PaymentSucceeded(
+        aggregate_id="payment-5004",
+        aggregate_version=2,
+        occurred_at=NOW,
+        order_number=5004,
+        intent_id="pi_1",
+        amount_minor=200,
+    )
+    asyncio.run(saga.handle(succeeded))
+    assert payments.refunded == Counter({5004: 1})
