@@ -1,18 +1,48 @@
-"""`python -m auth`: create the local JWT key pair if there is none (local mode only), before the
-services start, so that no two of them race to create it."""
+"""Operator commands, run on the server (they need the JWT signing key):
+
+python -m auth                          create the local JWT key pair if there is none (local mode
+                                        only), before the services start, so that no two race to it
+python -m auth grant-admin EMAIL        make a registered user an admin (how the first admin is made)
+python -m auth withdraw-admin EMAIL     make an admin a customer again
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
+from datetime import UTC, datetime
 
-from auth.tokens import load_issuer
+import httpx
+
+from auth.tokens import load_issuer, service_token
 from config.settings import get_settings
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m auth")
+    parser.add_argument(
+        "command", nargs="?", choices=["keys", "grant-admin", "withdraw-admin"], default="keys"
+    )
+    parser.add_argument("email", nargs="?")
+    parser.add_argument("--users-url", default="http://127.0.0.1:6000", help="the users service")
+    args = parser.parse_args()
     settings = get_settings()
-    load_issuer(settings)
-    print(f"JWT keys ready: {settings.jwt_public_key_file}", file=sys.stderr)
+    issuer = load_issuer(settings)
+    if args.command == "keys":
+        print(f"JWT keys ready: {settings.jwt_public_key_file}", file=sys.stderr)
+        return
+    if not args.email:
+        parser.error(f"{args.command} needs an EMAIL")
+    role = "admin" if args.command == "grant-admin" else "customer"
+    response = httpx.post(
+        f"{args.users_url.rstrip('/')}/internal/users/roles",
+        json={"email": args.email, "role": role},
+        headers={"Authorization": f"Bearer {service_token(issuer, 'operator', datetime.now(UTC))}"},
+        timeout=30,
+    )
+    print(response.text)
+    if response.status_code != 200:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

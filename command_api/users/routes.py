@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, EmailStr
 
-from auth.deps import CurrentAdmin
+from auth.deps import CurrentAdmin, CurrentService
 from command_api.http import Context, acknowledge
 from command_api.users.commands import LogIn, RegisterUser
 from command_api.users.handlers import UsersHandlers
@@ -63,6 +63,17 @@ async def change_role(
     admin: CurrentAdmin,
 ) -> dict[str, Any]:
     """Grant or withdraw the admin role (admins only)."""
+    committed = await handlers.change_role(change.email, change.role, context, datetime.now(UTC))
+    acknowledge(response, committed)
+    return {"message": "Role updated", "email": change.email.lower(), "role": change.role}
+
+
+@router.post("/internal/users/roles", tags=["internal"])
+async def change_role_as_operator(
+    change: RoleChange, handlers: Handlers, context: Context, response: Response, service: CurrentService
+) -> dict[str, Any]:
+    """The same, for an operator's command run on the server (`python -m auth grant-admin EMAIL`), which
+    holds the signing key: how the first admin is made."""
     committed = await handlers.change_role(change.email, change.role, context, datetime.now(UTC))
     acknowledge(response, committed)
     return {"message": "Role updated", "email": change.email.lower(), "role": change.role}

@@ -268,3 +268,19 @@ def test_events_carry_the_callers_correlation_id_and_the_command_as_their_cause(
     assert event.causation_id == uuid.UUID(response.headers["X-Command-Id"])
     uncorrelated = register(users_service.url)
     assert uncorrelated.headers["X-Correlation-Id"] == uncorrelated.headers["X-Command-Id"]
+
+
+def test_an_operator_makes_a_registered_user_admin_with_a_command_on_the_server(
+    users_service: HttpService, deployment: Deployment
+) -> None:
+    email = new_email()
+    assert register(users_service.url, email=email).status_code == 201
+    deployment.run_module("auth", "grant-admin", email, "--users-url", users_service.url)
+    token = token_for(users_service.url, email)
+    assert httpx.get(f"{users_service.url}/auth/validate", headers=bearer(token)).json()["role"] == "admin"
+    customer = httpx.post(
+        f"{users_service.url}/internal/users/roles",
+        json={"email": email, "role": "customer"},
+        headers=bearer(token),
+    )
+    assert customer.status_code == 403  # an admin is not the platform: internal routes refuse users
