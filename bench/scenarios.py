@@ -1,7 +1,8 @@
 """The figures of `python -m bench`, each beside the baseline it is judged against (measured in the same
 run), in the order they run: reads first (on a catalog that nothing else writes to yet), then
-commands, projection lag, the event store alone, replay, order confirmation (its services start only
-then, so they weigh on no other figure), and memory last. Targets are issue 7's."""
+commands, reads beside writes into the same gateway (the own-writes wait), projection lag, the event
+store alone, replay, order confirmation (its services start only then, so they weigh on no other
+figure), and memory last. Targets are issue 7's."""
 
 from __future__ import annotations
 
@@ -272,6 +273,8 @@ async def own_writes(h: Harness) -> None:
             answer = await asyncio.to_thread(httpx.get, f"{gateway.url}/internal/partitions", timeout=5)
             partitions = set(answer.json()["catalog"]["owned"])
             owned[side] = [product for product in ids if product % ID_STRIDE in partitions]
+            if not owned[side]:
+                raise RuntimeError(f"the wait-{side} gateway owns no product of the catalog ({partitions})")
         script = h.script(
             "own-writes-get",
             "spread_ids.lua",
@@ -306,7 +309,9 @@ async def own_writes(h: Harness) -> None:
         f"catalog GET /products/{{id}} @16 ({len(ids):,} ids), {OWN_WRITES_RATE} adjustments/s beside"
     )
     off = h.record(own_writes_reads_row(f"{reads_figure}, own-writes wait off", reads["off"], "wait off"))
-    h.record(own_writes_reads_row(f"{reads_figure}, wait on (2 s)", reads["on"]).compared_with(off))
+    h.record(
+        own_writes_reads_row(f"{reads_figure}, own-writes wait on (2 s)", reads["on"]).compared_with(off)
+    )
     writes_off = h.record(
         own_writes_writes_row(
             f"stock adjustments beside the reads ({len(owned['off']):,} products), wait off",
