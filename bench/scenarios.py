@@ -257,8 +257,9 @@ def own_writes_writes_row(figure: str, runs: list[dict[str, Any]], label: str = 
 
 
 async def own_writes(h: Harness) -> None:
-    """What the own-writes wait costs a read under write load: GET /products/{id} without a token, as
-    in `product`, on a catalog gateway that takes OWN_WRITES_RATE stock adjustments per second itself
+    """What the own-writes wait costs a read under write load: GET /products/{id} without a consistency
+    token but with the writer's own bearer token (the wait is for the caller's own writes: an anonymous
+    read, or another caller's, never waits), on a catalog gateway that takes OWN_WRITES_RATE stock adjustments per second itself
     (the wait is per process), with the wait (COMMERCE_OWN_WRITES_WAIT_SECONDS=2) and without (=0). Two
     new gateways, one each way, measured one after the other (off, on; off, on, on, off in the full
     run); each takes the writes of its own partitions only, since a command it forwards to the owner
@@ -278,7 +279,13 @@ async def own_writes(h: Harness) -> None:
         script = h.script(
             "own-writes-get",
             "spread_ids.lua",
-            {"method": "GET", "path": "/products/{id}", "ids": ids, "body": "", "token": ""},
+            {
+                "method": "GET",
+                "path": "/products/{id}",
+                "ids": ids,
+                "body": "",
+                "token": services.admin_token,
+            },
         )
         reads: dict[str, list[WrkResult]] = {side: [] for side in gateways}
         writes: dict[str, list[dict[str, Any]]] = {side: [] for side in gateways}

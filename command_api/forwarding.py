@@ -6,7 +6,10 @@ import httpx
 from fastapi import Request, Response
 
 from command_api.eventstore.errors import NotOwner
+from web.acknowledged_writes import ACKNOWLEDGED_WRITES, CALLER
 from web.errors import error_body
+
+CONSISTENCY_HEADER = "x-consistency-token"
 
 FORWARDED_HEADER = "x-commerce-forwarded"
 _HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
@@ -34,5 +37,15 @@ async def forward_to_owner(
         return error_body(
             503, "owner_unreachable", f"The instance owning this aggregate did not answer: {failure!r}"
         )
+    _remember_for_caller(upstream.headers.get(CONSISTENCY_HEADER))
     kept = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP | {"content-encoding"}}
     return Response(upstream.content, status_code=upstream.status_code, headers=kept)
+
+
+def _remember_for_caller(token: str | None) -> None:
+    """The owner acknowledged the write; the caller's next read may well come here (see
+    web/acknowledged_writes.py)."""
+    caller = CALLER.get()
+    parts = (token or "").rsplit(":", 2)
+    if caller is not None and len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+        ACKNOWLEDGED_WRITES.record(caller, parts[0], int(parts[1]), int(parts[2]))

@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Request, Response
 from auth.tokens import InvalidToken, TokenVerifier, bearer_token
 from command_api.eventstore.model import CommandContext, Committed
 from command_api.idempotency import request_fingerprint, scoped_key
+from web.acknowledged_writes import ACKNOWLEDGED_WRITES, CALLER
 
 CONSISTENCY_HEADER = "X-Consistency-Token"
 CORRELATION_HEADER = "X-Correlation-Id"
@@ -54,8 +55,13 @@ Context = Annotated[CommandContext, Depends(command_context)]
 
 
 def acknowledge(response: Response, committed: Committed) -> None:
-    """Tell the client where its events landed (to wait for projections) and whether this was a replay."""
-    if committed.position is not None:
-        response.headers[CONSISTENCY_HEADER] = committed.position.token
+    """Tell the client where its events landed (to wait for projections) and whether this was a replay;
+    and remember it, so the caller's next reads from this process see it without a token."""
+    position = committed.position
+    if position is not None:
+        response.headers[CONSISTENCY_HEADER] = position.token
+        caller = CALLER.get()
+        if caller is not None:
+            ACKNOWLEDGED_WRITES.record(caller, position.topic, position.partition, position.offset)
     if committed.replayed:
         response.headers["Idempotent-Replayed"] = "true"

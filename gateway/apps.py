@@ -19,6 +19,7 @@ from query_api.catalog import app as catalog_queries
 from query_api.orders import app as orders_queries
 from query_api.payments import app as payments_queries
 from query_api.users import app as users_queries
+from web.acknowledged_writes import CallerMiddleware
 from web.errors import install_error_handlers
 from web.health import health_router
 from web.metrics import install_metrics
@@ -103,5 +104,6 @@ def service_app(name: str, settings: Settings, side: Side = "both") -> FastAPI:
     if queries and service.install_query_side is not None:
         service.install_query_side(app)
     add_routes(app, health_router)
+    app.add_middleware(CallerMiddleware)
     install_metrics(app)
     return app

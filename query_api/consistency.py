@@ -1,8 +1,9 @@
 """Read-your-writes. A query that carries a command's consistency token waits (boundedly) until the
 projection has applied the event at that position. A query without one waits, for at most
-`COMMERCE_OWN_WRITES_WAIT_SECONDS` (2 s), until the projection has applied every write this process acknowledged
-before the query began (a client that reads from the instance it wrote to sees its own writes, as
-the seed's clients expect); past that it answers from the read model as it is."""
+`COMMERCE_OWN_WRITES_WAIT_SECONDS` (2 s), until the projection has applied every write this process
+acknowledged to the same caller before the query began (a client that reads from the instance it
+wrote to sees its own writes, as the seed's clients expect); past that it answers from the read model
+as it is."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from fastapi import Header, Query
 
 from query_api.read_model_feed import ReadModelDatabase
 from read_models.pool import Pool
-from web.acknowledged_writes import ACKNOWLEDGED_WRITES
+from web.acknowledged_writes import ACKNOWLEDGED_WRITES, CALLER
 
 
 class ProjectionBehind(Exception):
@@ -61,7 +62,7 @@ async def wait_for(
     if not database.own_writes_wait:
         return
     topic = database.topic_of(projection)
-    for partition, offset in list(ACKNOWLEDGED_WRITES.last_offsets(topic).items()):
+    for partition, offset in list(ACKNOWLEDGED_WRITES.last_offsets(CALLER.get(), topic).items()):
         if database.feed.reached(projection, topic, partition, offset):
             continue
         try:

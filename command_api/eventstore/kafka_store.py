@@ -44,7 +44,6 @@ from command_api.eventstore.routing import Routes, routing_assignor
 from command_api.eventstore.transaction_backoff import shorten_concurrent_transactions_backoff
 from event_schemas.envelope import Event
 from event_schemas.registry import EventRegistry
-from web.acknowledged_writes import ACKNOWLEDGED_WRITES
 
 S = TypeVar("S")
 log = logging.getLogger(__name__)
@@ -216,7 +215,6 @@ class PartitionWriter:
             position = positions[event.event_id] = Position(topic, self.partition, (await delivery).offset)
             self.state.apply(event, position)
             EVENTS_APPENDED.labels(topic, event.event_type).inc()
-        ACKNOWLEDGED_WRITES.record(topic, self.partition, position.offset)
         return positions
 
     def _recover_in_background(self) -> asyncio.Task[None]:
