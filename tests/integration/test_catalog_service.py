@@ -112,7 +112,7 @@ def test_a_deleted_product_is_gone_and_cannot_be_changed(
 
 
 def test_unknown_products_are_404_with_a_json_body(catalog_service: HttpService, admin_token: str) -> None:
-    for product_id in (999_999_999, 7, 1005):
+    for product_id in (999_999_999, 7, 999_999_005):  # no id of a product any test creates
         missing = get_product(catalog_service.url, product_id)
         assert missing.status_code == 404
         assert missing.json()["message"] == "product not found"
