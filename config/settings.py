@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     stripe_api_base: str = ""
     # The signing secret of the webhook endpoint (`POST /webhooks/stripe`); webhooks are refused without it.
     stripe_webhook_secret: str = ""
+    # Request bodies above this size are refused (413) before anything parses them.
+    max_request_body_bytes: int = Field(1_048_576, ge=1024)
     # A query that waits for a consistency token gives up after this time.
     consistency_wait_seconds: float = Field(5.0, gt=0)
     # A query without a token waits at most this long for the writes its own process acknowledged

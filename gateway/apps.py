@@ -20,6 +20,7 @@ from query_api.orders import app as orders_queries
 from query_api.payments import app as payments_queries
 from query_api.users import app as users_queries
 from web.acknowledged_writes import CallerMiddleware
+from web.body_limit import BodyLimitMiddleware
 from web.errors import install_error_handlers
 from web.health import health_router
 from web.metrics import install_metrics
@@ -105,5 +106,6 @@ def service_app(name: str, settings: Settings, side: Side = "both") -> FastAPI:
         service.install_query_side(app)
     add_routes(app, health_router)
     app.add_middleware(CallerMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     install_metrics(app)
     return app

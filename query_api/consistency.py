@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import psycopg
+from aiokafka.errors import KafkaError
 from fastapi import Header, Query
 
 from query_api.read_model_feed import ReadModelDatabase
@@ -57,6 +58,7 @@ async def wait_for(
     """Return once the projection has applied the token's event (or, without a token, this process's
     own acknowledged writes)."""
     if token is not None:
+        await _check_names_the_read_model(database, projection, token)
         await _wait_for_position(database, projection, token, within)
         return
     if not database.own_writes_wait:
@@ -71,6 +73,26 @@ async def wait_for(
             )
         except ProjectionBehind:
             return  # the projector is slow or down: answer what the read model has
+
+
+async def _check_names_the_read_model(
+    database: ReadModelDatabase, projection: str, token: ConsistencyToken
+) -> None:
+    """A token for another topic, or for a partition its topic does not have, would hold the read
+    for the whole wait and then fail: refuse it at once (422)."""
+    topic = database.topic_of(projection)
+    if token.topic != topic:
+        raise BadConsistencyToken(
+            f"this consistency token is for {token.topic}; this read comes from {topic}"
+        )
+    if database.log_ends is None:
+        return
+    try:
+        partitions = await database.log_ends.partition_count(topic)
+    except (KafkaError, OSError, TimeoutError):
+        return  # Kafka cannot say: the wait itself decides
+    if token.partition >= partitions:
+        raise BadConsistencyToken(f"{topic} has no partition {token.partition} (it has {partitions})")
 
 
 async def _wait_for_position(

@@ -48,6 +48,12 @@ class LogEnds:
             asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._ask(topic, waiting)))
         return await asyncio.shield(waiting)
 
+    async def partition_count(self, topic: str) -> int:
+        """How many partitions the topic has (fixed for its life: asked once)."""
+        if topic not in self._partitions:
+            await asyncio.wait_for(self._describe(topic), self._timeout)
+        return len(self._partitions[topic])
+
     async def _ask(self, topic: str, answer: asyncio.Future[dict[int, int]]) -> None:
         del self._next[topic]
         try:
@@ -65,6 +71,12 @@ class LogEnds:
             )
             await consumer.start()
             self._consumer = consumer
+        if topic not in self._partitions:
+            await self._describe(topic)
+        ends: dict[TopicPartition, int] = await self._consumer.end_offsets(self._partitions[topic])
+        return ends
+
+    async def _describe(self, topic: str) -> None:
         if topic not in self._partitions:  # a topic's partitions are fixed for its life
             admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap_servers)
             await admin.start()
@@ -76,8 +88,6 @@ class LogEnds:
                 raise KafkaError(f"topic {topic} is not there")
             numbers = sorted(partition["partition"] for partition in described["partitions"])
             self._partitions[topic] = [TopicPartition(topic, p) for p in numbers]
-        ends: dict[TopicPartition, int] = await self._consumer.end_offsets(self._partitions[topic])
-        return ends
 
 
 async def caught_up(pool: Pool, projection: str, topic: str, log_ends: LogEnds, within: float) -> bool:

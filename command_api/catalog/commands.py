@@ -8,8 +8,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+from web.text import Lines, SingleLine
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SingleLine]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000), Lines]
 Price = Annotated[Decimal, Field(gt=0, max_digits=10, decimal_places=2, allow_inf_nan=False)]
 Stock = Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
@@ -48,7 +50,7 @@ class AdjustStock(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     delta: Annotated[StrictInt, Field(ge=-1_000_000_000, le=1_000_000_000)]
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SingleLine]
 
     @model_validator(mode="after")
     def _changes_something(self) -> AdjustStock:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, computed_field
 
 from event_schemas.money import Amount
+from web.text import SingleLineText
 
 
 class ProductPublic(BaseModel):
@@ -54,7 +55,7 @@ class ProductFilters(BaseModel):
 
     limit: int = Field(20, ge=1, le=100)
     offset: int = Field(0, ge=0, le=10_000)
-    search: str | None = Field(None, min_length=1, max_length=200)
+    search: SingleLineText | None = Field(None, min_length=1, max_length=200)
     min_price: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=2)
     max_price: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=2)
     in_stock: bool = False
