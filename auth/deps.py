@@ -44,3 +44,13 @@ async def current_customer(claims: CurrentUser) -> Claims:
 
 
 CurrentCustomer = Annotated[Claims, Depends(current_customer)]
+
+
+async def current_operator(claims: CurrentUser) -> Claims:
+    """Operations routes (who owns which partition): an admin, or the platform's own processes."""
+    if claims.role not in ("admin", "service"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "This route is for operators")
+    return claims
+
+
+CurrentOperator = Annotated[Claims, Depends(current_operator)]

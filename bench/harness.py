@@ -177,7 +177,9 @@ class Harness:
             await asyncio.gather(*(self._start(process) for process in processes))
             partitions = deployment.settings.kafka_partitions
             for context, gateway in (("catalog", catalog), ("users", users)):
-                await asyncio.to_thread(wait_until_partitions_split, context, [gateway], partitions)
+                await asyncio.to_thread(
+                    wait_until_partitions_split, context, [gateway], partitions, deployment.admin_token()
+                )
             self.note_started(*processes)
             self._services = Services(deployment, catalog, catalog.url, users.url, deployment.admin_token())
         return self._services
@@ -201,6 +203,7 @@ class Harness:
             "catalog",
             [services.catalog_gateway, *gateways.values()],
             services.deployment.settings.kafka_partitions,
+            services.admin_token,
         )
         return gateways
 
@@ -214,6 +217,7 @@ class Harness:
             "catalog",
             [services.catalog_gateway],
             services.deployment.settings.kafka_partitions,
+            services.admin_token,
         )
 
     async def order_services(self) -> OrderServices:
@@ -227,7 +231,9 @@ class Harness:
             self.say("starting the orders gateway and its projectors")
             await asyncio.gather(self._start(orders), self._start(projectors))
             partitions = deployment.settings.kafka_partitions
-            await asyncio.to_thread(wait_until_partitions_split, "orders", [orders], partitions)
+            await asyncio.to_thread(
+                wait_until_partitions_split, "orders", [orders], partitions, deployment.admin_token()
+            )
             saga = deployment.order_saga(services.catalog_url, orders.url)
             self.say("starting the order saga")
             await self._start(saga)

@@ -271,7 +271,12 @@ async def own_writes(h: Harness) -> None:
     try:
         owned: dict[str, list[int]] = {}
         for side, gateway in gateways.items():
-            answer = await asyncio.to_thread(httpx.get, f"{gateway.url}/internal/partitions", timeout=5)
+            answer = await asyncio.to_thread(
+                httpx.get,
+                f"{gateway.url}/internal/partitions",
+                headers={"Authorization": f"Bearer {services.admin_token}"},
+                timeout=5,
+            )
             partitions = set(answer.json()["catalog"]["owned"])
             owned[side] = [product for product in ids if product % ID_STRIDE in partitions]
             if not owned[side]:

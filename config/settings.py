@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     stripe_api_base: str = ""
     # The signing secret of the webhook endpoint (`POST /webhooks/stripe`); webhooks are refused without it.
     stripe_webhook_secret: str = ""
+    # What Prometheus sends to scrape /metrics (`Authorization: Bearer <token>`); without one, /metrics
+    # answers in local mode only.
+    metrics_token: str = ""
     # Request bodies above this size are refused (413) before anything parses them.
     max_request_body_bytes: int = Field(1_048_576, ge=1024)
     # A query that waits for a consistency token gives up after this time.

@@ -107,5 +107,5 @@ def service_app(name: str, settings: Settings, side: Side = "both") -> FastAPI:
     add_routes(app, health_router)
     app.add_middleware(CallerMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
-    install_metrics(app)
+    install_metrics(app, settings.metrics_token, settings.environment)
     return app

@@ -4,12 +4,14 @@ number of series stays bounded."""
 
 from __future__ import annotations
 
+import hmac
 import time
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from web.errors import error_body
 from web.routing import add_routes
 
 HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status_code"])
@@ -24,8 +26,16 @@ metrics_router = APIRouter(tags=["operations"])
 
 
 @metrics_router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
-    """Prometheus text format."""
+async def metrics(request: Request) -> Response:
+    """Prometheus text format, for the scraper only: with `COMMERCE_METRICS_TOKEN` set, it must send
+    `Authorization: Bearer <token>`; without one, only a local deployment answers (production: 404)."""
+    token, environment = request.app.state.metrics_token, request.app.state.environment
+    if token:
+        sent = request.headers.get("authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            return error_body(401, "invalid_token", "Unauthorized: /metrics needs the metrics token")
+    elif environment != "local":
+        return error_body(404, "not_found", "Not Found")
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -72,6 +82,7 @@ class MetricsMiddleware:
         series[1].observe(seconds)
 
 
-def install_metrics(app: FastAPI) -> None:
+def install_metrics(app: FastAPI, token: str, environment: str) -> None:
+    app.state.metrics_token, app.state.environment = token, environment
     add_routes(app, metrics_router)
     app.add_middleware(MetricsMiddleware)

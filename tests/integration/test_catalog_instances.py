@@ -22,7 +22,9 @@ def test_two_instances_allocate_distinct_ids_and_a_keyed_retry_lands_on_the_same
     second = own_deployment.gateway("catalog", side="command", name="catalog-instance-b").start()
     token = own_deployment.admin_token()
     try:
-        wait_until_partitions_split("catalog", [first, second], own_deployment.settings.kafka_partitions)
+        wait_until_partitions_split(
+            "catalog", [first, second], own_deployment.settings.kafka_partitions, own_deployment.admin_token()
+        )
 
         ids = [create_product((first, second)[i % 2].url, token).json()["id"] for i in range(20)]
         assert len(set(ids)) == 20

@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 
 from tests.support.catalog_client import created, product_body
+from tests.support.deployment import Deployment
 from tests.support.processes import HttpService
 from tests.support.users_client import bearer
 
@@ -58,3 +59,22 @@ def test_a_consistency_token_for_another_topic_or_no_partition_is_refused_at_onc
         answered = httpx.get(url, headers={"X-Consistency-Token": bad}, timeout=2)  # not the 5 s wait
         assert answered.status_code == 422, (bad, answered.text)
         assert answered.json()["error"] == "bad_consistency_token"
+
+
+def test_operations_routes_answer_operators_only(
+    catalog_service: HttpService, admin_token: str, customer_token: str, deployment: Deployment
+) -> None:
+    url = f"{catalog_service.url}/internal/partitions"
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, headers=bearer(customer_token)).status_code == 403
+    assert httpx.get(url, headers=bearer(admin_token)).status_code == 200
+    scraped = deployment.gateway(
+        "users", side="query", env={"COMMERCE_METRICS_TOKEN": "scrape-secret"}
+    ).start()
+    try:
+        metrics = f"{scraped.url}/metrics"
+        assert httpx.get(metrics).status_code == 401
+        assert httpx.get(metrics, headers=bearer(admin_token)).status_code == 401
+        assert httpx.get(metrics, headers={"Authorization": "Bearer scrape-secret"}).status_code == 200
+    finally:
+        scraped.stop()

@@ -77,7 +77,9 @@ def test_two_instances_split_the_partitions_and_never_both_accept_one_email(
     first = own_deployment.gateway("users", side="command", name="users-instance-a").start()
     second = own_deployment.gateway("users", side="command", name="users-instance-b").start()
     try:
-        wait_until_partitions_split("users", [first, second], own_deployment.settings.kafka_partitions)
+        wait_until_partitions_split(
+            "users", [first, second], own_deployment.settings.kafka_partitions, own_deployment.admin_token()
+        )
 
         for _ in range(3):
             email = new_email()

@@ -92,11 +92,14 @@ class HttpService(ServiceProcess):
         raise AssertionError(f"{self.name} did not become healthy within {within}s:\n{self.log_tail()}")
 
 
-def wait_until_partitions_split(context: str, instances: list[HttpService], partitions: int) -> None:
+def wait_until_partitions_split(
+    context: str, instances: list[HttpService], partitions: int, admin_token: str
+) -> None:
     """Wait until the instances' command sides own disjoint sets of ready partitions covering them all."""
 
     def ready(instance: HttpService) -> set[int]:
-        body = httpx.get(f"{instance.url}/internal/partitions", timeout=5).json()[context]
+        headers = {"Authorization": f"Bearer {admin_token}"}
+        body = httpx.get(f"{instance.url}/internal/partitions", headers=headers, timeout=5).json()[context]
         return set(body["ready"])
 
     deadline = time.monotonic() + 60
