@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from event_schemas import topics
-from event_schemas.payments import PaymentRefunded, PaymentSucceeded
+from event_schemas.payments import PaymentFailed, PaymentRefunded, PaymentSucceeded
 from tests.support.catalog_client import created, get_product
 from tests.support.deployment import Deployment
 from tests.support.kafka_log import committed_events
@@ -189,3 +189,39 @@ def test_a_purchase_paid_through_stripe_is_confirmed_by_a_signed_webhook_once(st
         == 1
     )
     assert get_product(stack.catalog.url, product["id"]).json()["onHand"] == 3  # units unknown: stock stays
+
+
+def test_a_payment_failed_webhook_cancels_the_order_and_returns_its_units(stack: StripeStack) -> None:
+    deployment = stack.deployment
+    product, _ = created(stack.catalog.url, deployment.admin_token(), stock=5, price="10.00")
+    customer = deployment.customer_token(new_customer_id())
+    assert add_to_cart(stack.orders.url, customer, product["id"], 3).status_code == 200
+    order_number = int(place_order(stack.orders.url, customer).json()["orderNumber"])
+    assert order_settled(stack.orders.url, customer, order_number)["status"] == "confirmed"
+    data = httpx.post(
+        f"{stack.payments.url}/create-payment", json={"orderNumber": order_number}, headers=bearer(customer)
+    ).json()["data"]
+
+    body, signature = signed(
+        intent_event(
+            "payment_intent.payment_failed", data["intentId"], order_number, 3000, "requires_payment_method"
+        )
+    )
+    for _ in range(2):
+        assert post_webhook(stack.payments, body, signature).status_code == 200
+    eventually(
+        lambda: get_order(stack.orders.url, customer, order_number).json()["status"] == "cancelled",
+        within=30,
+        what="the order cancelled",
+    )
+    eventually(
+        lambda: get_product(stack.catalog.url, product["id"]).json()["stock"] == 5,
+        within=30,
+        what="the units back in stock",
+    )
+    log = committed_events(
+        deployment.servers.kafka_bootstrap, topics.in_namespace(deployment.namespace, topics.PAYMENTS)
+    )
+    assert (
+        sum(isinstance(event, PaymentFailed) and event.order_number == order_number for event, _ in log) == 1
+    )
