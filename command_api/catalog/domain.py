@@ -12,6 +12,7 @@ forgotten after OUTCOME_WINDOW, so the bookkeeping does not grow with every orde
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import singledispatch
@@ -320,42 +321,40 @@ def reserve_stock(
     return [StockReserved(**envelope, stock=state.stock - quantity)]
 
 
-def release_stock(product: Loaded[ProductState], *, order_id: str, now: datetime) -> list[Event]:
-    """Give back what is held for the order, and only that; releasing twice changes nothing."""
+def _end_hold(
+    product: Loaded[ProductState],
+    order_id: str,
+    now: datetime,
+    ended: type[StockReleased | StockReservationCommitted],
+    stock_after: Callable[[int], int],
+) -> list[Event]:
+    """End what is held for the order, once: nothing is held any more after it."""
     state = product.state
     quantity = state.held.get(order_id)
     if quantity is None:
         return []
     return [
-        StockReleased(
+        ended(
             aggregate_id=product.aggregate_id,
             aggregate_version=product.version + 1,
             occurred_at=now,
             product_id=state.product_id,
             order_id=order_id,
             quantity=quantity,
-            stock=state.stock + quantity,
+            stock=stock_after(quantity),
         )
     ]
+
+
+def release_stock(product: Loaded[ProductState], *, order_id: str, now: datetime) -> list[Event]:
+    """Give back what is held for the order, and only that; releasing twice changes nothing."""
+    return _end_hold(product, order_id, now, StockReleased, lambda held: product.state.stock + held)
 
 
 def commit_reservation(product: Loaded[ProductState], *, order_id: str, now: datetime) -> list[Event]:
-    """The order is paid: what is held for it leaves stock on hand for good (once)."""
-    state = product.state
-    quantity = state.held.get(order_id)
-    if quantity is None:
-        return []
-    return [
-        StockReservationCommitted(
-            aggregate_id=product.aggregate_id,
-            aggregate_version=product.version + 1,
-            occurred_at=now,
-            product_id=state.product_id,
-            order_id=order_id,
-            quantity=quantity,
-            stock=state.stock,
-        )
-    ]
+    """The order is paid: what is held for it leaves stock on hand for good (once); the units free to
+    sell do not change."""
+    return _end_hold(product, order_id, now, StockReservationCommitted, lambda _: product.state.stock)
 
 
 def return_stock(
