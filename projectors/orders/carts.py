@@ -20,8 +20,7 @@ from event_schemas.orders import (
     CartLineQuantityChanged,
     CartLineRemoved,
 )
-from projectors.orders import with_jsonb
-from projectors.runtime.projection import Row, fold_rows, query
+from projectors.runtime.projection import Row, fold_rows, query, with_jsonb
 from read_models.orders import CARTS, CARTS_TABLE
 
 SCHEMA = """

@@ -26,8 +26,7 @@ from event_schemas.orders import (
     OrderRejected,
     OrderStatus,
 )
-from projectors.orders import with_jsonb
-from projectors.runtime.projection import Row, fold_rows, query, rows_to_read
+from projectors.runtime.projection import Row, fold_rows, query, rows_to_read, with_jsonb
 from read_models.orders import ORDERS, ORDERS_TABLE
 
 SCHEMA = """

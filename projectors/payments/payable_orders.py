@@ -21,8 +21,7 @@ from event_schemas.orders import (
     OrderPlaced,
     OrderRejected,
 )
-from projectors.orders import with_jsonb
-from projectors.runtime.projection import Row, fold_rows, query, rows_to_read
+from projectors.runtime.projection import Row, fold_rows, query, rows_to_read, with_jsonb
 from read_models.payments import PAYABLE_ORDERS, PAYABLE_ORDERS_TABLE
 
 SCHEMA = """

@@ -17,8 +17,7 @@ from event_schemas.payments import (
     PaymentRefunded,
     PaymentSucceeded,
 )
-from projectors.orders import with_jsonb
-from projectors.runtime.projection import Row, fold_rows, query, rows_to_read
+from projectors.runtime.projection import Row, fold_rows, query, rows_to_read, with_jsonb
 from read_models.payments import PAYMENTS, PAYMENTS_TABLE
 
 SCHEMA = """

@@ -11,11 +11,12 @@ keeps serving.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from event_schemas.envelope import Event
 
@@ -163,3 +164,10 @@ def fold_rows(
         if changed is not None:
             rows[key] = changed | {"version": event.aggregate_version}
     return rows
+
+
+def with_jsonb(row: Row, columns: Iterable[str]) -> Row:
+    """The row as the writer sends it: psycopg adapts a list to a PostgreSQL array, so a jsonb value
+    goes wrapped (in an upsert and in COPY alike). The fold itself works on the plain lists that a
+    jsonb column reads back as."""
+    return row | {column: Jsonb(row[column]) for column in columns}

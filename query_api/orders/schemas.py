@@ -8,21 +8,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
-
 from event_schemas.money import Amount
 from event_schemas.orders import OrderStatus
+from query_api.schemas import CamelModel
 from read_models.orders_replica import ReplicaProduct
 
 # An order line's id: the order number times this, plus the line's number.
 LINE_ID_STRIDE = 1000
-
-
-class CamelModel(BaseModel):
-    """Built from Python names, answered in camelCase (FastAPI's answers and the OpenAPI schema alike)."""
-
-    model_config = ConfigDict(alias_generator=to_camel, serialize_by_alias=True, validate_by_name=True)
 
 
 class CartLinePublic(CamelModel):
