@@ -18,7 +18,7 @@ from command_api.orders.commands import (
     RecordReservations,
 )
 from command_api.orders.domain import CartState, OrderState
-from command_api.orders.handlers import CartChange, OrdersHandlers
+from command_api.orders.handlers import CartChange, OrderChange, OrdersHandlers
 from event_schemas.money import amount_text
 
 router = APIRouter(tags=["orders"])
@@ -54,6 +54,11 @@ def line_public(cart: CartState, customer_id: int, line_id: int) -> dict[str, An
 def _line_answer(change: CartChange, customer_id: int, response: Response) -> dict[str, Any]:
     acknowledge(response, change.committed)
     return line_public(change.cart, customer_id, change.line_id)
+
+
+def _order_answer(change: OrderChange, response: Response) -> dict[str, Any]:
+    acknowledge(response, change.committed)
+    return order_status_public(change.order)
 
 
 def order_status_public(order: OrderState) -> dict[str, Any]:
@@ -114,8 +119,7 @@ async def cancel_order(
 ) -> dict[str, Any]:
     """Cancel one of the caller's orders that is not paid yet; its stock is released."""
     change = await handlers.cancel_order(customer.user_id, order_number, context, datetime.now(UTC))
-    acknowledge(response, change.committed)
-    return order_status_public(change.order)
+    return _order_answer(change, response)
 
 
 @router.post("/internal/orders/{order_number}/reservations", tags=["internal"])
@@ -130,8 +134,7 @@ async def record_reservations(
     """The saga reports every line's reservation; `releaseHeld` tells it to give back what it holds
     because the order stopped waiting for it (it was cancelled meanwhile)."""
     change = await handlers.record_reservations(order_number, command, context, datetime.now(UTC))
-    acknowledge(response, change.committed)
-    return order_status_public(change.order) | {"releaseHeld": change.release_held}
+    return _order_answer(change, response) | {"releaseHeld": change.release_held}
 
 
 @router.post("/internal/orders/{order_number}/paid", tags=["internal"])
@@ -147,8 +150,7 @@ async def order_paid(
     change = await handlers.mark_paid(
         order_number, command.intent_id, command.amount_minor, context, datetime.now(UTC)
     )
-    acknowledge(response, change.committed)
-    return order_status_public(change.order)
+    return _order_answer(change, response)
 
 
 @router.post("/internal/orders/{order_number}/refunded", tags=["internal"])
@@ -162,8 +164,7 @@ async def order_refunded(
 ) -> dict[str, Any]:
     """Money went back for some or all of a paid order (once per refund)."""
     change = await handlers.record_refund(order_number, command, context, datetime.now(UTC))
-    acknowledge(response, change.committed)
-    return order_status_public(change.order)
+    return _order_answer(change, response)
 
 
 @router.post("/internal/orders/{order_number}/payment-failed", tags=["internal"])
@@ -176,8 +177,7 @@ async def payment_failed(
 ) -> dict[str, Any]:
     """The order's payment failed: the order is cancelled and its stock released."""
     change = await handlers.payment_failed(order_number, context, datetime.now(UTC))
-    acknowledge(response, change.committed)
-    return order_status_public(change.order)
+    return _order_answer(change, response)
 
 
 @router.post("/internal/orders/{order_number}/expire", tags=["internal"])
@@ -190,8 +190,7 @@ async def expire_order(
 ) -> dict[str, Any]:
     """Expire the order if it is confirmed, unpaid and past its payment deadline (else nothing)."""
     change = await handlers.expire(order_number, context, datetime.now(UTC))
-    acknowledge(response, change.committed)
-    return order_status_public(change.order)
+    return _order_answer(change, response)
 
 
 @router.get("/internal/orders/{order_number}", tags=["internal"])

@@ -62,7 +62,7 @@ class PaymentsHandlers:
         self, customer_id: int, order_number: int, context: CommandContext, now: datetime
     ) -> PaymentAnswer:
         order = await self._order(customer_id, order_number)
-        payment = (await self.store.load(PAYMENT, payment_aggregate_id(order_number))).state
+        payment = await self._payment(order_number)
         if (
             payment.status == "initiated"
         ):  # the same intent again (its client secret is the gateway's to tell)
@@ -93,10 +93,12 @@ class PaymentsHandlers:
         if intent.order_number is None:
             raise IntentNotFound("no such payment")
         order = await self._order(customer_id, intent.order_number)
-        payment = (await self.store.load(PAYMENT, payment_aggregate_id(order.order_number))).state
+        payment = await self._payment(order.order_number)
         if payment.intent_id != intent_id:
             raise IntentNotFound("no such payment")
-        return await self._record(order, intent, None, context, now)
+        return PaymentAnswer(
+            order, await self._record_outcome(order.order_number, intent, None, context, now), intent
+        )
 
     async def refund(
         self, order_number: int, wanted: Mapping[int, int] | None, context: CommandContext, now: datetime
@@ -104,7 +106,7 @@ class PaymentsHandlers:
         """An admin gives money back for some units of a paid order (all that is left, if none are
         named)."""
         order = await self._order(None, order_number)
-        payment = (await self.store.load(PAYMENT, payment_aggregate_id(order_number))).state
+        payment = await self._payment(order_number)
         return await self._refund(
             order_number, payment, domain.plan_refund(payment, order, wanted), context, now
         )
@@ -139,7 +141,7 @@ class PaymentsHandlers:
         self, order_number: int, context: CommandContext, now: datetime
     ) -> PaymentState:
         """The saga's request: the order ended before its payment succeeded, so the money goes back."""
-        payment = (await self.store.load(PAYMENT, payment_aggregate_id(order_number))).state
+        payment = await self._payment(order_number)
         if payment.status == "succeeded" and payment.refunded_minor >= payment.amount_minor:
             return payment  # refunded already (a repeated request)
         state, _ = await self._refund(
@@ -166,7 +168,7 @@ class PaymentsHandlers:
             order_number = await order_of_intent(self.replica, intent_id)
         if order_number is None:
             return None
-        payment = (await self.store.load(PAYMENT, payment_aggregate_id(order_number))).state
+        payment = await self._payment(order_number)
         missing = amount_refunded - payment.refunded_minor
         if payment.intent_id != intent_id or missing <= 0 or gateway_event_id in payment.gateway_events:
             return None
@@ -185,23 +187,24 @@ class PaymentsHandlers:
         state: PaymentState = committed.state
         return state
 
-    async def _record(
+    async def _record_outcome(
         self,
-        order: OrderToPay,
+        order_number: int,
         intent: Intent,
         gateway_event_id: str | None,
         context: CommandContext,
         now: datetime,
-    ) -> PaymentAnswer:
+    ) -> PaymentState:
         committed = await self.store.execute(
             PAYMENT,
-            payment_aggregate_id(order.order_number),
+            payment_aggregate_id(order_number),
             lambda loaded: domain.record_outcome(
                 loaded, intent=intent, gateway_event_id=gateway_event_id, now=now
             ),
             context,
         )
-        return PaymentAnswer(order, committed.state, intent)
+        state: PaymentState = committed.state
+        return state
 
     async def record_webhook(
         self, intent: Intent, gateway_event_id: str, context: CommandContext, now: datetime
@@ -210,16 +213,11 @@ class PaymentsHandlers:
         make (another integration on the same account) is acknowledged and ignored."""
         if intent.order_number is None:
             return None
-        payment = (await self.store.load(PAYMENT, payment_aggregate_id(intent.order_number))).state
+        payment = await self._payment(intent.order_number)
         if not payment.initiated or payment.intent_id != intent.intent_id:
             return None
-        committed = await self.store.execute(
-            PAYMENT,
-            payment_aggregate_id(intent.order_number),
-            lambda loaded: domain.record_outcome(
-                loaded, intent=intent, gateway_event_id=gateway_event_id, now=now
-            ),
-            context,
-        )
-        state: PaymentState = committed.state
-        return state
+        return await self._record_outcome(intent.order_number, intent, gateway_event_id, context, now)
+
+    async def _payment(self, order_number: int) -> PaymentState:
+        """The order's payment as its writer knows it now."""
+        return (await self.store.load(PAYMENT, payment_aggregate_id(order_number))).state
