@@ -8,8 +8,9 @@ from fastapi import APIRouter, Request
 
 from auth.deps import CurrentOperator
 from command_api.eventstore.kafka_store import KafkaEventStore
+from web.errors import error_responses
 
-ownership_router = APIRouter(tags=["operations"])
+ownership_router = APIRouter(tags=["operations"], responses=error_responses(401, 403, 422))
 
 
 @ownership_router.get("/internal/partitions")
@@ -21,6 +22,7 @@ async def partitions(request: Request, operator: CurrentOperator) -> dict[str, A
             "topic": store.topic,
             "owned": store.owned_partitions(),
             "ready": store.ready_partitions(),
+            "writers": store.writer_states(),
             "routes": store.routes(),
         }
         for name, store in stores.items()

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from command_api.eventstore.kafka_store import partition_count
+from command_api.eventstore.membership import partition_count
 
 
 async def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:

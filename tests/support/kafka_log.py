@@ -6,7 +6,7 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from command_api.eventstore.kafka_store import partition_count
+from command_api.eventstore.membership import partition_count
 from event_schemas.envelope import Event
 from event_schemas.registry import REGISTRY
 

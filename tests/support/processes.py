@@ -60,6 +60,15 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.kill()
 
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its sockets but does nothing, as a long GC pause or a frozen VM."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.kill()

@@ -1,0 +1,365 @@
+"""The single writer of one partition while this instance owns it: a state machine run by one task.
+
+    RELEASED    not ours: a request is NotOwner (and is forwarded to the owner)
+    RECOVERING  fencing every earlier writer, then reading the partition to its end; retried with
+                backoff while Kafka is away; requests queue, each waiting at most the command timeout
+    READY       deciding the queued requests in batches, one Kafka transaction per batch
+    FENCED      another writer has taken the partition over: refuse, and after the group has had time
+                to settle who owns it, recover (if the group still says it is ours)
+    HALTED      the log holds a record this version cannot read: refuse until a version that can owns it
+
+Only the writer's task moves between states (the group moves RELEASED <-> owned), so the producer,
+the folded state and the queue have one user at a time. docs/architecture.md draws the transitions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+from prometheus_client import Counter, Gauge, Histogram
+
+from command_api.eventstore.catch_up import CatchUpStalled, UnreadableRecord, read_to_end
+from command_api.eventstore.errors import EventStoreUnavailable, NotOwner
+from command_api.eventstore.model import AggregateKind, Position
+from command_api.eventstore.partition_producer import Fenced, PartitionProducer, ProducerSettings
+from command_api.eventstore.partition_state import Outcome, PartitionState, PendingBatch
+from event_schemas.envelope import Event
+from event_schemas.registry import EventRegistry
+
+log = logging.getLogger(__name__)
+
+EVENTS_APPENDED = Counter("events_appended_total", "Events committed to Kafka", ["topic", "event_type"])
+COMMITTED_BATCH_SIZE = Histogram(
+    "event_store_transaction_events",
+    "Events per Kafka transaction (group commit)",
+    ["topic"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+WRITER_STATE = Gauge(
+    "event_store_writer_state",
+    "1 for the state each partition's writer is in",
+    ["topic", "partition", "state"],
+)
+
+
+class WriterState(StrEnum):
+    RELEASED = "released"
+    RECOVERING = "recovering"
+    READY = "ready"
+    FENCED = "fenced"
+    HALTED = "halted"
+
+
+@dataclass
+class _Request:
+    """One command (or read) waiting for its turn in a partition."""
+
+    decide: Callable[[PendingBatch], Outcome]
+    answer: asyncio.Future[Any]
+    taken: bool = field(default=False)  # in a batch: its outcome is decided by that batch's commit
+
+    # The caller may have gone (timed out, disconnected): its future is then done, and nobody listens.
+    def resolve(self, result: Any) -> None:
+        if not self.answer.done():
+            self.answer.set_result(result)
+
+    def refuse(self, error: BaseException) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(error)
+
+
+@dataclass(frozen=True)
+class WriterSettings:
+    bootstrap_servers: str
+    producer: ProducerSettings
+    registry: EventRegistry
+    kinds: Sequence[AggregateKind[Any]]
+    # Every request is answered within this, whatever Kafka does.
+    timeout: float
+    owner_of: Callable[[int], str | None]
+
+
+class PartitionWriter:
+    """Requests queue up; the writer's task takes everything queued (up to MAX_BATCH, after a short
+    linger when it is already busy), decides each in order against the state plus the decisions
+    before it, and commits them in one transaction (group commit). A batch that appends nothing
+    still proves in a transaction that no other writer has fenced this one, so every answer, a read
+    or a no-op included, comes from the current owner."""
+
+    MAX_BATCH = 500
+    # Under load (more came in while a batch was being committed, but less than a full batch), wait a
+    # little for more before the next transaction: fewer, larger transactions cost Kafka and this
+    # process less per command. Measured with bench.eventstore_append at 64 in flight, four pairs of
+    # runs: 1,821 -> 2,826, 2,519 -> 3,542, 4,095 -> 4,944, 4,812 -> 6,179 commands/s, p50 lower too.
+    # A lone command never waits: the first batch of a busy spell starts at once.
+    LINGER_SECONDS = 0.003
+    LINGER_BELOW = 32
+    # A writer retries recovery this often at most while Kafka is away, so it is back within seconds.
+    MAX_RECOVERY_BACKOFF_SECONDS = 2.0
+    # How long a fenced writer waits for the group to hand its partition to the instance that fenced
+    # it (a session timeout and a rebalance) before it concludes the fencer was a zombie and recovers.
+    FENCED_SETTLE_SECONDS = 15.0
+
+    def __init__(self, settings: WriterSettings, partition: TopicPartition) -> None:
+        self._settings = settings
+        self.partition = partition
+        self.folded = PartitionState(partition.partition, settings.kinds)
+        self.state = WriterState.RELEASED
+        self.halted_because: str | None = None
+        self._queue: deque[_Request] = deque()
+        self._arrived = asyncio.Event()
+        self._settled = asyncio.Event()  # READY or HALTED since the last acquire
+        self._producer: PartitionProducer | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._committing = False
+        self._busy = False  # batches follow each other: a short linger gathers more
+        self._show_state()
+
+    @property
+    def owned(self) -> bool:
+        return self.state is not WriterState.RELEASED
+
+    @property
+    def ready(self) -> bool:
+        return self.state is WriterState.READY
+
+    # ownership, moved by the group
+
+    def acquire(self) -> None:
+        """Own the partition: fence and catch up in the background; requests wait meanwhile. A writer
+        that still holds it (the group kept it here) goes on as it is, without fencing again."""
+        if self.state in (WriterState.READY, WriterState.RECOVERING):
+            return
+        if self._runner is not None:
+            self._runner.cancel()
+        self._settled.clear()
+        self._enter(WriterState.RECOVERING)
+        self._runner = asyncio.create_task(
+            self._run(), name=f"writer-{self.partition.topic}-{self.partition.partition}"
+        )
+        self._runner.add_done_callback(self._observe)
+
+    async def release(self) -> None:
+        """Give the partition up once the batch in flight (if any) is committed; queued requests go to
+        the new owner. The folded state stays, so owning it again later reads only what came since."""
+        runner, self._runner = self._runner, None
+        self._enter(WriterState.RELEASED)
+        if runner is not None:
+            if self._committing:
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(runner), self._settings.timeout)
+            runner.cancel()
+            with contextlib.suppress(BaseException):
+                await runner
+        await self._close_producer()
+        self._enter(WriterState.RELEASED)  # a batch that failed meanwhile may have moved it to RECOVERING
+        self._refuse_queued(
+            NotOwner(self.partition.partition, self._settings.owner_of(self.partition.partition))
+        )
+
+    async def settled(self) -> None:
+        """Wait until the writer is ready (or halted) after taking the partition."""
+        await self._settled.wait()
+
+    # requests
+
+    async def submit(self, decide: Callable[[PendingBatch], Outcome]) -> Any:
+        """Queue `decide` for this partition's next batch; answers once that batch is committed, or
+        503 once the command timeout has passed."""
+        self._refuse_unless_owned_and_able()
+        while self._queue and self._queue[0].answer.done():  # expired while Kafka was away
+            self._queue.popleft()
+        request = _Request(decide, asyncio.get_running_loop().create_future())
+        self._queue.append(request)
+        self._arrived.set()
+        try:
+            return await asyncio.wait_for(asyncio.shield(request.answer), self._settings.timeout)
+        except TimeoutError:
+            request.refuse(EventStoreUnavailable(self._late(request, appending=True)))
+            return request.answer.result()
+
+    def _refuse_unless_owned_and_able(self) -> None:
+        partition = self.partition.partition
+        if self.state is WriterState.RELEASED:
+            raise NotOwner(partition, self._settings.owner_of(partition))
+        if self.state is WriterState.HALTED:
+            raise EventStoreUnavailable(f"partition {partition} is halted: {self.halted_because}")
+        if self.state is WriterState.FENCED:
+            raise EventStoreUnavailable(f"partition {partition} is moving to another instance; retry")
+
+    def _late(self, request: _Request, *, appending: bool) -> str:
+        if request.taken and appending:
+            return (
+                f"Kafka did not acknowledge within {self._settings.timeout}s; the command may have been "
+                "appended: retry with the same Idempotency-Key to learn its outcome"
+            )
+        return f"partition {self.partition.partition} is {self.state}; nothing was appended"
+
+    # the writer's task
+
+    async def _run(self) -> None:
+        while self.owned:
+            if self.state is WriterState.RECOVERING:
+                await self._recover()
+            elif self.state is WriterState.READY:
+                await self._serve_next_batch()
+            elif self.state is WriterState.FENCED:
+                await asyncio.sleep(self.FENCED_SETTLE_SECONDS)
+                self._enter(WriterState.RECOVERING)
+            else:
+                return
+
+    def _observe(self, runner: asyncio.Task[None]) -> None:
+        """No writer dies unobserved: a bug halts the partition loudly, and its callers hear 503."""
+        if runner is not self._runner or runner.cancelled() or runner.exception() is None:
+            return
+        error = runner.exception()
+        log.error("writer of %s failed", self.partition, exc_info=error)
+        self._halt(f"its writer failed: {error!r}")
+
+    async def _recover(self) -> None:
+        delay = 0.1
+        while self.state is WriterState.RECOVERING:
+            self._producer = PartitionProducer(
+                self._settings.producer, self.partition, self._settings.registry
+            )
+            try:
+                await asyncio.wait_for(self._producer.fence(), self._settings.timeout)
+                await read_to_end(
+                    self._settings.bootstrap_servers,
+                    self.partition,
+                    self.folded,
+                    self._settings.registry,
+                    stall_timeout=self._settings.timeout,
+                )
+            except UnreadableRecord as unreadable:
+                await self._close_producer()
+                self._halt(str(unreadable))
+                return
+            except (KafkaError, OSError, TimeoutError, CatchUpStalled) as error:
+                await self._close_producer()
+                log.warning("%s is not ready (%r); retrying in %.1fs", self.partition, error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.MAX_RECOVERY_BACKOFF_SECONDS)
+                continue
+            self._enter(WriterState.READY)
+            self._settled.set()
+
+    async def _serve_next_batch(self) -> None:
+        if not self._queue:
+            self._busy = False
+            self._arrived.clear()
+            await self._arrived.wait()
+            return
+        if self._busy and len(self._queue) < self.LINGER_BELOW:
+            await asyncio.sleep(self.LINGER_SECONDS)
+        requests: list[_Request] = []
+        while self._queue and len(requests) < self.MAX_BATCH:
+            request = self._queue.popleft()
+            if not request.answer.done():
+                request.taken = True
+                requests.append(request)
+        if requests:
+            await self._decide_and_commit(requests)
+            self._busy = True
+
+    async def _decide_and_commit(self, requests: list[_Request]) -> None:
+        batch = PendingBatch(self.folded)
+        decided: list[tuple[_Request, Outcome]] = []
+        for request in requests:
+            try:
+                decided.append((request, request.decide(batch)))
+            except Exception as refusal:  # a domain error belongs to its own request only
+                request.refuse(refusal)
+        if not decided:
+            return
+        assert self._producer is not None
+        self._committing = True
+        try:
+            if batch.events:
+                positions = await asyncio.wait_for(
+                    self._append(self._producer, batch.events), self._settings.timeout
+                )
+            else:
+                await asyncio.wait_for(
+                    self._producer.prove_ownership(self.folded.next_offset), self._settings.timeout
+                )
+                positions = {}
+        except Fenced:
+            await self._close_producer()
+            self._enter(WriterState.FENCED)
+            error = EventStoreUnavailable(f"partition {self.partition.partition} was taken over; retry")
+            for request, _ in decided:
+                request.refuse(error)
+            self._refuse_queued(error)
+            return
+        except Exception as failure:
+            # The outcome is unknown (the commit may have landed): fence and read again before deciding.
+            await self._close_producer()
+            self._enter(WriterState.RECOVERING)
+            if not isinstance(failure, KafkaError | TimeoutError | OSError):
+                log.exception("appending to %s failed", self.partition)
+            for request, _ in decided:
+                request.refuse(EventStoreUnavailable(self._late(request, appending=bool(batch.events))))
+            return
+        finally:
+            self._committing = False
+        for request, outcome in decided:
+            request.resolve(outcome(positions))
+
+    async def _append(self, producer: PartitionProducer, events: Sequence[Event]) -> dict[UUID, Position]:
+        offsets = await producer.append(events)
+        topic, partition = self.partition.topic, self.partition.partition
+        COMMITTED_BATCH_SIZE.labels(topic).observe(len(events))
+        positions = {}
+        for event, offset in zip(events, offsets, strict=True):
+            position = positions[event.event_id] = Position(topic, partition, offset)
+            self.folded.apply(event, position)
+            EVENTS_APPENDED.labels(topic, event.event_type).inc()
+        return positions
+
+    # states
+
+    def _halt(self, reason: str) -> None:
+        self.halted_because = reason
+        self._enter(WriterState.HALTED)
+        self._settled.set()
+        log.error(
+            "%s HALTED: %s. Commands for this partition answer 503 until an instance that can read it owns it.",
+            self.partition,
+            reason,
+        )
+        self._refuse_queued(
+            EventStoreUnavailable(f"partition {self.partition.partition} is halted: {reason}")
+        )
+
+    def _enter(self, state: WriterState) -> None:
+        self.state = state
+        if state is not WriterState.HALTED:
+            self.halted_because = None
+        self._show_state()
+
+    def _show_state(self) -> None:
+        for state in WriterState:
+            WRITER_STATE.labels(self.partition.topic, str(self.partition.partition), state.value).set(
+                1 if state is self.state else 0
+            )
+
+    def _refuse_queued(self, error: Exception) -> None:
+        while self._queue:
+            self._queue.popleft().refuse(error)
+
+    async def _close_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.close()
