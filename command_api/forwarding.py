@@ -7,6 +7,7 @@ from fastapi import Request, Response
 
 from command_api.eventstore.errors import NotOwner
 from web.acknowledged_writes import ACKNOWLEDGED_WRITES, CALLER
+from web.client_address import FORWARDED_FOR, forwarded_for
 from web.errors import error_body
 
 CONSISTENCY_HEADER = "x-consistency-token"
@@ -23,8 +24,11 @@ async def forward_to_owner(
         return error_body(
             503, "partition_moving", "This aggregate's partition is changing owner; retry shortly."
         )
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP | {FORWARDED_FOR}}
     headers[FORWARDED_HEADER] = own_url
+    # The owner counts per-address limits: it must learn this caller's address, not this instance's, nor
+    # an address the caller made up (the owner believes the header only because it trusts this instance).
+    headers[FORWARDED_FOR] = forwarded_for(request)
     try:
         upstream = await client.request(
             request.method,

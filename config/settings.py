@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +47,10 @@ class Settings(BaseSettings):
     command_timeout_seconds: float = Field(5.0, gt=0)
     # Most records a projector applies in one transaction (or one bulk request).
     projector_max_batch: int = Field(5000, ge=1)
+    # Where a projector process serves Prometheus metrics (parked partitions, dead letters, lag);
+    # port 0: it serves none. Several projector processes on one host need a port each.
+    projector_metrics_port: int = Field(0, ge=0, le=65535)
+    projector_metrics_host: str = "127.0.0.1"
     # A confirmed order not paid within this time expires, and its stock is released.
     order_payment_window_seconds: float = Field(1800.0, gt=0)
     # Where the order saga reaches the command sides it drives (any instance: it forwards to the owner).
@@ -70,6 +76,32 @@ class Settings(BaseSettings):
     # A query without a token waits at most this long for the writes its own process acknowledged
     # (then answers from the read model as it is); 0 turns that wait off.
     own_writes_wait_seconds: float = Field(2.0, ge=0)
+    # Limits on callers of login and registration, shared by every instance through counters in the users
+    # database (README, "Limits on callers"): failed logins per account, login attempts and registrations
+    # per client address, each as attempts per window (seconds).
+    login_failures_per_account: int = Field(10, ge=1)
+    login_failures_window_seconds: int = Field(900, ge=1)
+    login_attempts_per_address: int = Field(30, ge=1)
+    login_attempts_window_seconds: int = Field(60, ge=1)
+    registrations_per_address: int = Field(20, ge=1)
+    registrations_window_seconds: int = Field(3600, ge=1)
+    # A limit that cannot be checked within this time (PostgreSQL down) answers 503.
+    rate_limit_timeout_seconds: float = Field(2.0, gt=0)
+    # Peers whose `X-Forwarded-For` is believed (addresses or networks); everyone else's is ignored.
+    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
+    # Password hashes (argon2id) computed at once per process; a request that waits longer than the
+    # wait for its turn answers 503.
+    password_hashing_concurrency: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1)
+    password_hashing_wait_seconds: float = Field(2.0, gt=0)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, proxies: list[str]) -> list[str]:
+        """Only addresses and networks: `*` would believe anyone's X-Forwarded-For, and uvicorn silently
+        ignores an entry it cannot parse; a ValueError here fails at start instead."""
+        for proxy in proxies:
+            ipaddress.ip_network(proxy)
+        return proxies
 
 
 @lru_cache

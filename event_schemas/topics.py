@@ -14,5 +14,14 @@ PAYMENTS: Final = "payments.events"
 ALL: Final = (USERS, CATALOG, ORDERS, PAYMENTS)
 
 
+def dead_letters(topic: str) -> str:
+    """Where projectors put the records of `topic` they cannot apply (with or without the namespace:
+    `dead_letters(in_namespace(ns, t)) == in_namespace(ns, dead_letters(t))`)."""
+    return f"{topic}.dead-letters"
+
+
+DEAD_LETTERS: Final = tuple(dead_letters(topic) for topic in ALL)
+
+
 def in_namespace(namespace: str, name: str) -> str:
     return f"{namespace}.{name}"

@@ -34,6 +34,7 @@ def main() -> None:
         port=port,
         log_level="info",
         access_log=args.access_log,
+        proxy_headers=False,  # the app resolves X-Forwarded-For itself, trusting COMMERCE_TRUSTED_PROXIES
     )
 
 

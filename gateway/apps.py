@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from command_api.catalog import app as catalog_commands
 from command_api.orders import app as orders_commands
@@ -108,4 +109,6 @@ def service_app(name: str, settings: Settings, side: Side = "both") -> FastAPI:
     app.add_middleware(CallerMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     install_metrics(app, settings.metrics_token, settings.environment)
+    # Outermost, so everything inside sees the client's address; uvicorn's own copy is off (__main__).
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app

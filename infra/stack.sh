@@ -4,6 +4,7 @@
 #   infra/stack.sh up [SERVER...]      install on first use, start, wait until each answers
 #   infra/stack.sh down [SERVER...]    stop (SIGTERM, then SIGKILL after a grace period)
 #   infra/stack.sh restart [SERVER...]
+#   infra/stack.sh kill SERVER         SIGKILL, as a crash (the fault tests)
 #   infra/stack.sh start|stop SERVER   aliases of up/down
 #   infra/stack.sh status              one line per server
 #   infra/stack.sh logs SERVER [LINES] tail of the server's main log
@@ -672,6 +673,20 @@ cmd_logs() {
   tail -n "${2:-50}" "$file"
 }
 
+cmd_kill() { # SERVER: SIGKILL, no grace, as a crash (the fault tests)
+  (($# == 1)) || die "usage: infra/stack.sh kill SERVER"
+  local name pid
+  name=$(normalize "$1")
+  pid=$("${name}_pid")
+  if [[ -z $pid ]] || ! pid_running "$pid"; then
+    log "$name: not running"
+    return
+  fi
+  kill -KILL "$pid" 2>/dev/null || true
+  while pid_running "$pid"; do sleep 0.1; done
+  log "$name: killed (pid $pid)"
+}
+
 main() {
   local command=${1:-}
   (($# > 0)) && shift
@@ -686,6 +701,7 @@ main() {
     cmd_down "$@"
     cmd_up "$@"
     ;;
+  kill) cmd_kill "$@" ;;
   status) cmd_status ;;
   logs) cmd_logs "$@" ;;
   -h | --help | help) usage ;;

@@ -1,4 +1,5 @@
-"""Creates the event topics: the log is the source of truth, so nothing is ever deleted from it.
+"""Creates the event topics, and the dead-letter topics of the records projectors could not apply:
+the log is the source of truth, so nothing is ever deleted from either.
 
 `python -m infra.topics` is idempotent; it also checks that existing topics keep infinite retention.
 """
@@ -32,7 +33,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        names = [topics.in_namespace(settings.namespace, t) for t in topics.ALL]
+        names = [topics.in_namespace(settings.namespace, t) for t in topics.ALL + topics.DEAD_LETTERS]
         missing = [t for t in names if t not in existing]
         for topic in missing:
             with contextlib.suppress(TopicAlreadyExistsError):

@@ -1,7 +1,10 @@
 """Projectors' command line.
 
     python -m projectors run NAME [NAME ...]   keep read models current (one consumer group each)
-    python -m projectors status                 every projection's position and lag, per partition
+    python -m projectors status                 every projection's position and lag, per partition,
+                                                and the records its partitions are parked at
+    python -m projectors retry NAME PARTITION   apply the record the partition is parked at again
+    python -m projectors skip NAME PARTITION    go on past it (the read model will lack that event)
     python -m projectors rebuild NAME           replay from offset 0 into a new table/index, then swap
     python -m projectors reset NAME             drop a read model and its offsets (stop its projector first)
 
@@ -33,6 +36,15 @@ from projectors.orders.orders import OrdersProjection
 from projectors.orders.products import OrderProductsProjection
 from projectors.payments.payable_orders import PayableOrdersProjection
 from projectors.payments.payments import PaymentsProjection
+from projectors.runtime.dead_letters import (
+    Decision,
+    Parked,
+    dead_letter_topic,
+    ensure_dead_letters_table,
+    parked_records,
+    request,
+)
+from projectors.runtime.metrics import serve_metrics
 from projectors.runtime.offsets import ensure_offsets_table, stored_offsets
 from projectors.runtime.postgres_runner import PostgresProjectionRunner, reset
 from projectors.runtime.projection import Projection
@@ -92,32 +104,46 @@ async def elasticsearch(settings: Settings) -> AsyncIterator[AsyncElasticsearch]
 
 
 async def run(names: list[str], settings: Settings) -> None:
-    async def run_one(name: str) -> None:
-        entry = lookup(name, settings)
-        group_id = in_namespace(settings.namespace, f"{name}-projector")
-        async with make_pool(entry.database_url) as pool:
-            if entry.index is not None:
-                async with elasticsearch(settings) as es:
-                    await SearchProjectionRunner(
-                        entry.index,
-                        es,
+    if settings.projector_metrics_port:
+        serve_metrics(settings.projector_metrics_host, settings.projector_metrics_port)
+    async with dead_letter_topic(settings.kafka_bootstrap_servers) as dead_letters:
+
+        async def run_one(name: str) -> None:
+            entry = lookup(name, settings)
+            group_id = in_namespace(settings.namespace, f"{name}-projector")
+            async with make_pool(entry.database_url) as pool:
+                if entry.index is not None:
+                    async with elasticsearch(settings) as es:
+                        await SearchProjectionRunner(
+                            entry.index,
+                            es,
+                            pool,
+                            settings.kafka_bootstrap_servers,
+                            REGISTRY,
+                            group_id,
+                            dead_letters,
+                            settings.projector_max_batch,
+                        ).run()
+                elif entry.tables is not None:
+                    await PostgresProjectionRunner(
+                        entry.tables,
                         pool,
                         settings.kafka_bootstrap_servers,
                         REGISTRY,
                         group_id,
+                        dead_letters,
                         settings.projector_max_batch,
                     ).run()
-            elif entry.tables is not None:
-                await PostgresProjectionRunner(
-                    entry.tables,
-                    pool,
-                    settings.kafka_bootstrap_servers,
-                    REGISTRY,
-                    group_id,
-                    settings.projector_max_batch,
-                ).run()
 
-    await asyncio.gather(*(run_one(name) for name in names))
+        await asyncio.gather(*(run_one(name) for name in names))
+
+
+def parked_line(record: Parked) -> str:
+    pending = f", {record.decision} requested" if record.decision else ""
+    return (
+        f"parked at {record.offset} ({record.event_type}, attempt {record.attempts}{pending}): "
+        f"{record.error_class}: {record.reason}"
+    )
 
 
 async def status(settings: Settings) -> None:
@@ -126,11 +152,32 @@ async def status(settings: Settings) -> None:
         ends = await end_offsets(settings.kafka_bootstrap_servers, entry.topic)
         async with make_pool(entry.database_url) as pool:
             await ensure_offsets_table(pool)
+            await ensure_dead_letters_table(pool)
             async with pool.connection() as conn:
                 positions = await stored_offsets(conn, name, entry.topic)
+                parked = await parked_records(conn, name, entry.topic)
         for partition, end in sorted(ends.items()):
             position = positions.get(partition, 0)
             print(f"{name:<16} {partition:>9} {position:>10} {end:>10} {max(end - position, 0):>8}")
+            for record in parked:
+                if record.partition == partition:
+                    print(f"{'':<16} {'':>9} {parked_line(record)}")
+
+
+async def decide(name: str, partition: int, decision: Decision, settings: Settings) -> None:
+    """Record the operator's decision; the projector that holds the partition acts on it."""
+    entry = lookup(name, settings)
+    async with make_pool(entry.database_url) as pool:
+        await ensure_dead_letters_table(pool)
+        async with pool.connection() as conn:
+            decided = await request(conn, name, entry.topic, partition, decision)
+    if not decided:
+        raise SystemExit(f"{name}: partition {partition} of {entry.topic} is not parked")
+    for record in decided:
+        print(
+            f"{name}: {decision} of {entry.topic} partition {partition} offset {record.offset} "
+            f"({record.event_type}) requested; its projector acts on it within a second or so"
+        )
 
 
 async def rebuild(name: str, settings: Settings) -> None:
@@ -171,6 +218,13 @@ def main() -> None:
     commands.add_parser("reset", help="drop a read model (stop its projector first)").add_argument(
         "projection"
     )
+    for decision, help_text in (
+        ("retry", "apply a parked partition's record again"),
+        ("skip", "go on past a parked partition's record"),
+    ):
+        decided = commands.add_parser(decision, help=help_text)
+        decided.add_argument("projection")
+        decided.add_argument("partition", type=int)
     args = parser.parse_args()
     tune_garbage_collector()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -183,6 +237,8 @@ def main() -> None:
         asyncio.run(status(settings))
     elif args.command == "rebuild":
         asyncio.run(rebuild(args.projection, settings))
+    elif args.command in ("retry", "skip"):
+        asyncio.run(decide(args.projection, args.partition, args.command, settings))
     else:
         asyncio.run(reset_projection(args.projection, settings))
 

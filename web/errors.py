@@ -12,23 +12,97 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from auth.tokens import InvalidToken
 
 log = logging.getLogger(__name__)
 
 
-def error_body(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
-    headers = {"Retry-After": "1"} if status == 503 else None
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+    type: str
+
+
+class ErrorPublic(BaseModel):
+    """The body of every error answer."""
+
+    message: str
+    error: str
+    details: list[ErrorDetail] | None = None  # what was invalid, on a 422
+
+
+_MEANINGS = {
+    400: "A malformed or unverifiable request (e.g. a webhook's bad signature)",
+    401: "No token, or one that is invalid or expired",
+    403: "The token's role may not do this",
+    404: "Not found, or not the caller's",
+    409: "Refused in the resource's current state",
+    413: "The request body is over the limit",
+    422: "Invalid input",
+    429: "Too many attempts; retry after `Retry-After` seconds",
+    502: "The payment gateway failed",
+    503: "A dependency does not answer; retry after `Retry-After` seconds",
+}
+
+
+class RetryLater(Exception):
+    """A refusal that says when to come back: its answer carries `Retry-After` (whole seconds)."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses=` of a router whose routes may answer these errors, so every status a
+    service answers is in its schema (FastAPI alone documents only 200 and its own 422)."""
+    return {status: {"model": ErrorPublic, "description": _MEANINGS[status]} for status in statuses}
+
+
+def error_body(
+    status: int, error: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    kept = dict(headers or {})
+    if status == 503:
+        kept["Retry-After"] = "1"
     if status == 401:
-        headers = {"WWW-Authenticate": "Bearer"}
-    return JSONResponse({"message": message, "error": error, **extra}, status_code=status, headers=headers)
+        kept["WWW-Authenticate"] = "Bearer"
+    return JSONResponse({"message": message, "error": error, **extra}, status_code=status, headers=kept)
 
 
 def _field(location: tuple[Any, ...]) -> str:
     parts = [str(part) for part in location if part not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
+
+
+def _unreadable_json(exc: StarletteHTTPException) -> str | None:
+    """Why FastAPI could not read a JSON body, when that is what its bare 400 means. Malformed JSON is
+    a 422 (`invalid_json`); so is JSON Python's parser gives up on without calling it malformed."""
+    if exc.status_code != 400:
+        return None
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return "it is not UTF-8"
+    if isinstance(cause, RecursionError):
+        return "it is nested too deeply"
+    if isinstance(cause, ValueError):  # Python's limit on an integer's digits (4300)
+        return "a number in it is too long"
+    return None
+
+
+def _methods_served_at(request: Request) -> list[str]:
+    """Every method some route serves at the request's path. A path's routes may come from both sides
+    (`GET /products/{id}` from the query side, `PATCH` and `DELETE` from the command side), and
+    Starlette's 405 names only the first route's methods in its `Allow`."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def install_error_handlers(app: FastAPI, domain_errors: Mapping[type[Exception], tuple[int, str]]) -> None:
@@ -46,8 +120,14 @@ def install_error_handlers(app: FastAPI, domain_errors: Mapping[type[Exception],
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_body(exc.status_code, code, str(exc.detail))
+        unreadable = _unreadable_json(exc)
+        if unreadable is not None:
+            return error_body(422, "invalid_json", f"The request body is not valid JSON: {unreadable}.")
+        if exc.status_code == 405:
+            allowed = {"Allow": ", ".join(_methods_served_at(request))}
+            return error_body(405, "method_not_allowed", str(exc.detail), allowed)
+        code = {404: "not_found"}.get(exc.status_code, "http_error")
+        return error_body(exc.status_code, code, str(exc.detail), exc.headers)
 
     async def invalid_token(request: Request, exc: Exception) -> JSONResponse:
         return error_body(401, "invalid_token", f"Unauthorized: {exc}")
@@ -56,7 +136,8 @@ def install_error_handlers(app: FastAPI, domain_errors: Mapping[type[Exception],
         for cls in type(exc).__mro__:
             if cls in domain_errors:
                 status, code = domain_errors[cls]
-                return error_body(status, code, str(exc))
+                retry = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RetryLater) else None
+                return error_body(status, code, str(exc), retry)
         return await unexpected(request, exc)
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -40,8 +40,9 @@ async def metrics(request: Request) -> Response:
 
 
 def route_template(scope: Scope) -> str:
-    """The matched route's template, which the router leaves in the scope."""
-    return str(getattr(scope.get("route"), "path", "unmatched"))
+    """The matched route's template, which the router leaves in the scope (without a path convertor:
+    `/products/{product_id}`, not `/products/{product_id:int}`)."""
+    return str(getattr(scope.get("route"), "path_format", "unmatched"))
 
 
 class MetricsMiddleware:

@@ -19,9 +19,12 @@ from command_api.catalog.commands import (
 from command_api.catalog.handlers import CatalogHandlers, ProductChanged, ReservationAnswer
 from command_api.http import Context, acknowledge
 from event_schemas.money import amount_text
+from web.errors import error_responses
 
-router = APIRouter(tags=["catalog"])
+router = APIRouter(tags=["catalog"], responses=error_responses(401, 403, 404, 409, 413, 422, 503))
 
+# Product paths say `{product_id:int}`, so `/products/stock` is never taken for a product: a PATCH there
+# is a 405, not a product id that fails validation.
 ProductId = Annotated[int, Path(gt=0, le=2**53)]
 
 
@@ -59,7 +62,7 @@ async def create_product(
     return product_public(changed)
 
 
-@router.patch("/products/{product_id}")
+@router.patch("/products/{product_id:int}")
 async def update_product(
     product_id: ProductId,
     command: UpdateProduct,
@@ -74,7 +77,7 @@ async def update_product(
     return product_public(changed)
 
 
-@router.delete("/products/{product_id}")
+@router.delete("/products/{product_id:int}")
 async def delete_product(
     product_id: ProductId, handlers: Handlers, context: Context, response: Response, admin: CurrentAdmin
 ) -> dict[str, Any]:
@@ -84,7 +87,7 @@ async def delete_product(
     return {"id": product_id}
 
 
-@router.post("/products/{product_id}/stock-adjustments")
+@router.post("/products/{product_id:int}/stock-adjustments")
 async def adjust_stock(
     product_id: ProductId,
     command: AdjustStock,

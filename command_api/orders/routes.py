@@ -20,8 +20,9 @@ from command_api.orders.commands import (
 from command_api.orders.domain import CartState, OrderState
 from command_api.orders.handlers import CartChange, OrderChange, OrdersHandlers
 from event_schemas.money import amount_text
+from web.errors import error_responses
 
-router = APIRouter(tags=["orders"])
+router = APIRouter(tags=["orders"], responses=error_responses(401, 403, 404, 409, 413, 422, 503))
 
 LineId = Annotated[int, Path(gt=0, le=2**53)]
 OrderNumber = Annotated[int, Path(gt=0, le=2**53)]

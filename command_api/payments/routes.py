@@ -15,8 +15,9 @@ from command_api.payments.handlers import PaymentAnswer, PaymentsHandlers
 from command_api.payments.simulated_gateway import SimulatedGateway
 from command_api.payments.stripe_gateway import intent_from_stripe, verified_webhook
 from event_schemas.money import amount_text
+from web.errors import error_responses
 
-router = APIRouter(tags=["payments"])
+router = APIRouter(tags=["payments"], responses=error_responses(400, 401, 403, 404, 409, 413, 422, 502, 503))
 
 
 async def get_handlers(request: Request) -> PaymentsHandlers:

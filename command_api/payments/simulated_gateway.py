@@ -135,8 +135,8 @@ class SimulatedGateway:
             status, failure = "succeeded", None
         elif number == DECLINED_CARD:
             status, failure = "requires_payment_method", "Your card was declined."
-        else:
-            raise GatewayError(
+        else:  # the caller's mistake (a 422), not the gateway failing (a 502)
+            raise UnknownTestCard(
                 f"use the test card {SUCCEEDING_CARD} (succeeds) or {DECLINED_CARD} (declined)"
             )
         async with self._pool.connection() as conn:

@@ -1,7 +1,10 @@
-"""The users command side's wiring: its event store, password hasher and token issuer."""
+"""The users command side's wiring: its event store, password hashing, the limits on callers (their
+counters in the users database) and the token issuer."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,32 +12,60 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 
 from auth.tokens import load_issuer
+from command_api.rate_limits.counters import AttemptCounters, CountersUnavailable
 from command_api.service import EVENT_STORE_ERRORS, command_side, install_command_routes
 from command_api.users import domain
 from command_api.users.domain import USER
 from command_api.users.handlers import InvalidCredentials, UsersHandlers
+from command_api.users.limits import AuthAttempts, AuthLimits, TooManyAttempts
+from command_api.users.password_hashing import HashingBusy, PasswordHashing
 from command_api.users.routes import router
 from config.settings import Settings
 from event_schemas import topics
+from read_models.pool import make_pool
 
 DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     domain.EmailAlreadyRegistered: (409, "email_taken"),
     domain.UnknownUser: (404, "unknown_user"),
     InvalidCredentials: (401, "invalid_credentials"),
+    TooManyAttempts: (429, "too_many_requests"),
+    CountersUnavailable: (503, "database_unavailable"),
+    HashingBusy: (503, "server_busy"),
     **EVENT_STORE_ERRORS,
 }
+
+# How often each instance deletes the counters whose window has closed.
+_SWEEP_SECONDS = 60.0
 
 
 @asynccontextmanager
 async def users_command_side(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
-    async with command_side(app, settings, context="users", topic=topics.USERS, kinds=[USER]) as store:
-        app.state.users_handlers = UsersHandlers(
-            store=store,
-            hasher=PasswordHasher(),
-            issuer=load_issuer(settings),
-            admin_emails=frozenset(domain.normalize_email(e) for e in settings.admin_emails),
-        )
-        yield
+    # The command side's own small pool: it may run without the query side, which has the other one.
+    pool = make_pool(settings.users_database_url, max_size=4, timeout=settings.rate_limit_timeout_seconds)
+    await pool.open(wait=False)  # PostgreSQL may be down: login and registration answer 503 until it is back
+    counters = AttemptCounters(pool, timeout=settings.rate_limit_timeout_seconds)
+    sweeping = asyncio.create_task(counters.sweep_forever(_SWEEP_SECONDS), name="attempt-counters-sweep")
+    hashing = PasswordHashing(
+        PasswordHasher(),
+        concurrency=settings.password_hashing_concurrency,
+        wait_seconds=settings.password_hashing_wait_seconds,
+    )
+    try:
+        async with command_side(app, settings, context="users", topic=topics.USERS, kinds=[USER]) as store:
+            app.state.users_handlers = UsersHandlers(
+                store=store,
+                hashing=hashing,
+                attempts=AuthAttempts(counters, AuthLimits.from_settings(settings)),
+                issuer=load_issuer(settings),
+                admin_emails=frozenset(domain.normalize_email(e) for e in settings.admin_emails),
+            )
+            yield
+    finally:
+        sweeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeping
+        hashing.close()
+        await pool.close()
 
 
 def install_command_side(app: FastAPI, settings: Settings) -> None:

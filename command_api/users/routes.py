@@ -13,8 +13,10 @@ from command_api.http import Context, acknowledge
 from command_api.users.commands import LogIn, RegisterUser
 from command_api.users.handlers import UsersHandlers
 from event_schemas.users import Role, UserRegistered
+from web.client_address import ClientAddress
+from web.errors import error_responses
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], responses=error_responses(401, 403, 404, 409, 413, 422, 503))
 
 
 async def get_handlers(request: Request) -> UsersHandlers:
@@ -29,21 +31,21 @@ def user_public(event: UserRegistered) -> dict[str, Any]:
     return {"id": event.user_id, "username": event.username, "email": event.email, "role": event.role}
 
 
-@router.post("/auth/register", status_code=status.HTTP_201_CREATED)
+@router.post("/auth/register", status_code=status.HTTP_201_CREATED, responses=error_responses(429))
 async def register(
-    command: RegisterUser, handlers: Handlers, context: Context, response: Response
+    command: RegisterUser, handlers: Handlers, client: ClientAddress, context: Context, response: Response
 ) -> dict[str, Any]:
     """Open an account; the email must not be registered yet."""
-    committed = await handlers.register(command, context, datetime.now(UTC))
+    committed = await handlers.register(command, client, context, datetime.now(UTC))
     acknowledge(response, committed)
     registered = next(e for e in committed.events if isinstance(e, UserRegistered))
     return {"message": "User created", "user": user_public(registered)}
 
 
-@router.post("/auth/login")
-async def log_in(command: LogIn, handlers: Handlers) -> dict[str, Any]:
+@router.post("/auth/login", responses=error_responses(429))
+async def log_in(command: LogIn, handlers: Handlers, client: ClientAddress) -> dict[str, Any]:
     """Exchange email and password for an access token."""
-    token = await handlers.log_in(command, datetime.now(UTC))
+    token = await handlers.log_in(command, client, datetime.now(UTC))
     return {"message": "Login successful", "token": token, "token_type": "bearer"}
 
 

@@ -1,37 +1,51 @@
 """What every live projector does, whatever it writes to: join the projection's consumer group, start
-each assigned partition from the offset stored with the read model, hand batches to `apply_batch`
-(retried until they land, so the position never moves past a batch that failed), and record progress
-past the transaction markers that follow the last event, so a caught-up projection shows no lag."""
+each assigned partition from the offset stored with the read model, hand batches to `apply_batch`,
+and record progress past the transaction markers that follow the last event, so a caught-up
+projection shows no lag.
+
+A batch that fails for a server's sake (failures.py) is retried until it lands, so the position never
+moves past it. One that fails for a record's sake is applied up to that record, and the partition is
+parked there: paused in the consumer, the record sent to the dead-letter topic and kept in
+`projection_dead_letters` (dead_letters.py), while the other partitions go on. The partition applies
+nothing more, in log order, until an operator's `retry` or `skip`, read from that table every second
+while a partition is parked, resumes it at the record or past it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
 from event_schemas.registry import EventRegistry
+from projectors.runtime import metrics
+from projectors.runtime.dead_letters import (
+    DeadLetter,
+    DeadLetterTopic,
+    Decision,
+    carry_out,
+    decisions,
+    ensure_dead_letters_table,
+    park,
+    parked_records,
+)
+from projectors.runtime.failures import is_transient, quotes_values, until_done
 from projectors.runtime.offsets import store_offset, stored_offsets
+from projectors.runtime.poison import Poison, apply_up_to_poison
 from read_models.pool import Pool
 
 log = logging.getLogger(__name__)
 
-
-async def until_done(attempt: Callable[[], Awaitable[object]], what: str) -> None:
-    """Retry (a server down, say) with backoff until it lands."""
-    delay = 0.5
-    while True:
-        try:
-            await attempt()
-            return
-        except Exception as error:
-            log.warning("%s failed (%r); retrying in %.1fs", what, error, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+# How often a projector with a parked partition looks for the operator's decision.
+DECISION_POLL_SECONDS = 1.0
 
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -39,7 +53,7 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         self._loop = loop
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        pass
+        self._loop.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self._loop.seek_to_stored(assigned)
@@ -64,6 +78,7 @@ class ProjectionLoop(ABC, Generic[P]):
         bootstrap_servers: str,
         registry: EventRegistry,
         group_id: str,
+        dead_letters: DeadLetterTopic,
         max_batch: int = 5000,
     ) -> None:
         self.projection = projection
@@ -73,9 +88,13 @@ class ProjectionLoop(ABC, Generic[P]):
         self.registry = registry
         self._bootstrap_servers = bootstrap_servers
         self._group_id = group_id
+        self._dead_letters = dead_letters
         self._max_batch = max_batch
         self._consumer: AIOKafkaConsumer | None = None
         self._stored: dict[TopicPartition, int] = {}
+        self._ends: dict[TopicPartition, int] = {}  # each partition's committed end, as last heard
+        self._parked: dict[TopicPartition, int] = {}  # partition -> offset of the record it stops at
+        self._next_decision_poll = 0.0
 
     @abstractmethod
     async def prepare(self) -> None:
@@ -92,6 +111,11 @@ class ProjectionLoop(ABC, Generic[P]):
     async def run(self) -> None:
         """Consume until cancelled."""
         await until_done(self.prepare, f"projection {self.name}: preparing the read model")
+        await until_done(
+            partial(ensure_dead_letters_table, self.pool), f"projection {self.name}: preparing dead letters"
+        )
+        metrics.PARKED_PARTITIONS.labels(self.name).set(0)
+        metrics.DEAD_LETTERS.labels(self.name)  # the series exists (at 0) before the first dead letter
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap_servers,
             group_id=self._group_id,
@@ -109,25 +133,141 @@ class ProjectionLoop(ABC, Generic[P]):
                 # for another's (under POST load, command -> visible p99 went from 207 to 113-155 ms).
                 await asyncio.gather(*(self._apply(tp, records) for tp, records in batches.items()))
                 await self._record_progress_past_markers()
+                await self._act_on_decisions()
+                self._observe_lag()
         finally:
             await self._consumer.stop()
 
     async def _apply(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         assert self._consumer is not None
         position = await self._consumer.position(tp)  # past the markers after the records
-        await until_done(partial(self.apply_batch, tp, records, position), f"projection {self.name} on {tp}")
-        self._stored[tp] = max(records[-1].offset + 1, position)
+        what = f"projection {self.name} on {tp}"
+        try:
+            await until_done(partial(self.apply_batch, tp, records, position), what, is_transient)
+            self._stored[tp] = max(records[-1].offset + 1, position)
+        except Exception:  # permanent: a record of the batch cannot be applied
+            poison = await apply_up_to_poison(partial(self._apply_exactly, tp), records)
+            if poison is None:  # each part landed on its own
+                self._stored[tp] = records[-1].offset + 1
+            else:
+                await self._park(tp, poison)
+
+    async def _apply_exactly(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> None:
+        """Apply `records` and store the offset right after them (not the consumer's position, which
+        may be past records of the partition that are not applied yet)."""
+        what = f"projection {self.name} on {tp}"
+        await until_done(partial(self.apply_batch, tp, records, 0), what, is_transient)
+
+    async def _park(self, tp: TopicPartition, poison: Poison[ConsumerRecord]) -> None:
+        assert self._consumer is not None
+        letter = DeadLetter.of(self.name, poison.record, poison.error)
+        log.error(
+            "projection %s parks %s at offset %d (%s): %s: %s",
+            self.name,
+            tp,
+            letter.offset,
+            letter.event_type,
+            letter.error_class,
+            letter.reason,
+            # A bug's traceback helps whoever fixes it; a refused value's text may hold a secret.
+            exc_info=None if quotes_values(poison.error) else poison.error,
+        )
+        self._stored[tp] = letter.offset
+        self._hold(tp, letter.offset)
+        published = await until_done(
+            partial(park, self.pool, self._dead_letters, letter, poison.record),
+            f"projection {self.name}: parking {tp}",
+        )
+        if published:
+            metrics.DEAD_LETTERS.labels(self.name).inc()
+
+    def _hold(self, tp: TopicPartition, offset: int) -> None:
+        """Stop fetching the partition, at `offset` (records fetched past it are dropped)."""
+        assert self._consumer is not None
+        if tp not in self._consumer.assignment():  # revoked meanwhile: its next owner parks it
+            return
+        self._consumer.seek(tp, offset)
+        self._consumer.pause(tp)
+        self._parked[tp] = offset
+        metrics.PARKED_PARTITIONS.labels(self.name).set(len(self._parked))
+
+    def _release(self, tp: TopicPartition, offset: int) -> None:
+        assert self._consumer is not None
+        self._parked.pop(tp, None)
+        metrics.PARKED_PARTITIONS.labels(self.name).set(len(self._parked))
+        if tp in self._consumer.assignment():
+            self._consumer.seek(tp, offset)
+            self._consumer.resume(tp)
+
+    async def _act_on_decisions(self) -> None:
+        """While a partition is parked, look every second or so for the operator's decision."""
+        assert self._consumer is not None
+        if not self._parked or time.monotonic() < self._next_decision_poll:
+            return
+        self._next_decision_poll = time.monotonic() + DECISION_POLL_SECONDS
+        parked = {tp.partition: offset for tp, offset in self._parked.items()}
+        decided = await until_done(
+            partial(self._decisions, parked), f"projection {self.name}: reading the operator's decisions"
+        )
+        for partition, decision in decided.items():
+            tp = TopicPartition(self.topic, partition)
+            offset = self._parked.get(tp)
+            if offset is None:  # revoked meanwhile: its next owner acts on the decision
+                continue
+            resume_at = await until_done(
+                partial(carry_out, self.pool, self.name, tp, offset, decision),
+                f"projection {self.name}: {decision} on {tp}",
+            )
+            log.warning(
+                "projection %s: %s of offset %d on %s, as the operator decided",
+                self.name,
+                decision,
+                offset,
+                tp,
+            )
+            self._stored[tp] = max(self._stored.get(tp, 0), resume_at)
+            self._release(tp, resume_at)
+        # A paused partition is not fetched, so its end is asked for: its lag keeps growing.
+        still_parked = [tp for tp in self._parked if tp in self._consumer.assignment()]
+        if still_parked:
+            try:
+                self._ends.update(await self._consumer.end_offsets(still_parked))
+            except KafkaError as error:  # the lag gauge waits for the next poll
+                log.warning("projection %s: no end offsets for its parked partitions (%r)", self.name, error)
+
+    async def _decisions(self, parked: dict[int, int]) -> dict[int, Decision]:
+        async with self.pool.connection() as conn:
+            return await decisions(conn, self.name, self.topic, parked)
+
+    def forget(self, revoked: Sequence[TopicPartition]) -> None:
+        """Partitions taken away: their next owner parks them again if need be."""
+        for tp in revoked:
+            self._parked.pop(tp, None)
+            self._ends.pop(tp, None)
+            with contextlib.suppress(KeyError):
+                metrics.LAG.remove(self.name, str(tp.partition))
+        metrics.PARKED_PARTITIONS.labels(self.name).set(len(self._parked))
 
     async def seek_to_stored(self, partitions: Sequence[TopicPartition]) -> None:
+        """Start each partition where the read model stands; one still parked there stays parked."""
         assert self._consumer is not None
         offsets = await self.stored_offsets()
+        async with self.pool.connection() as conn:
+            parked = {
+                (record.partition, record.offset)
+                for record in await parked_records(conn, self.name, self.topic)
+            }
         for tp in partitions:
             self._stored[tp] = offsets.get(tp.partition, 0)
             self._consumer.seek(tp, self._stored[tp])
+            if (tp.partition, self._stored[tp]) in parked:
+                self._hold(tp, self._stored[tp])
 
     async def _record_progress_past_markers(self) -> None:
         assert self._consumer is not None
         for tp in self._consumer.assignment():
+            if tp in self._parked:  # its position may be past the parked record
+                continue
             position = await self._consumer.position(tp)
             if position > self._stored.get(tp, position):
                 await until_done(
@@ -135,3 +275,13 @@ class ProjectionLoop(ABC, Generic[P]):
                     f"projection {self.name}: recording progress on {tp}",
                 )
                 self._stored[tp] = position
+
+    def _observe_lag(self) -> None:
+        assert self._consumer is not None
+        for tp in self._consumer.assignment():
+            end = None if tp in self._parked else self._consumer.last_stable_offset(tp)
+            if end is not None:
+                self._ends[tp] = end
+            if tp in self._ends and tp in self._stored:
+                lag = max(self._ends[tp] - self._stored[tp], 0)
+                metrics.LAG.labels(self.name, str(tp.partition)).set(lag)

@@ -43,12 +43,19 @@ async def stored_offsets(conn: AsyncConnection[DictRow], offsets_name: str, topi
 async def store_offset(pool: Pool, offsets_name: str, tp: TopicPartition, next_offset: int) -> None:
     """Move a partition's stored offset forward (never back)."""
     async with pool.connection() as conn:
-        await conn.execute(
-            "INSERT INTO projection_offsets (projection, topic, partition, next_offset) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (projection, topic, partition) DO UPDATE "
-            "SET next_offset = GREATEST(projection_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()",
-            (offsets_name, tp.topic, tp.partition, next_offset),
-        )
+        await move_offset(conn, offsets_name, tp, next_offset)
+
+
+async def move_offset(
+    conn: AsyncConnection[DictRow], offsets_name: str, tp: TopicPartition, next_offset: int
+) -> None:
+    """`store_offset` inside the caller's transaction."""
+    await conn.execute(
+        "INSERT INTO projection_offsets (projection, topic, partition, next_offset) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (projection, topic, partition) DO UPDATE "
+        "SET next_offset = GREATEST(projection_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()",
+        (offsets_name, tp.topic, tp.partition, next_offset),
+    )
 
 
 async def ensure_offset_row(conn: AsyncConnection[DictRow], offsets_name: str, tp: TopicPartition) -> None:

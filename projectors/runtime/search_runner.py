@@ -18,6 +18,8 @@ from elasticsearch import AsyncElasticsearch, BadRequestError
 from event_schemas.envelope import Event
 from event_schemas.registry import EventRegistry
 from projectors.runtime.consume_loop import ProjectionLoop
+from projectors.runtime.dead_letters import DeadLetterTopic
+from projectors.runtime.failures import ServerBusy, is_transient_status
 from projectors.runtime.offsets import ensure_offsets_table, store_offset
 from read_models.changes import ChangeNotice, announce
 from read_models.pool import Pool
@@ -50,6 +52,10 @@ class DocumentProjection(Protocol):
 
 class IndexWriteFailed(Exception):
     pass
+
+
+class IndexBusy(ServerBusy):
+    """Elasticsearch refused documents of a bulk request for now (queue full, shard unavailable)."""
 
 
 async def create_index(es: AsyncElasticsearch, projection: DocumentProjection, *, with_alias: bool) -> str:
@@ -110,7 +116,11 @@ async def index_events(
             if item["index"].get("status", 200) >= 300 and item["index"]["status"] != 409
         ]
         if failures:  # 409: the index already holds a newer version, which is what we want
-            raise IndexWriteFailed(f"{len(failures)} documents failed, first: {failures[0].get('error')}")
+            busy = [failure for failure in failures if is_transient_status(failure["status"])]
+            first = (busy or failures)[0]
+            message = f"{len(failures)} documents failed, first: {first.get('error')}"
+            # A refusal for the server's sake (429, 5xx) is retried; one for the document's parks it.
+            raise IndexBusy(message) if busy else IndexWriteFailed(message)
 
 
 class SearchProjectionRunner(ProjectionLoop[DocumentProjection]):
@@ -124,9 +134,10 @@ class SearchProjectionRunner(ProjectionLoop[DocumentProjection]):
         bootstrap_servers: str,
         registry: EventRegistry,
         group_id: str,
+        dead_letters: DeadLetterTopic,
         max_batch: int = 5000,
     ) -> None:
-        super().__init__(projection, pool, bootstrap_servers, registry, group_id, max_batch)
+        super().__init__(projection, pool, bootstrap_servers, registry, group_id, dead_letters, max_batch)
         self._es = es
 
     async def prepare(self) -> None:

@@ -18,8 +18,9 @@ from query_api.catalog.schemas import ProductFilters, ProductPublic, StockQuery
 from query_api.catalog.search import search_products
 from query_api.consistency import ConsistencyToken, consistency_token, wait_for
 from read_models.catalog import PRODUCT_SEARCH, PRODUCTS
+from web.errors import error_responses
 
-router = APIRouter(tags=["catalog"])
+router = APIRouter(tags=["catalog"], responses=error_responses(401, 404, 413, 422, 503))
 
 Token = Annotated[ConsistencyToken | None, Depends(consistency_token)]
 PRODUCT_JSON = TypeAdapter(ProductPublic)
@@ -61,7 +62,7 @@ async def list_products(
     return json_answer(body, total)
 
 
-@router.get("/products/{product_id}", response_model=ProductPublic)
+@router.get("/products/{product_id:int}", response_model=ProductPublic)
 async def get_product(
     request: Request, product_id: Annotated[int, Path(gt=0, le=2**53)], catalog: Catalog, token: Token
 ) -> Response:

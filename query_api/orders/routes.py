@@ -17,8 +17,9 @@ from query_api.orders.schemas import CartPublic, CheckoutPublic, OrderPublic
 from query_api.read_model_feed import ReadModelDatabase
 from read_models.orders import CARTS, ORDERS
 from read_models.orders_replica import products_by_id
+from web.errors import error_responses
 
-router = APIRouter(tags=["orders"])
+router = APIRouter(tags=["orders"], responses=error_responses(401, 403, 404, 422, 503))
 
 
 async def orders_read_models(request: Request) -> ReadModelDatabase:

@@ -12,8 +12,9 @@ from query_api.payments.queries import PaymentNotFound, payment_of
 from query_api.payments.schemas import PaymentPublic
 from query_api.read_model_feed import ReadModelDatabase
 from read_models.payments import PAYMENTS
+from web.errors import error_responses
 
-router = APIRouter(tags=["payments"])
+router = APIRouter(tags=["payments"], responses=error_responses(401, 404, 422, 503))
 
 
 async def payments_read_models(request: Request) -> ReadModelDatabase:

@@ -12,8 +12,9 @@ from query_api.read_model_feed import ReadModelDatabase
 from query_api.users.queries import user_by_id
 from query_api.users.schemas import TokenPublic, UserPublic
 from read_models.users import USERS
+from web.errors import error_responses
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], responses=error_responses(401, 404, 422, 503))
 
 
 async def users_read_models(request: Request) -> ReadModelDatabase:

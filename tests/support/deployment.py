@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from auth.tokens import load_issuer
+from auth.tokens import load_issuer, service_token
 from config.settings import Settings
 from infra.topics import ensure_topics
 from tests.support.processes import HttpService, ServiceProcess, free_port
@@ -37,7 +37,15 @@ _OVERRIDDEN = (
     "admin_emails",
     "command_timeout_seconds",
     "projector_max_batch",
+    "login_failures_per_account",
+    "login_attempts_per_address",
+    "registrations_per_address",
+    "password_hashing_wait_seconds",
 )
+# Tests register and log in far more often, all from one address, than the limits on callers allow, and
+# hash many passwords at once on a small machine: those limits are lifted here, and the tests of them
+# set their own through `gateway(..., env=...)`.
+_UNLIMITED = 1_000_000
 
 
 @dataclass
@@ -69,6 +77,10 @@ class Deployment:
             admin_emails=[self.admin_email],
             command_timeout_seconds=3,
             projector_max_batch=self.projector_max_batch,
+            login_failures_per_account=_UNLIMITED,
+            login_attempts_per_address=_UNLIMITED,
+            registrations_per_address=_UNLIMITED,
+            password_hashing_wait_seconds=60,
         )
 
     @property
@@ -100,11 +112,11 @@ class Deployment:
             port,
         )
 
-    def projector(self, *projections: str) -> ServiceProcess:
+    def projector(self, *projections: str, env: dict[str, str] | None = None) -> ServiceProcess:
         return ServiceProcess(
             f"{'+'.join(projections)}-projector",
             ["-m", "projectors", "run", *projections],
-            self.env,
+            self.env | (env or {}),
             self.work_dir,
         )
 
@@ -125,6 +137,10 @@ class Deployment:
         """An admin's token signed with this deployment's key, for tests that run no users service."""
         issuer = load_issuer(self.settings)
         return issuer.issue(user_id=1, email=self.admin_email, role="admin", now=datetime.now(UTC))
+
+    def service_token(self) -> str:
+        """The token of a platform process (the order saga's kind), for the internal routes."""
+        return service_token(load_issuer(self.settings), "tests", datetime.now(UTC))
 
     def customer_token(self, user_id: int) -> str:
         """A customer's token signed with this deployment's key (the orders side trusts the token)."""

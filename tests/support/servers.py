@@ -30,6 +30,7 @@ class Servers:
     elasticsearch_url: str
     stripe_mock_url: str  # the Stripe API base for the `stripe` client, plain HTTP
     stop_kafka: Callable[[], None]
+    kill_kafka: Callable[[], None]  # a crash (SIGKILL); start_kafka brings it back
     start_kafka: Callable[[], None]
     stop_elasticsearch: Callable[[], None]
     start_elasticsearch: Callable[[], None]
@@ -69,6 +70,7 @@ def local_stack() -> Iterator[Servers]:
         elasticsearch_url=f"http://127.0.0.1:{os.environ.get('ES_PORT', '9200')}",
         stripe_mock_url=f"http://127.0.0.1:{os.environ.get('STRIPE_MOCK_PORT', str(STRIPE_MOCK_PORT))}",
         stop_kafka=lambda: stack("down", "kafka"),
+        kill_kafka=lambda: stack("kill", "kafka"),
         start_kafka=lambda: stack("up", "kafka"),
         stop_elasticsearch=lambda: stack("down", "elasticsearch"),
         start_elasticsearch=lambda: stack("up", "elasticsearch"),
@@ -112,6 +114,7 @@ def containers() -> Iterator[Servers]:
             stripe_mock_url=f"http://{stripe_mock.get_container_host_ip()}:{stripe_mock.get_exposed_port(STRIPE_MOCK_PORT)}",
             # A paused broker is an unreachable one; unpausing keeps the mapped ports.
             stop_kafka=broker.pause,
+            kill_kafka=broker.pause,  # unpause is the only start that keeps the mapped ports
             start_kafka=broker.unpause,
             stop_elasticsearch=search.pause,
             start_elasticsearch=search.unpause,

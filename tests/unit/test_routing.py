@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from command_api.eventstore.routing import decode_advertisement, assign_sticky
+from command_api.eventstore.routing import assign_sticky, decode_advertisement
 
 
 def test_partitions_are_dealt_evenly_between_new_instances() -> None:

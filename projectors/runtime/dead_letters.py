@@ -1,0 +1,240 @@
+"""Records a projection cannot apply. Each is published to its topic's dead-letter topic (the original
+key, value and headers, plus headers naming the projection, where the record was and why it failed)
+and kept in `projection_dead_letters`, beside the projection's offsets, where the operator's `retry`
+or `skip` reaches the running projector.
+
+A row is parked until an operator sets its `decision` and the projector, having acted on it, sets
+`resolved_at`; a retried record that fails again parks the same row again (`attempts` counts), and
+is published only the first time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, cast
+
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
+from event_schemas.registry import EVENT_TYPE_HEADER
+from event_schemas.topics import dead_letters
+from projectors.runtime.failures import describe
+from projectors.runtime.offsets import move_offset
+from read_models.changes import ChangeNotice, announce
+from read_models.pool import Pool
+
+Decision = Literal["retry", "skip"]
+
+DEAD_LETTERS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS projection_dead_letters (
+    projection    text    NOT NULL,
+    topic         text    NOT NULL,
+    partition     integer NOT NULL,
+    record_offset bigint  NOT NULL,
+    event_type    text    NOT NULL,
+    error_class   text    NOT NULL,
+    reason        text    NOT NULL,
+    attempts      integer NOT NULL DEFAULT 1,
+    parked_at     timestamptz NOT NULL DEFAULT now(),
+    decision      text CHECK (decision IN ('retry', 'skip')),
+    resolved_at   timestamptz,
+    PRIMARY KEY (projection, topic, partition, record_offset)
+)
+"""
+
+HEADER_PREFIX = "dead_letter."
+# A reason is for a person to read; a validation error can quote a whole event.
+MAX_REASON = 1000
+
+
+def storable(text: str) -> str:
+    """`text` as PostgreSQL text can hold it: the NUL byte that may have poisoned the record (and is
+    quoted in its error) is written out."""
+    return text.replace("\x00", "\\x00")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record a projection could not apply, and why."""
+
+    projection: str
+    topic: str
+    partition: int
+    offset: int
+    event_type: str
+    error_class: str
+    reason: str
+
+    @classmethod
+    def of(cls, projection: str, record: ConsumerRecord, error: Exception) -> DeadLetter:
+        event_type = dict(record.headers).get(EVENT_TYPE_HEADER, b"unknown").decode(errors="replace")
+        return cls(
+            projection,
+            record.topic,
+            record.partition,
+            record.offset,
+            storable(event_type),
+            type(error).__name__,
+            storable(describe(error))[:MAX_REASON],
+        )
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        fields = {
+            "projection": self.projection,
+            "topic": self.topic,
+            "partition": str(self.partition),
+            "offset": str(self.offset),
+            "error": self.error_class,
+            "reason": self.reason,
+        }
+        return [(HEADER_PREFIX + name, value.encode()) for name, value in fields.items()]
+
+
+@dataclass(frozen=True)
+class Parked:
+    """A row of `projection_dead_letters` not yet resolved: its partition stops at `offset`."""
+
+    partition: int
+    offset: int
+    event_type: str
+    error_class: str
+    reason: str
+    attempts: int
+    parked_at: datetime
+    decision: Decision | None
+
+    @classmethod
+    def of_row(cls, row: DictRow) -> Parked:
+        return cls(
+            row["partition"],
+            row["record_offset"],
+            row["event_type"],
+            row["error_class"],
+            row["reason"],
+            row["attempts"],
+            row["parked_at"],
+            cast(Decision | None, row["decision"]),
+        )
+
+
+async def create_dead_letters_table(conn: AsyncConnection[DictRow]) -> None:
+    """Under the same schema lock as the offsets table (see offsets.create_offsets_table)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('projection-schema'))")
+    await conn.execute(DEAD_LETTERS_SCHEMA)
+
+
+async def ensure_dead_letters_table(pool: Pool) -> None:
+    async with pool.connection() as conn, conn.transaction():
+        await create_dead_letters_table(conn)
+
+
+class DeadLetterTopic:
+    """Publishes dead letters, through the process's one dead-letter producer."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    async def publish(self, letter: DeadLetter, record: ConsumerRecord) -> None:
+        await self._producer.send_and_wait(
+            dead_letters(record.topic),
+            record.value,
+            key=record.key,
+            headers=[*record.headers, *letter.headers()],
+        )
+
+
+@asynccontextmanager
+async def dead_letter_topic(bootstrap_servers: str) -> AsyncIterator[DeadLetterTopic]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        yield DeadLetterTopic(producer)
+    finally:
+        await producer.stop()
+
+
+async def park(pool: Pool, topic: DeadLetterTopic, letter: DeadLetter, record: ConsumerRecord) -> bool:
+    """Keep `letter` parked, publishing it first if its record was never parked before (published
+    before it is kept: a crash in between publishes it twice rather than never). True if published."""
+    key = (letter.projection, letter.topic, letter.partition, letter.offset)
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT 1 FROM projection_dead_letters "
+            "WHERE projection = %s AND topic = %s AND partition = %s AND record_offset = %s",
+            key,
+        )
+        known = await cursor.fetchone() is not None
+    if not known:
+        await topic.publish(letter, record)
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO projection_dead_letters "
+            "(projection, topic, partition, record_offset, event_type, error_class, reason) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (projection, topic, partition, record_offset) DO UPDATE SET "
+            "error_class = EXCLUDED.error_class, reason = EXCLUDED.reason, parked_at = now(), "
+            "attempts = projection_dead_letters.attempts + 1, resolved_at = NULL, "
+            # A decision the projector has not yet acted on still stands; a retry that failed is over.
+            "decision = CASE WHEN projection_dead_letters.resolved_at IS NULL "
+            "THEN projection_dead_letters.decision END",
+            (*key, letter.event_type, letter.error_class, letter.reason),
+        )
+    return not known
+
+
+async def parked_records(conn: AsyncConnection[DictRow], projection: str, topic: str) -> list[Parked]:
+    cursor = await conn.execute(
+        "SELECT * FROM projection_dead_letters WHERE projection = %s AND topic = %s AND resolved_at IS NULL "
+        "ORDER BY partition, record_offset",
+        (projection, topic),
+    )
+    return [Parked.of_row(row) for row in await cursor.fetchall()]
+
+
+async def decisions(
+    conn: AsyncConnection[DictRow], projection: str, topic: str, parked: Mapping[int, int]
+) -> dict[int, Decision]:
+    """The operator's decisions about the records the partitions (partition -> offset) are parked at."""
+    found = await parked_records(conn, projection, topic)
+    return {
+        record.partition: record.decision
+        for record in found
+        if record.decision is not None and parked.get(record.partition) == record.offset
+    }
+
+
+async def request(
+    conn: AsyncConnection[DictRow], projection: str, topic: str, partition: int, decision: Decision
+) -> list[Parked]:
+    """The operator's command: the records of the partition still parked, now with `decision`."""
+    cursor = await conn.execute(
+        "UPDATE projection_dead_letters SET decision = %s "
+        "WHERE projection = %s AND topic = %s AND partition = %s AND resolved_at IS NULL RETURNING *",
+        (decision, projection, topic, partition),
+    )
+    return [Parked.of_row(row) for row in await cursor.fetchall()]
+
+
+async def carry_out(pool: Pool, projection: str, tp: TopicPartition, offset: int, decision: Decision) -> int:
+    """Resolve the record parked at `offset` as decided, and return the offset its partition resumes
+    at: the record itself for a retry; the next one for a skip, which moves the stored offset past it
+    (the read model will lack that event) in the same transaction, and tells the query sides."""
+    resume_at = offset + 1 if decision == "skip" else offset
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE projection_dead_letters SET resolved_at = now() "
+            "WHERE projection = %s AND topic = %s AND partition = %s AND record_offset = %s",
+            (projection, tp.topic, tp.partition, offset),
+        )
+        if decision == "skip":
+            await move_offset(conn, projection, tp, resume_at)
+            await announce(conn, ChangeNotice.of_batch(projection, tp.topic, tp.partition, resume_at, ()))
+    return resume_at
