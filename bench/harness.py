@@ -44,10 +44,11 @@ class Size:
     producer_records: int  # ProducerPerformance
     replay_events: int
     orders: int  # placed and waited for until confirmed
+    cold_start_events: int  # in the log a command side starts on
 
 
-QUICK = Size(True, 3, 1, 1_000, 200, 2, 2_000, 50_000, 20_000, 200)
-FULL = Size(False, 15, 3, 10_000, 1_000, 5, 20_000, 500_000, 1_000_000, 1_000)
+QUICK = Size(True, 3, 1, 1_000, 200, 2, 2_000, 50_000, 20_000, 200, 100_000)
+FULL = Size(False, 15, 3, 10_000, 1_000, 5, 20_000, 500_000, 1_000_000, 1_000, 1_000_000)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from event_schemas import topics
 
 
 async def delete_namespace_topics(bootstrap_servers: str, namespaces: Sequence[str]) -> None:
-    """Delete every event and dead-letter topic of `namespaces` (those that exist)."""
+    """Delete every event, dead-letter and snapshot topic of `namespaces` (those that exist)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
@@ -23,7 +23,7 @@ async def delete_namespace_topics(bootstrap_servers: str, namespaces: Sequence[s
         doomed = [
             topic
             for namespace in namespaces
-            for name in topics.ALL + topics.DEAD_LETTERS
+            for name in topics.ALL + topics.DEAD_LETTERS + topics.SNAPSHOTS
             if (topic := topics.in_namespace(namespace, name)) in existing
         ]
         if doomed:

@@ -22,6 +22,7 @@ from command_api.eventstore.kafka_store import KafkaEventStore
 from command_api.eventstore.model import AggregateKind
 from command_api.forwarding import forward_to_owner
 from command_api.ownership import ownership_router
+from command_api.snapshot_key import load_snapshot_key
 from config.settings import Settings
 from event_schemas import topics
 from event_schemas.registry import REGISTRY
@@ -48,6 +49,9 @@ async def command_side(
         kinds=kinds,
         registry=REGISTRY,
         timeout=settings.command_timeout_seconds,
+        snapshot_key=load_snapshot_key(settings),
+        snapshot_every=settings.snapshot_every_records,
+        replication_factor=settings.kafka_replication_factor,
     )
     app.state.token_verifier = load_verifier(settings)
     app.state.event_stores = {**getattr(app.state, "event_stores", {}), context: store}

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     # Ed25519 PEM files. Local mode creates a pair on first use; production must provide them.
     jwt_private_key_file: Path = Path(".local/keys/jwt-ed25519.pem")
     jwt_public_key_file: Path = Path(".local/keys/jwt-ed25519.pub.pem")
+    # The key that signs the command side's snapshots (derived state kept in Kafka): a snapshot that
+    # does not carry its signature is ignored. Local mode creates one on first use.
+    snapshot_key_file: Path = Path(".local/keys/snapshot.key")
+    # A partition's writer snapshots its state after this many records since the last snapshot.
+    snapshot_every_records: int = Field(20_000, ge=1)
     jwt_issuer: str = "commerce-users"
     jwt_audience: str = "commerce"
     jwt_ttl_seconds: int = Field(3600, ge=60)

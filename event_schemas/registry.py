@@ -41,6 +41,9 @@ class EventRegistry:
             raise ValueError(f"{key} is registered twice")
         self._classes[key] = cls
 
+    def classes(self) -> list[type[Event]]:
+        return list(self._classes.values())
+
     def register_upcaster(self, event_type: str, from_version: int, upcast: Upcaster) -> None:
         """`upcast` turns a version-`from_version` payload into a version `from_version + 1` one."""
         self._upcasters[(event_type, from_version)] = upcast

@@ -23,5 +23,14 @@ def dead_letters(topic: str) -> str:
 DEAD_LETTERS: Final = tuple(dead_letters(topic) for topic in ALL)
 
 
+def snapshots(topic: str) -> str:
+    """Where the command side keeps snapshots of its partitions' state (compacted: derived data, one
+    record per partition kept; deleting it costs a full replay, never a fact)."""
+    return f"{topic}.snapshots"
+
+
+SNAPSHOTS: Final = tuple(snapshots(topic) for topic in ALL)
+
+
 def in_namespace(namespace: str, name: str) -> str:
     return f"{namespace}.{name}"

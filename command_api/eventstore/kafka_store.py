@@ -37,7 +37,9 @@ from command_api.eventstore.partition_producer import ProducerSettings
 from command_api.eventstore.partition_state import Outcome, PendingBatch
 from command_api.eventstore.partition_writer import PartitionWriter, WriterSettings
 from command_api.eventstore.partitioning import partition_for_key, partition_of
+from command_api.eventstore.snapshots import SnapshotStore
 from command_api.eventstore.transaction_backoff import shorten_concurrent_transactions_backoff
+from event_schemas.money import Money
 from event_schemas.registry import EventRegistry
 
 S = TypeVar("S")
@@ -57,6 +59,9 @@ class KafkaEventStore(PartitionedEventStore):
         kinds: Sequence[AggregateKind[Any]],
         registry: EventRegistry,
         timeout: float,
+        snapshot_key: bytes | None = None,
+        snapshot_every: int = 20_000,
+        replication_factor: int = 1,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
@@ -74,6 +79,20 @@ class KafkaEventStore(PartitionedEventStore):
             owned=self.owned_partitions,
         )
         self._creations = 0
+        self._snapshot_every = snapshot_every
+        self._snapshots = (
+            None
+            if snapshot_key is None
+            else SnapshotStore(
+                bootstrap_servers=bootstrap_servers,
+                topic=topic,
+                replication_factor=replication_factor,
+                key=snapshot_key,
+                kinds=kinds,
+                models=[Money, *registry.classes()],
+                timeout=timeout,
+            )
+        )
 
     # lifecycle
 
@@ -86,6 +105,8 @@ class KafkaEventStore(PartitionedEventStore):
     async def stop(self) -> None:
         await self._membership.stop()
         await asyncio.gather(*(writer.release() for writer in self._writers.values() if writer.owned))
+        if self._snapshots is not None:
+            await self._snapshots.stop()
 
     async def wait_until_ready(self, within: float) -> None:
         """Start-up: wait (bounded) for a first assignment and for its partitions to catch up, so the
@@ -130,6 +151,8 @@ class KafkaEventStore(PartitionedEventStore):
             kinds=self.kinds,
             timeout=self.timeout,
             owner_of=self.owner_of,
+            snapshots=self._snapshots,
+            snapshot_every=self._snapshot_every,
         )
 
     def owner_of(self, partition: int) -> str | None:

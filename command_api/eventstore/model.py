@@ -26,6 +26,9 @@ class AggregateKind(Generic[S]):
     initial: S
     evolve: Callable[[S, Event], S]
     id_prefix: str | None = None
+    # Bump it when the state's shape changes: snapshots of another version are then ignored (the
+    # partition is replayed from the log once, and snapshotted anew).
+    state_version: int = 1
 
     def numbered_id(self, number: int) -> str:
         assert self.id_prefix is not None, f"{self.name} is not a numbered kind"

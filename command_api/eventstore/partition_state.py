@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -38,6 +39,18 @@ Outcome = Callable[[Mapping[UUID, Position]], Any]
 KEY_WINDOW = timedelta(hours=24)
 
 
+@dataclass
+class PartitionImage:
+    """Everything a partition's state knows, without its fold functions: what a snapshot holds."""
+
+    partition: int
+    next_offset: int
+    records: dict[str, AggregateRecord[Any]]
+    created: Counter[str]
+    created_by_key: dict[tuple[str, str], str]
+    keys_by_age: deque[tuple[datetime, str, str, str]]
+
+
 class PartitionState:
     def __init__(self, partition: int, kinds: Sequence[AggregateKind[Any]]) -> None:
         self.partition = partition
@@ -50,6 +63,27 @@ class PartitionState:
         self._keys_by_age: deque[tuple[datetime, str, str, str]] = deque()
         # The offset of the next record this state has not seen (where a catch-up resumes).
         self.next_offset = 0
+
+    def image(self) -> PartitionImage:
+        """The state as data (sharing its structures: serialize it before the next event is folded)."""
+        return PartitionImage(
+            self.partition,
+            self.next_offset,
+            self._records,
+            self._created,
+            self._created_by_key,
+            self._keys_by_age,
+        )
+
+    @classmethod
+    def from_image(cls, image: PartitionImage, kinds: Sequence[AggregateKind[Any]]) -> PartitionState:
+        state = cls(image.partition, kinds)
+        state.next_offset = image.next_offset
+        state._records = image.records
+        state._created = image.created
+        state._created_by_key = image.created_by_key
+        state._keys_by_age = image.keys_by_age
+        return state
 
     def load(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]:
         record = self._records.get(aggregate_id)

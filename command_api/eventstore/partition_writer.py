@@ -33,6 +33,7 @@ from command_api.eventstore.errors import EventStoreUnavailable, NotOwner
 from command_api.eventstore.model import AggregateKind, Position
 from command_api.eventstore.partition_producer import Fenced, PartitionProducer, ProducerSettings
 from command_api.eventstore.partition_state import Outcome, PartitionState, PendingBatch
+from command_api.eventstore.snapshots import SnapshotStore
 from event_schemas.envelope import Event
 from event_schemas.registry import EventRegistry
 
@@ -87,6 +88,9 @@ class WriterSettings:
     # Every request is answered within this, whatever Kafka does.
     timeout: float
     owner_of: Callable[[int], str | None]
+    # Where to start a cold partition from and keep its state (None: always replay the whole log).
+    snapshots: SnapshotStore | None = None
+    snapshot_every: int = 20_000
 
 
 class PartitionWriter:
@@ -122,6 +126,8 @@ class PartitionWriter:
         self._producer: PartitionProducer | None = None
         self._runner: asyncio.Task[None] | None = None
         self._committing = False
+        self._snapshotted_at = 0  # next_offset of the last snapshot read or written
+        self._snapshot_saving: asyncio.Task[None] | None = None
         self._busy = False  # batches follow each other: a short linger gathers more
         self._show_state()
 
@@ -235,6 +241,7 @@ class PartitionWriter:
             )
             try:
                 await asyncio.wait_for(self._producer.fence(), self._settings.timeout)
+                await self._start_from_snapshot()
                 await read_to_end(
                     self._settings.bootstrap_servers,
                     self.partition,
@@ -254,6 +261,7 @@ class PartitionWriter:
                 continue
             self._enter(WriterState.READY)
             self._settled.set()
+            self._snapshot_if_due()
 
     async def _serve_next_batch(self) -> None:
         if not self._queue:
@@ -316,6 +324,7 @@ class PartitionWriter:
             self._committing = False
         for request, outcome in decided:
             request.resolve(outcome(positions))
+        self._snapshot_if_due()
 
     async def _append(self, producer: PartitionProducer, events: Sequence[Event]) -> dict[UUID, Position]:
         offsets = await producer.append(events)
@@ -327,6 +336,54 @@ class PartitionWriter:
             self.folded.apply(event, position)
             EVENTS_APPENDED.labels(topic, event.event_type).inc()
         return positions
+
+    # snapshots
+
+    async def _start_from_snapshot(self) -> None:
+        """A cold writer (nothing folded yet) starts from the partition's latest snapshot, if any."""
+        snapshots = self._settings.snapshots
+        if snapshots is None or self.folded.next_offset > 0:
+            return
+        try:
+            restored = await asyncio.wait_for(
+                snapshots.latest(self.partition.partition), self._settings.timeout * 4
+            )
+        except Exception as error:  # a snapshot only saves time: without one, the whole log is read
+            log.warning("%s: no snapshot read (%r); replaying the log", self.partition, error)
+            return
+        if restored is not None:
+            self.folded = restored
+            self._snapshotted_at = restored.next_offset
+            log.info("%s starts from its snapshot at offset %d", self.partition, restored.next_offset)
+
+    def _snapshot_if_due(self) -> None:
+        """Every `snapshot_every` records, encode the state now (before anything more is folded) and
+        write it in the background; one write at a time, and a failed one only logs."""
+        snapshots = self._settings.snapshots
+        if (
+            snapshots is None
+            or self.folded.next_offset - self._snapshotted_at < self._settings.snapshot_every
+        ):
+            return
+        if self._snapshot_saving is not None and not self._snapshot_saving.done():
+            return
+        self._snapshotted_at = self.folded.next_offset
+        try:
+            value, next_offset = snapshots.encode(self.folded)
+        except Exception:  # a snapshot only saves time: never let one stop the writer
+            log.exception("%s: the state could not be snapshotted", self.partition)
+            return
+        self._snapshot_saving = asyncio.create_task(
+            snapshots.save(self.partition.partition, value, next_offset),
+            name=f"snapshot-{self.partition.topic}-{self.partition.partition}",
+        )
+        self._snapshot_saving.add_done_callback(self._snapshot_saved)
+
+    def _snapshot_saved(self, saving: asyncio.Task[None]) -> None:
+        if saving.cancelled():
+            return
+        if (error := saving.exception()) is not None:
+            log.warning("%s: snapshot not written (%r); the next one is due as usual", self.partition, error)
 
     # states
 

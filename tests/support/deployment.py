@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from auth.tokens import load_issuer, service_token
+from command_api.snapshot_key import load_snapshot_key
 from config.settings import Settings
 from infra.topics import ensure_topics
 from tests.support.processes import HttpService, ServiceProcess, free_port
@@ -34,6 +35,7 @@ _OVERRIDDEN = (
     "elasticsearch_url",
     "jwt_private_key_file",
     "jwt_public_key_file",
+    "snapshot_key_file",
     "admin_emails",
     "command_timeout_seconds",
     "projector_max_batch",
@@ -74,6 +76,7 @@ class Deployment:
             elasticsearch_url=self.servers.elasticsearch_url,
             jwt_private_key_file=self.work_dir / "keys" / "jwt.pem",
             jwt_public_key_file=self.work_dir / "keys" / "jwt.pub.pem",
+            snapshot_key_file=self.work_dir / "keys" / "snapshot.key",
             admin_emails=[self.admin_email],
             command_timeout_seconds=3,
             projector_max_batch=self.projector_max_batch,
@@ -94,7 +97,8 @@ class Deployment:
 
     def provision(self) -> None:
         asyncio.run(ensure_topics(self.settings))
-        load_issuer(self.settings)  # the key pair, before any process could race to create it
+        load_issuer(self.settings)  # the keys, before any process could race to create them
+        load_snapshot_key(self.settings)
         with psycopg.connect(self.servers.postgres_admin_url, autocommit=True) as admin:
             for service in ("users", "catalog", "orders", "payments"):
                 name = f"{self.namespace}_{service}"
