@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from uuid import UUID
 
 import pytest
 
@@ -13,6 +12,7 @@ from command_api.eventstore.partition_state import KEY_WINDOW, PartitionState, P
 from command_api.users import domain
 from command_api.users.domain import USER, UserState, user_aggregate_id
 from event_schemas.users import UserRegistered
+from tests.support.folding import commit
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
@@ -22,14 +22,6 @@ def registration(email: str) -> Decision[UserState]:
     return lambda user: domain.register(
         user, username="u", email=email, password_hash=HASH, role="customer", now=NOW
     )
-
-
-def commit(state: PartitionState, batch: PendingBatch) -> dict[UUID, Position]:
-    positions = {}
-    for event in batch.events:
-        positions[event.event_id] = position = Position("t", state.partition, state.next_offset)
-        state.apply(event, position)
-    return positions
 
 
 def register(state: PartitionState, email: str, key: str | None = None) -> Committed:

@@ -7,16 +7,16 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 from command_api.catalog import domain
 from command_api.catalog.domain import PRODUCT, ProductState
-from command_api.eventstore.model import AggregateKind, CommandContext, Loaded, Position
+from command_api.eventstore.model import AggregateKind, CommandContext, Loaded
 from command_api.eventstore.partition_state import PartitionState, PendingBatch
 from command_api.eventstore.snapshots import OFFSET_HEADER, SHAPE_HEADER, SnapshotStore
 from event_schemas.envelope import Event
 from event_schemas.money import Money
 from event_schemas.registry import REGISTRY
+from tests.support.folding import commit
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 KEY = b"k" * 32
@@ -32,14 +32,6 @@ def snapshot_store(key: bytes = KEY, kinds: Sequence[AggregateKind[Any]] = (PROD
         models=[Money, *REGISTRY.classes()],
         timeout=1,
     )
-
-
-def commit(state: PartitionState, batch: PendingBatch) -> dict[UUID, Position]:
-    positions = {}
-    for event in batch.events:
-        positions[event.event_id] = position = Position("t", state.partition, state.next_offset)
-        state.apply(event, position)
-    return positions
 
 
 def a_partition_with_history() -> PartitionState:
