@@ -4,6 +4,8 @@ python -m auth                          create the local JWT key pair if there i
                                         only), before the services start, so that no two race to it
 python -m auth grant-admin EMAIL        make a registered user an admin (how the first admin is made)
 python -m auth withdraw-admin EMAIL     make an admin a customer again
+python -m auth revoke-sessions EMAIL    end every session of a user: their tokens issued until now
+                                        stop working on every service within a second
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from config.settings import get_settings
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m auth")
     parser.add_argument(
-        "command", nargs="?", choices=["keys", "grant-admin", "withdraw-admin"], default="keys"
+        "command",
+        nargs="?",
+        choices=["keys", "grant-admin", "withdraw-admin", "revoke-sessions"],
+        default="keys",
     )
     parser.add_argument("email", nargs="?")
     parser.add_argument("--users-url", default="http://127.0.0.1:6000", help="the users service")
@@ -33,10 +38,14 @@ def main() -> None:
         return
     if not args.email:
         parser.error(f"{args.command} needs an EMAIL")
-    role = "admin" if args.command == "grant-admin" else "customer"
+    if args.command == "revoke-sessions":
+        route, body = "/internal/users/sessions/revoke", {"email": args.email}
+    else:
+        role = "admin" if args.command == "grant-admin" else "customer"
+        route, body = "/internal/users/roles", {"email": args.email, "role": role}
     response = httpx.post(
-        f"{args.users_url.rstrip('/')}/internal/users/roles",
-        json={"email": args.email, "role": role},
+        f"{args.users_url.rstrip('/')}{route}",
+        json=body,
         headers={"Authorization": f"Bearer {service_token(issuer, 'operator', datetime.now(UTC))}"},
         timeout=30,
     )

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -27,6 +27,11 @@ class InvalidToken(Exception):
     """The token is missing, malformed, expired, or not signed by us."""
 
 
+class TokenRevoked(InvalidToken):
+    """A genuine, unexpired token that no longer counts: its user's role changed or their sessions
+    were revoked after it was issued (auth/revocations.py)."""
+
+
 @dataclass(frozen=True)
 class Claims:
     user_id: int
@@ -34,6 +39,16 @@ class Claims:
     role: Role
     issued_at: int
     expires_at: int
+    # The version of the user (their aggregate in the users topic) when the token was issued, claim
+    # `ver`; 0 for service tokens and for tokens issued before the claim existed.
+    user_version: int = 0
+
+
+class RevocationCheck(Protocol):
+    """Why a verified token no longer counts, or None (auth/revocations.py); a dict lookup, as it runs
+    on every authenticated request."""
+
+    def refusal(self, claims: Claims, now: float) -> str | None: ...
 
 
 class TokenIssuer:
@@ -43,11 +58,12 @@ class TokenIssuer:
         self._audience = audience
         self._ttl = ttl
 
-    def issue(self, user_id: int, email: str, role: Role, now: datetime) -> str:
+    def issue(self, user_id: int, email: str, role: Role, now: datetime, user_version: int = 0) -> str:
         claims: dict[str, Any] = {
             "sub": str(user_id),
             "email": email,
             "role": role,
+            "ver": user_version,
             "iat": int(now.timestamp()),
             "exp": int((now + self._ttl).timestamp()),
             "iss": self._issuer,
@@ -59,7 +75,8 @@ class TokenIssuer:
 class TokenVerifier:
     """Verifies tokens, and remembers the ones it verified until they expire: an Ed25519 check costs
     about 140 us, more than the rest of a cached read, and a client sends the same token many times.
-    A remembered token is the same string whose signature was checked; only its expiry is checked again."""
+    A remembered token is the same string whose signature was checked; its expiry and, with a
+    revocation check, whether it was revoked are checked again on every use."""
 
     REMEMBERED = 10_000
 
@@ -69,11 +86,13 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         clock: Callable[[], float] = time.time,
+        revocations: RevocationCheck | None = None,
     ) -> None:
         self._key = public_key
         self._issuer = issuer
         self._audience = audience
         self._clock = clock
+        self._revocations = revocations
         self._verified: dict[str, Claims] = {}  # insertion order: the oldest is dropped first
 
     def verify(self, token: str) -> Claims:
@@ -83,9 +102,12 @@ class TokenVerifier:
             if len(self._verified) >= self.REMEMBERED:
                 del self._verified[next(iter(self._verified))]
             self._verified[token] = claims
-        if self._clock() >= claims.expires_at:  # one expiry rule, for remembered and fresh tokens alike
+        now = self._clock()
+        if now >= claims.expires_at:  # one expiry rule, for remembered and fresh tokens alike
             del self._verified[token]
             raise InvalidToken("Signature has expired")
+        if self._revocations is not None and (refusal := self._revocations.refusal(claims, now)):
+            raise TokenRevoked(refusal)
         return claims
 
     def _verify_signature(self, token: str) -> Claims:
@@ -108,8 +130,9 @@ class TokenVerifier:
                 role=claims["role"] if claims["role"] in ROLES else "customer",
                 issued_at=int(claims["iat"]),
                 expires_at=int(claims["exp"]),
+                user_version=int(claims.get("ver", 0)),
             )
-        except (jwt.PyJWTError, ValueError, KeyError) as error:
+        except (jwt.PyJWTError, ValueError, KeyError, TypeError) as error:
             raise InvalidToken(str(error)) from error
 
 
@@ -174,7 +197,7 @@ def service_token(issuer: TokenIssuer, service: str, now: datetime) -> str:
     return issuer.issue(SERVICE_USER_ID, f"{service}.service", "service", now)
 
 
-def load_verifier(settings: Settings) -> TokenVerifier:
+def load_verifier(settings: Settings, revocations: RevocationCheck | None = None) -> TokenVerifier:
     if settings.environment == "local":
         _ensure_local_key_pair(settings)
     if not settings.jwt_public_key_file.exists():
@@ -182,4 +205,4 @@ def load_verifier(settings: Settings) -> TokenVerifier:
     key = serialization.load_pem_public_key(settings.jwt_public_key_file.read_bytes())
     if not isinstance(key, Ed25519PublicKey):
         raise RuntimeError("the JWT public key must be an Ed25519 key")
-    return TokenVerifier(key, settings.jwt_issuer, settings.jwt_audience)
+    return TokenVerifier(key, settings.jwt_issuer, settings.jwt_audience, revocations=revocations)

@@ -1,5 +1,6 @@
 """What every context's command side needs while its app runs: an event store that owns some of the
-topic's partitions, the token verifier, and forwarding of commands to the owner of a partition."""
+topic's partitions, and forwarding of commands to the owner of a partition. (The token verifier is
+the app's, gateway/apps.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 
-from auth.tokens import load_verifier
 from command_api.eventstore.errors import (
     ConcurrencyConflict,
     EventStoreUnavailable,
@@ -53,7 +53,6 @@ async def command_side(
         snapshot_every=settings.snapshot_every_records,
         replication_factor=settings.kafka_replication_factor,
     )
-    app.state.token_verifier = load_verifier(settings)
     app.state.event_stores = {**getattr(app.state, "event_stores", {}), context: store}
     await store.start()
     async with httpx.AsyncClient(timeout=settings.command_timeout_seconds * 2) as forwarding_client:

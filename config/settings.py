@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     jwt_issuer: str = "commerce-users"
     jwt_audience: str = "commerce"
     jwt_ttl_seconds: int = Field(3600, ge=60)
+    # Every process that verifies tokens follows the users topic for role changes and revoked sessions
+    # (auth/revocations.py). While it has not confirmed within this time that it has read the topic to
+    # its end (Kafka out of its reach), it refuses admin tokens older than this: a withdrawn admin keeps
+    # the role at most this long, whatever happens to Kafka.
+    revocations_stale_after_seconds: float = Field(30.0, gt=0)
+    # How long a starting service waits for that view to read the users topic before it serves.
+    revocations_start_wait_seconds: float = Field(10.0, ge=0)
 
     # Emails that are registered as admins (set before exposing the service).
     admin_emails: list[str] = []

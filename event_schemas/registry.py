@@ -83,6 +83,7 @@ REGISTRY = EventRegistry(
     [
         users.UserRegistered,
         users.UserRoleChanged,
+        users.UserSessionsRevoked,
         catalog.ProductCreated,
         catalog.ProductUpdated,
         catalog.ProductDeleted,

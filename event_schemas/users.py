@@ -1,4 +1,4 @@
-"""Events of the users context: registration and roles."""
+"""Events of the users context: registration, roles and sessions."""
 
 from __future__ import annotations
 
@@ -28,9 +28,19 @@ class UserRegistered(UserEvent):
 
 
 class UserRoleChanged(UserEvent):
-    """An operator changed a user's role (for example, made them an admin)."""
+    """An operator changed a user's role (for example, made them an admin). Every token issued to the
+    user before it stops working (auth/revocations.py): the next login carries the new role."""
 
     event_type: ClassVar[str] = "UserRoleChanged"
 
     user_id: int = Field(gt=0)
     role: Role
+
+
+class UserSessionsRevoked(UserEvent):
+    """An operator ended all of a user's sessions (a stolen token, a lost laptop): every token issued
+    to the user before it stops working, wherever it is presented."""
+
+    event_type: ClassVar[str] = "UserSessionsRevoked"
+
+    user_id: int = Field(gt=0)

@@ -11,6 +11,7 @@ from typing import Literal
 from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from auth.verification import token_verification
 from command_api.catalog import app as catalog_commands
 from command_api.orders import app as orders_commands
 from command_api.payments import app as payments_commands
@@ -91,6 +92,8 @@ def service_app(name: str, settings: Settings, side: Side = "both") -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            # One token verifier (and revocations view) per process, whichever sides it serves.
+            app.state.token_verifier = await stack.enter_async_context(token_verification(settings))
             if queries and service.query_side is not None:
                 await stack.enter_async_context(service.query_side(app, settings))
             if commands:

@@ -1,6 +1,6 @@
-"""What every context's query side needs while its app runs: the token verifier, the consistency
-wait, a pool on its read models' database and the feed of their changes. The schema is the
-projectors' business: until a projector has created its tables, queries answer 503."""
+"""What every context's query side needs while its app runs: the consistency wait, a pool on its
+read models' database and the feed of their changes (the token verifier is the app's: gateway/apps.py).
+The schema is the projectors' business: until a projector has created its tables, queries answer 503."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import psycopg
 import psycopg_pool
 from fastapi import FastAPI
 
-from auth.tokens import load_verifier
 from config.settings import Settings
 from query_api.consistency import BadConsistencyToken, ProjectionBehind
 from query_api.read_model_feed import ReadModelDatabase, ReadModelFeed
@@ -34,7 +33,6 @@ READ_MODEL_ERRORS: dict[type[Exception], tuple[int, str]] = {
 async def query_side(
     app: FastAPI, settings: Settings, *, database_url: str
 ) -> AsyncIterator[ReadModelDatabase]:
-    app.state.token_verifier = load_verifier(settings)
     app.state.consistency_wait_seconds = settings.consistency_wait_seconds
     feed = ReadModelFeed(database_url)
     following = asyncio.create_task(feed.follow(), name="read-model-feed")

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
-from auth.tokens import InvalidToken
+from auth.tokens import InvalidToken, TokenRevoked
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class ErrorPublic(BaseModel):
 
 _MEANINGS = {
     400: "A malformed or unverifiable request (e.g. a webhook's bad signature)",
-    401: "No token, or one that is invalid or expired",
+    401: "No token, or one that is invalid, expired or revoked",
     403: "The token's role may not do this",
     404: "Not found, or not the caller's",
     409: "Refused in the resource's current state",
@@ -132,6 +132,9 @@ def install_error_handlers(app: FastAPI, domain_errors: Mapping[type[Exception],
     async def invalid_token(request: Request, exc: Exception) -> JSONResponse:
         return error_body(401, "invalid_token", f"Unauthorized: {exc}")
 
+    async def token_revoked(request: Request, exc: Exception) -> JSONResponse:
+        return error_body(401, "token_revoked", f"Unauthorized: {exc}")
+
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         for cls in type(exc).__mro__:
             if cls in domain_errors:
@@ -147,6 +150,7 @@ def install_error_handlers(app: FastAPI, domain_errors: Mapping[type[Exception],
     app.add_exception_handler(RequestValidationError, validation_failed)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(InvalidToken, invalid_token)
+    app.add_exception_handler(TokenRevoked, token_revoked)
     for cls in domain_errors:
         app.add_exception_handler(cls, domain_error)
     app.add_exception_handler(Exception, unexpected)

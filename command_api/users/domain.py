@@ -10,7 +10,7 @@ from functools import singledispatch
 
 from command_api.eventstore.model import AggregateKind, Loaded
 from event_schemas.envelope import Event
-from event_schemas.users import Role, UserRegistered, UserRoleChanged
+from event_schemas.users import Role, UserRegistered, UserRoleChanged, UserSessionsRevoked
 
 _EMAIL_NAMESPACE = uuid.UUID("6b1f3c1e-0d5e-4c1a-9a57-2f2d3b7e9c41")
 
@@ -99,5 +99,20 @@ def change_role(user: Loaded[UserState], role: Role, now: datetime) -> list[Even
             occurred_at=now,
             user_id=user.state.user_id,
             role=role,
+        )
+    ]
+
+
+def revoke_sessions(user: Loaded[UserState], now: datetime) -> list[Event]:
+    """Never a no-op: each revocation ends the tokens issued before it, including those issued since
+    the last one."""
+    if not user.state.registered:
+        raise UnknownUser("no user has this email")
+    return [
+        UserSessionsRevoked(
+            aggregate_id=user.aggregate_id,
+            aggregate_version=user.version + 1,
+            occurred_at=now,
+            user_id=user.state.user_id,
         )
     ]

@@ -52,15 +52,23 @@ class UsersHandlers:
         )
 
     async def log_in(self, command: LogIn, client: str, now: datetime) -> str:
-        user = (await self.store.load(USER, user_aggregate_id(command.email))).state
+        loaded = await self.store.load(USER, user_aggregate_id(command.email))
+        user = loaded.state
         await self.attempts.admit_login(command.email, client, now)
         password_ok = await self.hashing.verify(user.password_hash or None, command.password)
         if not (user.registered and password_ok):
             raise InvalidCredentials("Invalid email or password")
         await self.attempts.login_succeeded(command.email)
-        return self.issuer.issue(user.user_id, user.email, user.role, now)
+        # The token carries the version of the user it was issued at: a later role change or revocation
+        # of sessions ends it (auth/revocations.py).
+        return self.issuer.issue(user.user_id, user.email, user.role, now, user_version=loaded.version)
 
     async def change_role(self, email: str, role: Role, context: CommandContext, now: datetime) -> Committed:
         return await self.store.execute(
             USER, user_aggregate_id(email), lambda user: domain.change_role(user, role, now), context
+        )
+
+    async def revoke_sessions(self, email: str, context: CommandContext, now: datetime) -> Committed:
+        return await self.store.execute(
+            USER, user_aggregate_id(email), lambda user: domain.revoke_sessions(user, now), context
         )

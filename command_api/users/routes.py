@@ -1,4 +1,5 @@
-"""HTTP routes of the users command side: the seed's register and login, plus role changes."""
+"""HTTP routes of the users command side: the seed's register and login, plus role changes and the
+revocation of a user's sessions."""
 
 from __future__ import annotations
 
@@ -79,3 +80,37 @@ async def change_role_as_operator(
     committed = await handlers.change_role(change.email, change.role, context, datetime.now(UTC))
     acknowledge(response, committed)
     return {"message": "Role updated", "email": change.email.lower(), "role": change.role}
+
+
+class SessionsRevocation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+
+
+@router.post("/users/sessions/revoke")
+async def revoke_sessions(
+    revocation: SessionsRevocation,
+    handlers: Handlers,
+    context: Context,
+    response: Response,
+    admin: CurrentAdmin,
+) -> dict[str, Any]:
+    """End every session of a user: their tokens issued until now stop working (admins only)."""
+    committed = await handlers.revoke_sessions(revocation.email, context, datetime.now(UTC))
+    acknowledge(response, committed)
+    return {"message": "Sessions revoked", "email": revocation.email.lower()}
+
+
+@router.post("/internal/users/sessions/revoke", tags=["internal"])
+async def revoke_sessions_as_operator(
+    revocation: SessionsRevocation,
+    handlers: Handlers,
+    context: Context,
+    response: Response,
+    service: CurrentService,
+) -> dict[str, Any]:
+    """The same, for an operator's command run on the server (`python -m auth revoke-sessions EMAIL`)."""
+    committed = await handlers.revoke_sessions(revocation.email, context, datetime.now(UTC))
+    acknowledge(response, committed)
+    return {"message": "Sessions revoked", "email": revocation.email.lower()}

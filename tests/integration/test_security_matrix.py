@@ -143,6 +143,24 @@ ROWS: tuple[Row, ...] = (
         200,
         body=lambda w, c: {"email": w.emails["other customer"], "role": "customer"},
     ),
+    # Revoking a caller's sessions would end the tokens the other rows use: they name nobody (a 404
+    # once past the gate); tests/integration/test_token_revocation.py revokes for real.
+    Row(
+        "users",
+        "POST",
+        "/users/sessions/revoke",
+        fixed("/users/sessions/revoke"),
+        404,
+        body=lambda w, c: {"email": new_email()},
+    ),
+    Row(
+        "users",
+        "POST",
+        "/internal/users/sessions/revoke",
+        fixed("/internal/users/sessions/revoke"),
+        404,
+        body=lambda w, c: {"email": new_email()},
+    ),
     Row("users", "GET", "/internal/partitions", fixed("/internal/partitions"), 200),
     # catalog
     Row("catalog", "GET", "/health", fixed("/health"), 200),

@@ -44,6 +44,8 @@ ROUTE_AUDIENCES: dict[Route, Audience] = {
     ("users", "GET", "/users/me"): ANY_TOKEN,
     ("users", "POST", "/users/roles"): ADMIN,
     ("users", "POST", "/internal/users/roles"): SERVICE,
+    ("users", "POST", "/users/sessions/revoke"): ADMIN,
+    ("users", "POST", "/internal/users/sessions/revoke"): SERVICE,
     ("users", "GET", "/internal/partitions"): OPERATOR,
     ("catalog", "GET", "/health"): PUBLIC,
     ("catalog", "GET", "/products"): PUBLIC,

@@ -9,7 +9,7 @@ import pytest
 from command_api.eventstore.model import Loaded
 from command_api.users import domain
 from command_api.users.domain import USER, UserState, user_aggregate_id
-from event_schemas.users import UserRegistered
+from event_schemas.users import UserRegistered, UserSessionsRevoked
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
@@ -66,3 +66,22 @@ def test_changing_to_the_same_role_appends_nothing() -> None:
     assert domain.change_role(registered, "admin", NOW) == []
     [changed] = domain.change_role(registered, "customer", NOW)
     assert USER.evolve(registered.state, changed).role == "customer"
+
+
+def test_revoking_a_users_sessions_is_recorded_every_time_and_changes_nothing_else() -> None:
+    loaded = fresh()
+    [event] = domain.register(
+        loaded, username="ada", email="a@b.co", password_hash=HASH, role="admin", now=NOW
+    )
+    registered = Loaded(loaded.aggregate_id, USER.evolve(loaded.state, event), 1, 0)
+    [revoked] = domain.revoke_sessions(registered, NOW)
+    assert isinstance(revoked, UserSessionsRevoked)
+    assert (revoked.user_id, revoked.aggregate_version) == (7003, 2)
+    assert USER.evolve(registered.state, revoked) == registered.state
+    again = Loaded(loaded.aggregate_id, registered.state, 2, 0)
+    assert [e.aggregate_version for e in domain.revoke_sessions(again, NOW)] == [3]
+
+
+def test_revoking_the_sessions_of_an_unknown_user_is_refused() -> None:
+    with pytest.raises(domain.UnknownUser):
+        domain.revoke_sessions(fresh(), NOW)
