@@ -1,4 +1,7 @@
-"""Where each projection has got to in each partition, kept in the read model's own database."""
+"""Where each projection has got to in each partition, kept in the read model's own database.
+
+A partition's row is also its projector's lock: a batch is written while its transaction holds the
+row, and a rebuild's swap holds every row, so the two never overlap (rebuild.py)."""
 
 from __future__ import annotations
 
@@ -65,3 +68,32 @@ async def ensure_offset_row(conn: AsyncConnection[DictRow], offsets_name: str, t
         "VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING",
         (offsets_name, tp.topic, tp.partition),
     )
+
+
+async def hold_offset(conn: AsyncConnection[DictRow], offsets_name: str, tp: TopicPartition) -> int:
+    """Lock the partition's row until the caller's transaction ends, and read it (0 if new)."""
+    await ensure_offset_row(conn, offsets_name, tp)
+    cursor = await conn.execute(
+        "SELECT next_offset FROM projection_offsets "
+        "WHERE projection = %s AND topic = %s AND partition = %s FOR UPDATE",
+        (offsets_name, tp.topic, tp.partition),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    next_offset: int = row["next_offset"]
+    return next_offset
+
+
+async def hold_offsets(
+    conn: AsyncConnection[DictRow], offsets_name: str, topic: str, partitions: int
+) -> dict[int, int]:
+    """Lock the rows of all the topic's partitions until the caller's transaction ends, and read them:
+    the projector waits between two batches meanwhile, whichever partitions it holds."""
+    for partition in range(partitions):
+        await ensure_offset_row(conn, offsets_name, TopicPartition(topic, partition))
+    cursor = await conn.execute(
+        "SELECT partition, next_offset FROM projection_offsets "
+        "WHERE projection = %s AND topic = %s ORDER BY partition FOR UPDATE",
+        (offsets_name, topic),
+    )
+    return {row["partition"]: row["next_offset"] for row in await cursor.fetchall()}

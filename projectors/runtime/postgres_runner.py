@@ -16,7 +16,7 @@ from psycopg.rows import DictRow
 
 from event_schemas.registry import EventRegistry
 from projectors.runtime.consume_loop import ProjectionLoop
-from projectors.runtime.offsets import create_offsets_table, ensure_offset_row
+from projectors.runtime.offsets import create_offsets_table, hold_offset
 from projectors.runtime.projection import Projection, Row, select_rows, staging_statements, upsert_row
 from read_models.changes import ChangeNotice, announce
 from read_models.pool import Pool
@@ -57,15 +57,8 @@ async def apply_records(
     below the stored offset are skipped. `position` is the consumer's
     position after the records, which is past any transaction markers that follow them (so a caught-up
     projection shows no lag)."""
-    await ensure_offset_row(conn, offsets_name, tp)
-    cursor = await conn.execute(
-        "SELECT next_offset FROM projection_offsets "
-        "WHERE projection = %s AND topic = %s AND partition = %s FOR UPDATE",
-        (offsets_name, tp.topic, tp.partition),
-    )
-    stored = await cursor.fetchone()
-    assert stored is not None
-    fresh = [record for record in records if record.offset >= stored["next_offset"]]
+    stored = await hold_offset(conn, offsets_name, tp)
+    fresh = [record for record in records if record.offset >= stored]
     if not fresh:
         return
     events = [registry.from_bytes(record.value) for record in fresh]

@@ -1,18 +1,23 @@
 """Rebuilding a read model from offset 0 while the live one keeps serving, then switching readers to
 the new one atomically.
 
-PostgreSQL: the projection replays into a shadow table with offsets of its own. To switch, one
-transaction locks the live projection's offsets (which holds its projector between two batches),
-brings the shadow exactly up to them, drops the live table and renames the shadow in its place.
+Both kinds switch the same way. The projection replays into a shadow table or a new index, with
+offsets of its own. Then one PostgreSQL transaction locks the live projector's offset rows (which
+holds it between two batches: it writes a batch while holding its partition's row), brings the copy
+exactly up to them, puts it in the live one's place (renames the table; moves the alias), and moves
+the live offsets to wherever the copy got. When the projector goes on, the read model it writes into
+is the fold of exactly the records before its offsets, as if it had written every one of them itself.
 
-Elasticsearch: the projection replays into a new index; the alias is moved to it in one request, and
-the new index is brought up to the end once more (external versions make that catch-up idempotent).
+Moving the alias first and catching up afterwards is not enough for an index: the live projector
+folds each batch into the documents it reads back, and in the new index those would be missing the
+events that reached only the old one: an update folds to nothing, or onto an older version of the
+document, and its external version then refuses the missing event when the catch-up brings it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from aiokafka import ConsumerRecord, TopicPartition
 from elasticsearch import AsyncElasticsearch
@@ -20,7 +25,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import DictRow
 
 from event_schemas.registry import EventRegistry
-from projectors.runtime.offsets import ensure_offset_row, ensure_offsets_table, store_offset, stored_offsets
+from projectors.runtime.offsets import ensure_offsets_table, hold_offsets, store_offset, stored_offsets
 from projectors.runtime.postgres_runner import apply_records, drop_read_model, ensure_schema
 from projectors.runtime.projection import SHADOW_SUFFIX, Projection, shadow_table
 from projectors.runtime.replay import apply_side_by_side, end_offsets, read_range
@@ -93,15 +98,9 @@ async def swap_tables(
     live, shadow = projection.table, shadow_table(projection)
     shadow_name = projection.name + SHADOW_SUFFIX
     async with pool.connection() as conn, conn.transaction():
-        partitions = range(len(await end_offsets(bootstrap_servers, projection.topic)))
-        for partition in partitions:
-            await ensure_offset_row(conn, projection.name, TopicPartition(projection.topic, partition))
+        partitions = len(await end_offsets(bootstrap_servers, projection.topic))
         # Holds the live projector between two batches until this transaction ends.
-        await conn.execute(
-            "SELECT partition FROM projection_offsets WHERE projection = %s AND topic = %s FOR UPDATE",
-            (projection.name, projection.topic),
-        )
-        live_offsets = await stored_offsets(conn, projection.name, projection.topic)
+        live_offsets = await hold_offsets(conn, projection.name, projection.topic, partitions)
         shadow_offsets = await stored_offsets(conn, shadow_name, projection.topic)
         async for tp, records in read_range(
             bootstrap_servers, projection.topic, shadow_offsets, live_offsets
@@ -112,15 +111,20 @@ async def swap_tables(
             sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(shadow), sql.Identifier(live))
         )
         await _rename_indexes(conn, live, shadow)
-        # The shadow may have been ahead of a lagging live projector: the live one goes on from there.
-        await conn.execute(
-            "UPDATE projection_offsets AS live SET next_offset = GREATEST(live.next_offset, shadow.next_offset) "
-            "FROM projection_offsets AS shadow WHERE live.projection = %s AND shadow.projection = %s "
-            "AND live.topic = shadow.topic AND live.partition = shadow.partition",
-            (projection.name, shadow_name),
-        )
-        await conn.execute("DELETE FROM projection_offsets WHERE projection = %s", (shadow_name,))
+        await hand_over_offsets(conn, projection.name, shadow_name)
         await announce(conn, ChangeNotice(projection.name))  # every row may differ
+
+
+async def hand_over_offsets(conn: AsyncConnection[DictRow], live_name: str, shadow_name: str) -> None:
+    """The copy may be ahead of a lagging live projector: the live one goes on from there (the records
+    in between are in the copy already). Inside the swap's transaction."""
+    await conn.execute(
+        "UPDATE projection_offsets AS live SET next_offset = GREATEST(live.next_offset, shadow.next_offset) "
+        "FROM projection_offsets AS shadow WHERE live.projection = %s AND shadow.projection = %s "
+        "AND live.topic = shadow.topic AND live.partition = shadow.partition",
+        (live_name, shadow_name),
+    )
+    await conn.execute("DELETE FROM projection_offsets WHERE projection = %s", (shadow_name,))
 
 
 async def _rename_indexes(conn: AsyncConnection[DictRow], table: str, old_prefix: str) -> None:
@@ -163,35 +167,70 @@ async def rebuild_index(
         if await es.indices.exists_alias(name=projection.alias)
         else []
     )
+    into_index = IndexReplay(es, pool, projection, index, bootstrap_servers, registry)
+    ends = await end_offsets(bootstrap_servers, projection.topic)
+    meter = ReplayMeter(sum(ends.values()), progress)
+    await into_index.replay({}, ends, meter)
+    meter.finish()
+    # Once more up to the end, without holding the live projector, so that the swap holds it briefly.
+    await into_index.replay(
+        await into_index.reached(), await end_offsets(bootstrap_servers, projection.topic)
+    )
+    await swap_index(es, pool, into_index, previous, len(ends))
+    progress(f"{projection.name}: readers now use index {index}")
+    for old in previous:
+        await es.indices.delete(index=old)
+    return meter
 
-    async def replay(start: dict[int, int], until: dict[int, int], meter: ReplayMeter | None) -> None:
+
+class IndexReplay:
+    """Replaying records of the projection's topic into a new index, with offsets of its own."""
+
+    def __init__(
+        self,
+        es: AsyncElasticsearch,
+        pool: Pool,
+        projection: DocumentProjection,
+        index: str,
+        bootstrap_servers: str,
+        registry: EventRegistry,
+    ) -> None:
+        self.es, self.pool, self.projection, self.index = es, pool, projection, index
+        self.offsets_name = projection.name + SHADOW_SUFFIX
+        self._bootstrap_servers, self._registry = bootstrap_servers, registry
+
+    async def reached(self) -> dict[int, int]:
+        async with self.pool.connection() as conn:
+            return await stored_offsets(conn, self.offsets_name, self.projection.topic)
+
+    async def replay(
+        self, start: Mapping[int, int], until: Mapping[int, int], meter: ReplayMeter | None = None
+    ) -> None:
         async def apply(tp: TopicPartition, records: list[ConsumerRecord]) -> None:
-            await index_events(es, projection, index, [registry.from_bytes(r.value) for r in records])
-            await store_offset(pool, shadow_name, tp, records[-1].offset + 1)
+            events = [self._registry.from_bytes(record.value) for record in records]
+            await index_events(self.es, self.projection, self.index, events)
+            await store_offset(self.pool, self.offsets_name, tp, records[-1].offset + 1)
             if meter is not None:
                 meter.add(len(records))
 
-        await apply_side_by_side(read_range(bootstrap_servers, projection.topic, start, until), apply)
+        batches = read_range(self._bootstrap_servers, self.projection.topic, start, until)
+        await apply_side_by_side(batches, apply)
 
-    ends = await end_offsets(bootstrap_servers, projection.topic)
-    meter = ReplayMeter(sum(ends.values()), progress)
-    await replay({}, ends, meter)
-    meter.finish()
-    await es.indices.refresh(index=index)
-    actions: list[dict[str, object]] = [
-        {"remove": {"index": old, "alias": projection.alias}} for old in previous
-    ]
-    actions.append({"add": {"index": index, "alias": projection.alias}})
-    await es.indices.update_aliases(actions=actions)
-    async with pool.connection() as conn:
+
+async def swap_index(
+    es: AsyncElasticsearch, pool: Pool, into_index: IndexReplay, previous: list[str], partitions: int
+) -> None:
+    """Phase two: bring the new index exactly to the live projector's position and move the alias to
+    it, while the live projector is held between two batches."""
+    projection, index = into_index.projection, into_index.index
+    async with pool.connection() as conn, conn.transaction():
+        live_offsets = await hold_offsets(conn, projection.name, projection.topic, partitions)
+        await into_index.replay(await into_index.reached(), live_offsets)
+        await es.indices.refresh(index=index)
+        actions: list[dict[str, object]] = [
+            {"remove": {"index": old, "alias": projection.alias}} for old in previous
+        ]
+        actions.append({"add": {"index": index, "alias": projection.alias}})
+        await es.indices.update_aliases(actions=actions)
+        await hand_over_offsets(conn, projection.name, into_index.offsets_name)
         await announce(conn, ChangeNotice(projection.name))
-    progress(f"{projection.name}: readers now use index {index}")
-    # What reached the old index between the first pass and the swap (idempotent where repeated).
-    async with pool.connection() as conn:
-        reached = await stored_offsets(conn, shadow_name, projection.topic)
-    await replay(reached, await end_offsets(bootstrap_servers, projection.topic), None)
-    for old in previous:
-        await es.indices.delete(index=old)
-    async with pool.connection() as conn:
-        await conn.execute("DELETE FROM projection_offsets WHERE projection = %s", (shadow_name,))
-    return meter

@@ -1,9 +1,11 @@
 """The consume loop of an Elasticsearch projection.
 
-Elasticsearch writes cannot share a transaction with the offsets, so the order is: read the batch,
-write it with external versions (idempotent and order-safe), then store the partition's next offset
-in PostgreSQL. A crash between the two repeats the batch, which the external versions turn into
-no-ops. Writes go through an alias, so a rebuild can build a new index and swap it in atomically.
+Elasticsearch writes cannot share a transaction with the offsets, so the order is: lock the
+partition's offset row in PostgreSQL, write the batch with external versions (idempotent and
+order-safe), then store the partition's next offset and commit. A crash between the two repeats the
+batch, which the external versions turn into no-ops. Writes go through an alias, so a rebuild can
+build a new index and swap it in; it moves the alias only while it holds every offset row, so a batch
+reads and writes one index from start to end, and starts where that index stands.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from event_schemas.registry import EventRegistry
 from projectors.runtime.consume_loop import ProjectionLoop
 from projectors.runtime.dead_letters import DeadLetterTopic
 from projectors.runtime.failures import ServerBusy, is_transient_status
-from projectors.runtime.offsets import ensure_offsets_table, store_offset
+from projectors.runtime.offsets import ensure_offsets_table, hold_offset, move_offset
 from read_models.changes import ChangeNotice, announce
 from read_models.pool import Pool
 
@@ -145,13 +147,20 @@ class SearchProjectionRunner(ProjectionLoop[DocumentProjection]):
         await ensure_index(self._es, self.projection)
 
     async def apply_batch(self, tp: TopicPartition, records: Sequence[ConsumerRecord], position: int) -> None:
-        events = [self.registry.from_bytes(record.value) for record in records]
-        await index_events(self._es, self.projection, self.projection.alias, events)
-        next_offset = max(records[-1].offset + 1, position)
-        await store_offset(self.pool, self.name, tp, next_offset)
-        # After the offset, not with it (Elasticsearch has no transaction to share): listeners hear
-        # of documents that are written, though searchable only after the index's next refresh.
-        async with self.pool.connection() as conn:
+        # The offset row is held from before the documents are read until the offset is stored: a
+        # rebuild's swap, which holds every row, falls between two batches (rebuild.py), and may have
+        # moved the offset past records the new index already holds.
+        async with self.pool.connection() as conn, conn.transaction():
+            stored = await hold_offset(conn, self.name, tp)
+            fresh = [record for record in records if record.offset >= stored]
+            if not fresh:
+                return
+            events = [self.registry.from_bytes(record.value) for record in fresh]
+            await index_events(self._es, self.projection, self.projection.alias, events)
+            next_offset = max(fresh[-1].offset + 1, position)
+            await move_offset(conn, self.name, tp, next_offset)
+            # Heard when the offset commits, after the documents are written (though they are
+            # searchable only after the index's next refresh).
             await announce(
                 conn,
                 ChangeNotice.of_batch(

@@ -1,21 +1,33 @@
-"""The catalog's read models survive a projector crash, can be rebuilt while they serve, and the
-search index rides out an Elasticsearch outage."""
+"""The catalog's read models survive a projector crash, can be rebuilt while they serve and while
+they are written, and the search index rides out an Elasticsearch outage."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import itertools
+import json
 import threading
 import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-from elasticsearch import Elasticsearch
+from aiokafka import ConsumerRecord, TopicPartition
+from elasticsearch import AsyncElasticsearch, Elasticsearch
+from psycopg import sql
 from psycopg.rows import dict_row
 
+from event_schemas.registry import REGISTRY
+from projectors.catalog.projection import ProductsProjection
 from projectors.catalog.search_index import ProductSearchProjection
-from projectors.runtime.replay import end_offsets
+from projectors.runtime.postgres_runner import apply_records, drop_read_model, ensure_schema
+from projectors.runtime.replay import apply_side_by_side, end_offsets, read_range
+from projectors.runtime.search_runner import create_index, index_events
+from read_models.pool import make_pool
 from tests.support.catalog_client import created, get_product, list_products, product_body
 from tests.support.deployment import Deployment
 from tests.support.processes import HttpService
@@ -139,6 +151,185 @@ def test_a_rebuild_replaces_the_read_models_while_they_keep_serving(own_deployme
         assert [p["id"] for p in list_products(service.url, consistency, search="after rebuild").json()] == [
             product["id"]
         ]
+    finally:
+        service.stop()
+        projector.stop()
+
+
+class SteadyWrites:
+    """Commands from a few concurrent writers until stopped: each creates products, renames them,
+    reprices them, restocks them, describes them anew and deletes them again, on products of its
+    own, so every command is valid when it is sent (and the fields each event changes differ)."""
+
+    KINDS = ("create", "rename", "reprice", "restock", "describe", "delete")
+
+    def __init__(self, service_url: str, token: str, writers: int = 6) -> None:
+        self._url, self._token, self._writers = service_url, token, writers
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._write_all()), name="steady-writes")
+        self._failure: BaseException | None = None
+        self.sent: Counter[str] = Counter(dict.fromkeys(self.KINDS, 0))
+
+    def __enter__(self) -> SteadyWrites:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+
+    def wait_for(self, commands: int) -> None:
+        def sent() -> bool:
+            if self._failure is not None:
+                raise self._failure
+            return self.sent.total() >= commands
+
+        eventually(sent, 30, f"{commands} commands to be answered")
+
+    async def _write_all(self) -> None:
+        try:
+            async with httpx.AsyncClient(
+                base_url=self._url, headers=bearer(self._token), timeout=30
+            ) as client:
+                await asyncio.gather(*(self._write(client, writer) for writer in range(self._writers)))
+        except BaseException as failure:
+            self._failure = failure
+            self._stop.set()
+
+    async def _write(self, client: httpx.AsyncClient, writer: int) -> None:
+        mine: list[int] = []  # oldest first
+        for step in itertools.count():
+            if self._stop.is_set():
+                return
+            kind = self.KINDS[step % len(self.KINDS)] if mine else "create"
+            some = mine[step % len(mine)] if mine else 0
+            if kind == "create":
+                response = await client.post("/products", json=product_body(name=f"Stream {writer}-{step}"))
+            elif kind == "delete" and len(mine) > 3:
+                response = await client.delete(f"/products/{mine.pop(0)}")
+            elif kind == "reprice":
+                response = await client.patch(f"/products/{mine[-1]}", json={"price": f"{step % 90 + 1}.99"})
+            elif kind == "restock":
+                response = await client.post(
+                    f"/products/{some}/stock-adjustments", json={"delta": step % 7 + 1, "reason": "delivery"}
+                )
+            elif kind == "describe":
+                response = await client.patch(f"/products/{some}", json={"description": f"Step {step}"})
+            else:
+                kind = "rename"
+                response = await client.patch(
+                    f"/products/{mine[0]}", json={"name": f"Renamed {writer}-{step}"}
+                )
+            assert response.status_code in (200, 201), f"{kind}: {response.status_code} {response.text}"
+            if kind == "create":
+                mine.append(response.json()["id"])
+            self.sent[kind] += 1
+
+
+def checksum(read_model: Mapping[Any, Any]) -> str:
+    return hashlib.sha256(json.dumps(read_model, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def differences(live: Mapping[Any, Any], clean: Mapping[Any, Any]) -> str:
+    only_live, only_clean = sorted(live.keys() - clean.keys()), sorted(clean.keys() - live.keys())
+    differing = sorted(key for key in live.keys() & clean.keys() if live[key] != clean[key])
+    samples = [f"  {key}: live {live[key]} != clean {clean[key]}" for key in differing[:3]]
+    return "\n".join(
+        [
+            f"only live: {only_live[:10]} ({len(only_live)})",
+            f"only in the clean rebuild: {only_clean[:10]} ({len(only_clean)})",
+            f"different: {differing[:10]} ({len(differing)})",
+            *samples,
+        ]
+    )
+
+
+async def replayed_from_zero(
+    deployment: Deployment,
+    topic: str,
+    apply: Callable[[TopicPartition, list[ConsumerRecord]], Awaitable[None]],
+) -> None:
+    bootstrap = deployment.servers.kafka_bootstrap
+    await apply_side_by_side(read_range(bootstrap, topic, {}, await end_offsets(bootstrap, topic)), apply)
+
+
+async def clean_index(deployment: Deployment) -> dict[str, dict[str, Any]]:
+    """The search projection replayed from offset 0 into a fresh index of its own."""
+    projection = ProductSearchProjection(deployment.namespace)
+    async with AsyncElasticsearch(deployment.servers.elasticsearch_url) as es:
+        index = await create_index(es, projection, with_alias=False)
+        try:
+
+            async def apply(tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+                await index_events(es, projection, index, [REGISTRY.from_bytes(r.value) for r in records])
+
+            await replayed_from_zero(deployment, projection.topic, apply)
+            await es.indices.refresh(index=index)
+            hits = (await es.search(index=index, size=10_000, query={"match_all": {}}))["hits"]["hits"]
+            return {hit["_id"]: hit["_source"] for hit in hits}
+        finally:
+            await es.indices.delete(index=index)
+
+
+async def clean_table(deployment: Deployment) -> dict[int, dict[str, Any]]:
+    """The products projection replayed from offset 0 into a fresh table of its own."""
+    projection, table = ProductsProjection(deployment.namespace), "products__clean"
+    async with make_pool(deployment.database_url("catalog")) as pool:
+        await ensure_schema(pool, projection, table)
+        try:
+
+            async def apply(tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+                async with pool.connection() as conn, conn.transaction():
+                    await apply_records(conn, projection, table, table, REGISTRY, tp, records)
+
+            await replayed_from_zero(deployment, projection.topic, apply)
+            async with pool.connection() as conn:
+                cursor = await conn.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(table)))
+                return {row["id"]: row for row in await cursor.fetchall()}
+        finally:
+            async with pool.connection() as conn, conn.transaction():
+                await drop_read_model(conn, table, table)
+
+
+def live_read_model(deployment: Deployment, projection: str) -> Mapping[Any, Any]:
+    if projection == "catalog":
+        return {row["id"]: row for row in product_rows(deployment)}
+    return search_documents(deployment)
+
+
+def clean_read_model(deployment: Deployment, projection: str) -> Mapping[Any, Any]:
+    return asyncio.run(clean_table(deployment) if projection == "catalog" else clean_index(deployment))
+
+
+@pytest.mark.parametrize("projection", ["catalog-search", "catalog"])
+def test_a_rebuild_while_writes_go_on_ends_equal_to_a_clean_rebuild(
+    own_deployment: Deployment, projection: str
+) -> None:
+    """Products are created, changed and deleted while the rebuild replays and swaps, and the live
+    projector goes on writing afterwards: the read model then holds what a replay from offset 0 into a
+    fresh table or index holds, row for row and document for document."""
+    projector = own_deployment.projector(projection).start()
+    service = own_deployment.gateway("catalog", side="command", name="catalog-commands").start()
+    token = own_deployment.admin_token()
+    try:
+        create_many(service, token, 500)  # so that the rebuild's first pass takes a while
+        with SteadyWrites(service.url, token) as writes:
+            writes.wait_for(100)
+            before = writes.sent.copy()
+            own_deployment.run_module("projectors", "rebuild", projection)
+            during = writes.sent - before
+            writes.wait_for(writes.sent.total() + 50)  # the live projector goes on in the new one
+        assert all(during[kind] for kind in SteadyWrites.KINDS), f"commands during the rebuild: {during}"
+        caught_up(own_deployment, projection)
+
+        live, clean = (
+            live_read_model(own_deployment, projection),
+            clean_read_model(own_deployment, projection),
+        )
+        assert len(live) >= 500
+        assert checksum(live) == checksum(clean), differences(live, clean)
     finally:
         service.stop()
         projector.stop()
