@@ -50,8 +50,6 @@ class Settings(BaseSettings):
     # How long a starting service waits for that view to read the users topic before it serves.
     revocations_start_wait_seconds: float = Field(10.0, ge=0)
 
-    # Emails that are registered as admins (set before exposing the service).
-    admin_emails: list[str] = []
 
     # How this instance is reached by its peers; other instances forward commands here.
     instance_url: str = ""

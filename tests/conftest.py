@@ -10,7 +10,7 @@ import pytest
 from tests.support.deployment import Deployment
 from tests.support.processes import HttpService, ServiceProcess
 from tests.support.servers import Servers, real_servers
-from tests.support.users_client import new_email, register, token_for
+from tests.support.users_client import make_admin, new_email, register, token_for
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -59,6 +59,7 @@ def users_service(deployment: Deployment, users_projector: ServiceProcess) -> It
 @pytest.fixture(scope="session")
 def admin_token(users_service: HttpService, deployment: Deployment) -> str:
     register(users_service.url, email=deployment.admin_email)
+    make_admin(users_service.url, deployment.admin_email, deployment.service_token())
     return token_for(users_service.url, deployment.admin_email)
 
 

@@ -57,7 +57,6 @@ async def users_command_side(app: FastAPI, settings: Settings) -> AsyncIterator[
                 hashing=hashing,
                 attempts=AuthAttempts(counters, AuthLimits.from_settings(settings)),
                 issuer=load_issuer(settings),
-                admin_emails=frozenset(domain.normalize_email(e) for e in settings.admin_emails),
             )
             yield
     finally:

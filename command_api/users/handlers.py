@@ -10,7 +10,7 @@ from auth.tokens import TokenIssuer
 from command_api.eventstore.model import CommandContext, Committed, EventStore
 from command_api.users import domain
 from command_api.users.commands import LogIn, RegisterUser
-from command_api.users.domain import USER, normalize_email, user_aggregate_id
+from command_api.users.domain import USER, user_aggregate_id
 from command_api.users.limits import AuthAttempts
 from command_api.users.password_hashing import PasswordHashing
 from event_schemas.users import Role
@@ -26,7 +26,6 @@ class UsersHandlers:
     hashing: PasswordHashing
     attempts: AuthAttempts
     issuer: TokenIssuer
-    admin_emails: frozenset[str]
 
     async def register(
         self, command: RegisterUser, client: str, context: CommandContext, now: datetime
@@ -36,7 +35,6 @@ class UsersHandlers:
         await self.store.load(USER, user_aggregate_id(command.email))
         await self.attempts.admit_registration(client, now)
         password_hash = await self.hashing.hash(command.password)
-        role: Role = "admin" if normalize_email(command.email) in self.admin_emails else "customer"
         return await self.store.execute(
             USER,
             user_aggregate_id(command.email),
@@ -45,7 +43,7 @@ class UsersHandlers:
                 username=command.username,
                 email=command.email,
                 password_hash=password_hash,
-                role=role,
+                role="customer",  # admins are made by an operator's command, never by an email
                 now=now,
             ),
             context,

@@ -221,11 +221,22 @@ def test_a_malformed_consistency_token_is_a_422(users_service: HttpService) -> N
     assert response.status_code == 422
 
 
-def test_the_configured_admin_email_registers_as_admin_and_may_change_roles(
-    users_service: HttpService, deployment: Deployment
+def test_an_email_once_listed_as_admin_registers_as_a_customer(own_deployment: Deployment) -> None:
+    """Owning an address proves nothing: admins are made by an operator's command only (the setting
+    that made listed emails register as admins is gone, and is ignored if still set)."""
+    users = own_deployment.gateway("users", env={"COMMERCE_ADMIN_EMAILS": '["boss@example.com"]'}).start()
+    try:
+        registered = register(users.url, email="boss@example.com")
+        assert registered.status_code == 201 and registered.json()["user"]["role"] == "customer"
+        claims = jwt.decode(token_for(users.url, "boss@example.com"), options={"verify_signature": False})
+        assert claims["role"] == "customer"
+    finally:
+        users.stop()
+
+
+def test_an_admin_made_by_the_operators_command_may_change_roles(
+    users_service: HttpService, admin_token: str
 ) -> None:
-    register(users_service.url, email=deployment.admin_email)  # 201 the first time in a session, 409 after
-    admin_token = token_for(users_service.url, deployment.admin_email)
     customer_email = new_email()
     register(users_service.url, email=customer_email)
     customer_token = token_for(users_service.url, customer_email)

@@ -32,5 +32,16 @@ def token_for(base_url: str, email: str, password: str = PASSWORD) -> str:
     return token
 
 
+def make_admin(base_url: str, email: str, service_token: str) -> None:
+    """What `./run admin EMAIL` does: an operator's command, with a service token, grants the role."""
+    response = httpx.post(
+        f"{base_url}/internal/users/roles",
+        json={"email": email, "role": "admin"},
+        headers=bearer(service_token),
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
