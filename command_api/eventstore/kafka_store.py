@@ -133,11 +133,11 @@ class KafkaEventStore(PartitionedEventStore):
         for partition in sorted(assigned):
             if partition not in self._writers:
                 self._writers[partition] = PartitionWriter(
-                    self._writer_settings(partition), TopicPartition(self.topic, partition)
+                    self.writer_settings(partition), TopicPartition(self.topic, partition)
                 )
             self._writers[partition].acquire()
 
-    def _writer_settings(self, partition: int) -> WriterSettings:
+    def writer_settings(self, partition: int) -> WriterSettings:
         return WriterSettings(
             bootstrap_servers=self.bootstrap_servers,
             producer=ProducerSettings(

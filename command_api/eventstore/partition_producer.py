@@ -56,9 +56,13 @@ class PartitionProducer:
             enable_idempotence=True,
             acks="all",
             request_timeout_ms=int(settings.request_timeout * 1000),
-            transaction_timeout_ms=int(settings.transaction_timeout * 1000),
+            transaction_timeout_ms=self.transaction_timeout_ms,
             retry_backoff_ms=RETRY_BACKOFF_MS,
         )
+
+    @property
+    def transaction_timeout_ms(self) -> int:
+        return int(self._settings.transaction_timeout * 1000)
 
     async def fence(self) -> None:
         """Start, and fence every earlier epoch: an empty transaction waits for InitProducerId, which
