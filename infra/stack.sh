@@ -4,14 +4,16 @@
 #   infra/stack.sh up [SERVER...]      install on first use, start, wait until each answers
 #   infra/stack.sh down [SERVER...]    stop (SIGTERM, then SIGKILL after a grace period)
 #   infra/stack.sh restart [SERVER...]
-#   infra/stack.sh kill SERVER         SIGKILL, as a crash (the fault tests)
+#   infra/stack.sh kill SERVER         SIGKILL, as a crash (the fault tests); kafka-1..kafka-3: one cluster node
 #   infra/stack.sh start|stop SERVER   aliases of up/down
 #   infra/stack.sh status              one line per server
-#   infra/stack.sh logs SERVER [LINES] tail of the server's main log
+#   infra/stack.sh logs SERVER [LINES] tail of the server's main log (kafka-1..kafka-3: a cluster node's)
 #
-# SERVER is kafka, postgres (pg), elasticsearch (es) or stripe-mock; default: all four.
+# SERVER is kafka, postgres (pg), elasticsearch (es) or stripe-mock; default: all four (`down` and
+# `status`: also kafka-cluster). kafka-cluster is the three-broker Kafka cluster, instead of kafka.
 # All state lives under <repo>/.local/; every server listens on 127.0.0.1 only.
-# Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), PG_PORT (5432), ES_PORT (9200),
+# Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), KAFKA_CLUSTER_PORT (9092: the cluster's
+# nodes listen on it, +2, +4; their controllers on +1, +3, +5), PG_PORT (5432), ES_PORT (9200),
 # ES_TRANSPORT_PORT (9300), STACK_READY_TIMEOUT (120 s), PG_DATABASES ("users catalog orders payments"),
 # ES_JAVA_HOME (default: the JDK of `java` on PATH), JAVA_HOME (Kafka's JDK; default: `java` on PATH),
 # STRIPE_MOCK_PORT (12111; plain HTTP). stripe-mock is built with `go` (on PATH) on first use.
@@ -30,7 +32,8 @@ STRIPE_MOCK_PORT=${STRIPE_MOCK_PORT:-12111}
 READY_TIMEOUT=${STACK_READY_TIMEOUT:-120}
 PG_DATABASES=${PG_DATABASES:-users catalog orders payments}
 
-ALL_SERVERS=(postgres kafka elasticsearch stripe-mock)
+DEFAULT_SERVERS=(postgres kafka elasticsearch stripe-mock) # what `up` starts when given no names
+ALL_SERVERS=(postgres kafka kafka-cluster elasticsearch stripe-mock)
 
 # --- Kafka -------------------------------------------------------------------------------------
 KAFKA_DIR=$LOCAL_DIR/kafka
@@ -41,8 +44,15 @@ KAFKA_CONFIG=$KAFKA_DIR/server.properties
 KAFKA_PID_FILE=$KAFKA_DIR/kafka.pid
 KAFKA_POM=$INFRA_DIR/kafka/pom.xml
 KAFKA_LOG4J=$INFRA_DIR/kafka/log4j2.properties
+KAFKA_JVM_OPTIONS=$INFRA_DIR/kafka/jvm.options
 KAFKA_STARTED_LINE='Kafka Server started'
 KAFKA_LOG_OFFSET=''   # size of server.log when this invocation launched Kafka; empty: not launched
+
+# --- Kafka, three nodes ------------------------------------------------------------------------
+KAFKA_CLUSTER_PORT=${KAFKA_CLUSTER_PORT:-9092}
+KAFKA_CLUSTER_DIR=$LOCAL_DIR/kafka-cluster
+KAFKA_CLUSTER_NODES=(1 2 3)
+declare -A KAFKA_NODE_LOG_OFFSET=() # as KAFKA_LOG_OFFSET, per node launched by this invocation
 
 # --- PostgreSQL --------------------------------------------------------------------------------
 PG_OS_USER=postgres
@@ -85,7 +95,7 @@ log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,17s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+  sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 require_root() {
@@ -253,6 +263,9 @@ java_cmd() {
 }
 
 # === Kafka =====================================================================================
+# The single broker (`kafka`) and each node of the three-node cluster (`kafka-cluster`) are the same
+# kind of node: one config template, one JVM command line (infra/kafka/jvm.options), one readiness
+# check. tests/support/kafka_cluster.py starts the tests' private clusters from the same files.
 
 kafka_log_file() { printf '%s' "$KAFKA_LOGS/server.log"; }
 kafka_pid() { read_pid "$KAFKA_PID_FILE"; }
@@ -270,19 +283,52 @@ kafka_install() {
   printf '%s\n' "$want" >"$stamp"
 }
 
-kafka_java() { # ARGS...: java with the broker's classpath and logging set up
-  local java
+kafka_java() { # LOGS_DIR ARGS...: java with the broker's classpath and logging set up
+  local java logs=$1
+  shift
   java=$(java_cmd)
-  "$java" -cp "$KAFKA_LIB/*" -Dkafka.logs.dir="$KAFKA_LOGS" -Dlog4j2.configurationFile="$KAFKA_LOG4J" "$@"
+  "$java" -cp "$KAFKA_LIB/*" -Dkafka.logs.dir="$logs" -Dlog4j2.configurationFile="$KAFKA_LOG4J" "$@"
+}
+
+kafka_render() { # CONFIG NODE_ID PORT CONTROLLER_PORT QUORUM DATA_DIR REPLICATION MIN_ISR SESSION_MS HEARTBEAT_MS
+  render "$INFRA_DIR/kafka/server.properties.template" "$1" \
+    KAFKA_NODE_ID="$2" KAFKA_PORT="$3" KAFKA_CONTROLLER_PORT="$4" KAFKA_CONTROLLER_QUORUM="$5" \
+    KAFKA_DATA_DIR="$6" KAFKA_REPLICATION_FACTOR="$7" KAFKA_MIN_INSYNC_REPLICAS="$8" \
+    KAFKA_BROKER_SESSION_TIMEOUT_MS="$9" KAFKA_BROKER_HEARTBEAT_INTERVAL_MS="${10}"
+}
+
+kafka_launch() { # CONFIG LOGS_DIR PID_FILE: start one node in the background; its pid goes to PID_FILE
+  local config=$1 logs=$2 pid_file=$3 java i
+  java=$(java_cmd)
+  rm -f "$pid_file"
+  # setsid: own session, so nothing aimed at the caller's process group reaches the broker.
+  # The inner shell records its own pid, which `exec` hands over to the JVM.
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  setsid nohup bash -c 'echo "$$" >"$1"; shift; exec "$@"' _ "$pid_file" \
+    "$java" @"$KAFKA_JVM_OPTIONS" \
+    -cp "$KAFKA_LIB/*" -Dkafka.logs.dir="$logs" -Dlog4j2.configurationFile="$KAFKA_LOG4J" \
+    kafka.Kafka "$config" \
+    >"$logs/stdout.log" 2>&1 </dev/null 9>&- &
+  for ((i = 0; i < 50; i++)); do
+    [[ -s $pid_file ]] && break
+    sleep 0.1
+  done
+}
+
+kafka_started_since() { # LOG_FILE OFFSET: the node logged that it started, after OFFSET bytes of its log
+  local file=$1 offset=$2
+  if (($(file_size "$file") < offset)); then offset=0; fi # the log rolled over meanwhile
+  # No `grep -q`: exiting early would SIGPIPE tail, which pipefail turns into a failure.
+  tail -c +"$((offset + 1))" "$file" 2>/dev/null | grep -F "$KAFKA_STARTED_LINE" >/dev/null
 }
 
 kafka_format() {
   [[ -f $KAFKA_DATA/meta.properties ]] && return 0
   local cluster_id
-  cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid | tail -n1)
+  cluster_id=$(kafka_java "$KAFKA_LOGS" kafka.tools.StorageTool random-uuid | tail -n1)
   [[ $cluster_id =~ ^[A-Za-z0-9_-]{22}$ ]] || die "kafka: unexpected cluster id '$cluster_id'"
   log "kafka: formatting $KAFKA_DATA (cluster id $cluster_id)"
-  kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_CONFIG" --standalone >/dev/null
+  kafka_java "$KAFKA_LOGS" kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_CONFIG" --standalone >/dev/null
 }
 
 kafka_start() {
@@ -290,42 +336,28 @@ kafka_start() {
     log "kafka: already running (pid $(kafka_pid), port $(kafka_port))"
     return 0
   fi
+  if [[ -n $(kafka-cluster_pid) ]]; then
+    die "kafka: the three-broker cluster is running; stop it first (infra/stack.sh down kafka-cluster)"
+  fi
   rm -f "$KAFKA_PID_FILE"
   check_port_free kafka "$KAFKA_PORT" KAFKA_PORT
   check_port_free kafka "$KAFKA_CONTROLLER_PORT" KAFKA_CONTROLLER_PORT
   kafka_install
   mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
-  render "$INFRA_DIR/kafka/server.properties.template" "$KAFKA_CONFIG" \
-    KAFKA_PORT="$KAFKA_PORT" KAFKA_CONTROLLER_PORT="$KAFKA_CONTROLLER_PORT" KAFKA_DATA_DIR="$KAFKA_DATA"
+  # One node: every internal topic has a single replica; Kafka's own failure detection timings.
+  kafka_render "$KAFKA_CONFIG" 1 "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "127.0.0.1:$KAFKA_CONTROLLER_PORT" \
+    "$KAFKA_DATA" 1 1 9000 2000
   kafka_format
 
-  local java i
-  java=$(java_cmd)
   KAFKA_LOG_OFFSET=$(file_size "$(kafka_log_file)")
   log "kafka: starting on 127.0.0.1:$KAFKA_PORT (controller 127.0.0.1:$KAFKA_CONTROLLER_PORT)"
-  # setsid: own session, so nothing aimed at the caller's process group reaches the broker.
-  # The inner shell records its own pid, which `exec` hands over to the JVM.
-  # shellcheck disable=SC2016 # expanded by the inner shell
-  setsid nohup bash -c 'echo "$$" >"$1"; shift; exec "$@"' _ "$KAFKA_PID_FILE" \
-    "$java" -Xms256m -Xmx512m -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
-    -cp "$KAFKA_LIB/*" -Dkafka.logs.dir="$KAFKA_LOGS" -Dlog4j2.configurationFile="$KAFKA_LOG4J" \
-    kafka.Kafka "$KAFKA_CONFIG" \
-    >"$KAFKA_LOGS/stdout.log" 2>&1 </dev/null 9>&- &
-  for ((i = 0; i < 50; i++)); do
-    [[ -s $KAFKA_PID_FILE ]] && break
-    sleep 0.1
-  done
+  kafka_launch "$KAFKA_CONFIG" "$KAFKA_LOGS" "$KAFKA_PID_FILE"
 }
 
 kafka_ready() {
   port_open "$(kafka_port)" || return 1
   [[ -z $KAFKA_LOG_OFFSET ]] && return 0 # already running before this invocation
-  local file offset=$KAFKA_LOG_OFFSET
-  file=$(kafka_log_file)
-  if (($(file_size "$file") < offset)); then offset=0; fi # the log rolled over meanwhile
-  # No `grep -q`: exiting early would SIGPIPE tail, which pipefail turns into a failure.
-  tail -c +"$((offset + 1))" "$file" 2>/dev/null | grep -F "$KAFKA_STARTED_LINE" >/dev/null
+  kafka_started_since "$(kafka_log_file)" "$KAFKA_LOG_OFFSET"
 }
 
 kafka_wait() {
@@ -336,6 +368,168 @@ kafka_wait() {
 kafka_stop() {
   if kafka_alive; then stop_pid kafka "$(kafka_pid)" 30; else log "kafka: not running"; fi
   rm -f "$KAFKA_PID_FILE"
+}
+
+# === Kafka, three nodes ========================================================================
+# Three combined broker+controller nodes (a three-voter KRaft quorum): node N listens on
+# KAFKA_CLUSTER_PORT + 2(N-1), its controller on the port after. Internal topics are replicated 3
+# times with min ISR 2, and a silent broker is fenced (its partitions led elsewhere) after 3 s.
+
+kafka_node_dir() { printf '%s' "$KAFKA_CLUSTER_DIR/node-$1"; }
+kafka_node_config() { printf '%s' "$(kafka_node_dir "$1")/server.properties"; }
+kafka_node_pid_file() { printf '%s' "$(kafka_node_dir "$1")/kafka.pid"; }
+kafka_node_log_file() { printf '%s' "$(kafka_node_dir "$1")/logs/server.log"; }
+kafka_node_pid() { read_pid "$(kafka_node_pid_file "$1")"; }
+kafka_node_alive() { pid_matches "$(kafka_node_pid "$1")" "kafka.Kafka $(kafka_node_config "$1")"; }
+kafka_node_wanted_port() { printf '%s' "$((KAFKA_CLUSTER_PORT + 2 * ($1 - 1)))"; }
+kafka_node_controller_port() { printf '%s' "$((KAFKA_CLUSTER_PORT + 2 * ($1 - 1) + 1))"; }
+kafka_node_port() { # the port of the node as last started (from its config), else the wanted one
+  config_value "$(kafka_node_config "$1")" advertised.listeners = "PLAINTEXT://127.0.0.1:$(kafka_node_wanted_port "$1")" |
+    sed 's/.*://'
+}
+
+kafka-cluster_pid() { # the running nodes' pids, space-separated
+  local node pids=()
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do
+    if kafka_node_alive "$node"; then pids+=("$(kafka_node_pid "$node")"); fi
+  done
+  printf '%s' "${pids[*]}"
+}
+kafka-cluster_alive() { # every node runs
+  local node
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do kafka_node_alive "$node" || return 1; done
+}
+kafka-cluster_state() {
+  local running
+  running=$(kafka-cluster_pid | wc -w)
+  if ((running == 0)); then echo stopped; elif ((running == ${#KAFKA_CLUSTER_NODES[@]})); then echo running; else
+    echo "$running/${#KAFKA_CLUSTER_NODES[@]} up"
+  fi
+}
+kafka-cluster_port() {
+  local node ports=()
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do ports+=("$(kafka_node_port "$node")"); done
+  (IFS=,; printf '%s' "${ports[*]}")
+}
+kafka-cluster_log_file() { # the log of the first node that is down or not started yet (else node 1's)
+  local node
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do
+    if ! kafka_node_alive "$node" || ! kafka_node_ready "$node"; then
+      kafka_node_log_file "$node"
+      return 0
+    fi
+  done
+  kafka_node_log_file "${KAFKA_CLUSTER_NODES[0]}"
+}
+
+kafka_uuid() { # a Kafka Uuid as its tools print one: 16 random bytes in URL-safe base64, never starting with '-'
+  local id
+  while id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='); [[ $id == -* ]]; do :; done
+  printf '%s' "$id"
+}
+
+# The first start formats every node with one cluster id and the initial quorum (each controller with
+# its metadata directory's id); cluster.id is written last, so an interrupted first start begins again.
+kafka_cluster_format() {
+  local node voters=() pids=() pid
+  if [[ -f $KAFKA_CLUSTER_DIR/cluster.id ]]; then
+    for node in "${KAFKA_CLUSTER_NODES[@]}"; do
+      [[ -f $(kafka_node_dir "$node")/data/meta.properties ]] ||
+        die "kafka-cluster: node $node has lost its data; delete $KAFKA_CLUSTER_DIR to start a new cluster"
+    done
+    return 0
+  fi
+  local cluster_id
+  cluster_id=$(kafka_uuid)
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do
+    rm -rf "$(kafka_node_dir "$node")/data"
+    voters+=("$node@127.0.0.1:$(kafka_node_controller_port "$node"):$(kafka_uuid)")
+  done
+  log "kafka-cluster: formatting ${#KAFKA_CLUSTER_NODES[@]} nodes (cluster id $cluster_id)"
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do
+    kafka_java "$(kafka_node_dir "$node")/logs" kafka.tools.StorageTool format -t "$cluster_id" \
+      -c "$(kafka_node_config "$node")" --initial-controllers "$(IFS=,; printf '%s' "${voters[*]}")" \
+      >"$(kafka_node_dir "$node")/logs/format.log" 2>&1 &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" || die "kafka-cluster: formatting failed (see $KAFKA_CLUSTER_DIR/node-*/logs/format.log)"
+  done
+  printf '%s\n' "$KAFKA_CLUSTER_PORT" >"$KAFKA_CLUSTER_DIR/cluster.port"
+  printf '%s\n' "$cluster_id" >"$KAFKA_CLUSTER_DIR/cluster.id"
+}
+
+kafka-cluster_start() {
+  local node stopped=() port formatted_port
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do kafka_node_alive "$node" || stopped+=("$node"); done
+  if ((${#stopped[@]} == 0)); then
+    log "kafka-cluster: already running (pids $(kafka-cluster_pid), ports $(kafka-cluster_port))"
+    return 0
+  fi
+  if kafka_alive; then
+    die "kafka-cluster: the single broker is running; stop it first (infra/stack.sh down kafka)"
+  fi
+  formatted_port=$(cat "$KAFKA_CLUSTER_DIR/cluster.port" 2>/dev/null || true)
+  if [[ -f $KAFKA_CLUSTER_DIR/cluster.id && $formatted_port != "$KAFKA_CLUSTER_PORT" ]]; then
+    die "kafka-cluster: made with KAFKA_CLUSTER_PORT=$formatted_port (its quorum keeps those ports); use it, or delete $KAFKA_CLUSTER_DIR"
+  fi
+  for node in "${stopped[@]}"; do
+    for port in "$(kafka_node_wanted_port "$node")" "$(kafka_node_controller_port "$node")"; do
+      if port_open "$port"; then
+        die "kafka-cluster: 127.0.0.1:$port is already in use; set KAFKA_CLUSTER_PORT to the first of six free ports (e.g. KAFKA_CLUSTER_PORT=19092)"
+      fi
+    done
+  done
+  kafka_install
+  local quorum=()
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do quorum+=("127.0.0.1:$(kafka_node_controller_port "$node")"); done
+  for node in "${stopped[@]}"; do
+    mkdir -p "$(kafka_node_dir "$node")/data" "$(kafka_node_dir "$node")/logs"
+    kafka_render "$(kafka_node_config "$node")" "$node" "$(kafka_node_wanted_port "$node")" \
+      "$(kafka_node_controller_port "$node")" "$(IFS=,; printf '%s' "${quorum[*]}")" \
+      "$(kafka_node_dir "$node")/data" 3 2 3000 500
+  done
+  kafka_cluster_format
+  for node in "${stopped[@]}"; do
+    KAFKA_NODE_LOG_OFFSET[$node]=$(file_size "$(kafka_node_log_file "$node")")
+    log "kafka-cluster: starting node $node on 127.0.0.1:$(kafka_node_wanted_port "$node") (controller 127.0.0.1:$(kafka_node_controller_port "$node"))"
+    kafka_launch "$(kafka_node_config "$node")" "$(kafka_node_dir "$node")/logs" "$(kafka_node_pid_file "$node")"
+  done
+}
+
+kafka_node_ready() { # NODE
+  port_open "$(kafka_node_port "$1")" || return 1
+  [[ -z ${KAFKA_NODE_LOG_OFFSET[$1]:-} ]] && return 0 # already running before this invocation
+  kafka_started_since "$(kafka_node_log_file "$1")" "${KAFKA_NODE_LOG_OFFSET[$1]}"
+}
+
+kafka-cluster_ready() {
+  local node
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do kafka_node_ready "$node" || return 1; done
+}
+
+kafka-cluster_wait() {
+  wait_ready kafka-cluster kafka-cluster_ready
+  log "kafka-cluster: ready; bootstrap servers $(kafka-cluster_bootstrap)"
+}
+
+kafka-cluster_bootstrap() {
+  local node servers=()
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do servers+=("127.0.0.1:$(kafka_node_port "$node")"); done
+  (IFS=,; printf '%s' "${servers[*]}")
+}
+
+kafka-cluster_stop() { # all nodes at once: each one's controlled shutdown needs the quorum of the others
+  local node pids=() pid
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do
+    if kafka_node_alive "$node"; then
+      stop_pid "kafka-cluster node $node" "$(kafka_node_pid "$node")" 30 &
+      pids+=($!)
+    fi
+  done
+  if ((${#pids[@]} == 0)); then log "kafka-cluster: not running"; fi
+  for pid in "${pids[@]}"; do wait "$pid" || true; done
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do rm -f "$(kafka_node_pid_file "$node")"; done
 }
 
 # === PostgreSQL ================================================================================
@@ -613,10 +807,11 @@ stripe-mock_stop() {
 normalize() { # NAME -> canonical server name
   case $1 in
   kafka) echo kafka ;;
+  kafka-cluster) echo kafka-cluster ;;
   postgres | postgresql | pg) echo postgres ;;
   elasticsearch | es) echo elasticsearch ;;
   stripe-mock | stripe_mock) echo stripe-mock ;;
-  *) die "unknown server '$1' (expected: kafka, postgres, elasticsearch, stripe-mock)" ;;
+  *) die "unknown server '$1' (expected: kafka, kafka-cluster, postgres, elasticsearch, stripe-mock)" ;;
   esac
 }
 
@@ -633,6 +828,7 @@ select_servers() { # NAMES... (none: all)
 
 cmd_up() {
   require_root
+  if (($# == 0)); then set -- "${DEFAULT_SERVERS[@]}"; fi
   select_servers "$@"
   take_lock
   local name
@@ -653,7 +849,10 @@ cmd_status() {
   local name state port pid
   for name in "${ALL_SERVERS[@]}"; do
     port=$("${name}_port")
-    if "${name}_alive"; then
+    if declare -F "${name}_state" >/dev/null; then
+      state=$("${name}_state")
+      pid=$("${name}_pid")
+    elif "${name}_alive"; then
       pid=$("${name}_pid")
       state=running
     else
@@ -664,27 +863,49 @@ cmd_status() {
   done
 }
 
+cluster_node() { # NAME: the node number of kafka-1..kafka-3, else fails
+  [[ $1 =~ ^kafka-([0-9]+)$ ]] || return 1
+  local node
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do
+    if [[ $node == "${BASH_REMATCH[1]}" ]]; then
+      printf '%s' "$node"
+      return 0
+    fi
+  done
+  return 1
+}
+
 cmd_logs() {
   (($# >= 1)) || die "usage: infra/stack.sh logs SERVER [LINES]"
-  local name file
-  name=$(normalize "$1")
-  file=$("${name}_log_file")
+  local name file node
+  if node=$(cluster_node "$1"); then
+    name=$1
+    file=$(kafka_node_log_file "$node")
+  else
+    name=$(normalize "$1")
+    file=$("${name}_log_file")
+  fi
   [[ -f $file ]] || die "$name: no log yet ($file)"
   tail -n "${2:-50}" "$file"
 }
 
-cmd_kill() { # SERVER: SIGKILL, no grace, as a crash (the fault tests)
+cmd_kill() { # SERVER: SIGKILL, no grace, as a crash (the fault tests); kafka-N: one node of the cluster
   (($# == 1)) || die "usage: infra/stack.sh kill SERVER"
-  local name pid
-  name=$(normalize "$1")
-  pid=$("${name}_pid")
-  if [[ -z $pid ]] || ! pid_running "$pid"; then
-    log "$name: not running"
-    return
+  local name pids pid node killed=''
+  if node=$(cluster_node "$1"); then
+    name=$1
+    if kafka_node_alive "$node"; then pids=$(kafka_node_pid "$node"); else pids=''; fi
+  else
+    name=$(normalize "$1")
+    pids=$("${name}_pid") # kafka-cluster: every running node's
   fi
-  kill -KILL "$pid" 2>/dev/null || true
-  while pid_running "$pid"; do sleep 0.1; done
-  log "$name: killed (pid $pid)"
+  for pid in $pids; do
+    pid_running "$pid" || continue
+    kill -KILL "$pid" 2>/dev/null || true
+    while pid_running "$pid"; do sleep 0.1; done
+    killed+=" $pid"
+  done
+  if [[ -n $killed ]]; then log "$name: killed (pid$killed)"; else log "$name: not running"; fi
 }
 
 main() {

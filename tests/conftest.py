@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.deployment import Deployment
+from tests.support.deployment import PROVISIONED, Deployment, retire_namespaces
 from tests.support.processes import HttpService, ServiceProcess
 from tests.support.servers import Servers, real_servers
 from tests.support.users_client import make_admin, new_email, register, token_for
@@ -22,6 +22,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def servers() -> Iterator[Servers]:
     with real_servers() as running:
         yield running
+        retire_namespaces(running.kafka_bootstrap, PROVISIONED)
 
 
 def provision_deployment(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
@@ -37,9 +38,12 @@ def deployment(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> De
 
 
 @pytest.fixture
-def own_deployment(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+def own_deployment(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """A deployment of its own (namespace, topics, databases), for tests that restart its processes."""
-    return provision_deployment(servers, tmp_path_factory)
+    deployment = provision_deployment(servers, tmp_path_factory)
+    yield deployment
+    retire_namespaces(servers.kafka_bootstrap, [deployment.namespace])
+    PROVISIONED.remove(deployment.namespace)
 
 
 @pytest.fixture(scope="session")

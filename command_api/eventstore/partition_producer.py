@@ -104,8 +104,18 @@ class PartitionProducer:
             await self._producer.commit_transaction()
 
     async def close(self) -> None:
+        self._let_go_of_the_open_transaction()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._producer.stop(), self._settings.request_timeout)
+
+    def _let_go_of_the_open_transaction(self) -> None:
+        """A producer given up on mid-transaction (its commit timed out) still learns the outcome later,
+        typically ProducerFenced once its successor has fenced it, in a future of aiokafka's that
+        nobody awaits any more; read it, so asyncio does not report it as an error never retrieved."""
+        manager = getattr(self._producer, "_txn_manager", None)
+        waiter = getattr(manager, "_transaction_waiter", None)
+        if isinstance(waiter, asyncio.Future):
+            waiter.add_done_callback(_read_outcome)
 
 
 @contextlib.contextmanager
@@ -114,3 +124,8 @@ def _fencing_named() -> Iterator[None]:
         yield
     except (ProducerFenced, InvalidProducerEpoch) as error:
         raise Fenced(str(error)) from error
+
+
+def _read_outcome(outcome: asyncio.Future[object]) -> None:
+    if not outcome.cancelled():
+        outcome.exception()

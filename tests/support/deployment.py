@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from auth.tokens import load_issuer, service_token
+from bench.throwaway import delete_namespace_topics
 from command_api.snapshot_key import load_snapshot_key
 from config.settings import Settings
 from infra.topics import ensure_topics
@@ -26,6 +27,8 @@ from tests.support.servers import Servers
 _OVERRIDDEN = (
     "namespace",
     "kafka_bootstrap_servers",
+    "kafka_replication_factor",
+    "kafka_min_insync_replicas",
     "users_database_url",
     "catalog_database_url",
     "orders_database_url",
@@ -49,6 +52,16 @@ _OVERRIDDEN = (
 _UNLIMITED = 1_000_000
 
 
+# Every namespace provisioned in this test session, so that its topics can be deleted at the end.
+PROVISIONED: list[str] = []
+
+
+def retire_namespaces(bootstrap_servers: str, namespaces: list[str]) -> None:
+    """Delete the namespaces' topics: a shared broker keeps every partition in memory, and a session
+    creates thousands."""
+    asyncio.run(delete_namespace_topics(bootstrap_servers, namespaces))
+
+
 @dataclass
 class Deployment:
     servers: Servers
@@ -57,6 +70,9 @@ class Deployment:
     admin_email: str = "admin@example.com"
     projector_max_batch: int = 5000
     order_payment_window_seconds: float = 1800.0
+    # 3 and 2 on a test's own three-broker cluster (tests/support/kafka_cluster.py).
+    kafka_replication_factor: int = 1
+    kafka_min_insync_replicas: int = 1
 
     def database_url(self, service: str) -> str:
         return self.servers.postgres_admin_url.rsplit("/", 1)[0] + f"/{self.namespace}_{service}"
@@ -66,6 +82,8 @@ class Deployment:
         return Settings(
             namespace=self.namespace,
             kafka_bootstrap_servers=self.servers.kafka_bootstrap,
+            kafka_replication_factor=self.kafka_replication_factor,
+            kafka_min_insync_replicas=self.kafka_min_insync_replicas,
             users_database_url=self.database_url("users"),
             catalog_database_url=self.database_url("catalog"),
             orders_database_url=self.database_url("orders"),
@@ -94,6 +112,7 @@ class Deployment:
         }
 
     def provision(self) -> None:
+        PROVISIONED.append(self.namespace)
         asyncio.run(ensure_topics(self.settings))
         load_issuer(self.settings)  # the keys, before any process could race to create them
         load_snapshot_key(self.settings)
