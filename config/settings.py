@@ -50,7 +50,6 @@ class Settings(BaseSettings):
     # How long a starting service waits for that view to read the users topic before it serves.
     revocations_start_wait_seconds: float = Field(10.0, ge=0)
 
-
     # How this instance is reached by its peers; other instances forward commands here.
     instance_url: str = ""
     # A command that cannot reach Kafka within this time answers 503.
