@@ -174,7 +174,7 @@ async def park(pool: Pool, topic: DeadLetterTopic, letter: DeadLetter, record: C
         known = await cursor.fetchone() is not None
     if not known:
         await topic.publish(letter, record)
-    async with pool.connection() as conn:
+    async with pool.connection() as conn, conn.transaction():
         await conn.execute(
             "INSERT INTO projection_dead_letters "
             "(projection, topic, partition, record_offset, event_type, error_class, reason) "
@@ -187,6 +187,10 @@ async def park(pool: Pool, topic: DeadLetterTopic, letter: DeadLetter, record: C
             "THEN projection_dead_letters.decision END",
             (*key, letter.event_type, letter.error_class, letter.reason),
         )
+        # The partition stands at the record: every record before it is applied, but its stored
+        # offset may still name what lies between (a transaction's commit marker), and a restarted
+        # projector keeps a partition parked only where its stored offset is the record's.
+        await move_offset(conn, letter.projection, letter.tp, letter.offset)
     return not known
 
 

@@ -94,6 +94,37 @@ def append(deployment: Deployment, partition: int, product_id: int, record: tupl
     return asyncio.run(send())
 
 
+def append_in_transactions(
+    deployment: Deployment, partition: int, records: list[tuple[int, tuple[bytes, Headers]]]
+) -> list[int]:
+    """Append records to a partition each in a transaction of its own, as the command side writes
+    them (each is followed by its transaction's commit marker, which takes an offset); their offsets."""
+
+    async def send() -> list[int]:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=deployment.servers.kafka_bootstrap,
+            transactional_id=f"{deployment.namespace}-dead-letter-test",
+        )
+        await producer.start()
+        try:
+            offsets: list[int] = []
+            for product_id, (value, headers) in records:
+                async with producer.transaction():
+                    sent = await producer.send_and_wait(
+                        catalog_topic(deployment),
+                        value,
+                        key=str(product_id).encode(),
+                        partition=partition,
+                        headers=headers,
+                    )
+                offsets.append(sent.offset)
+            return offsets
+        finally:
+            await producer.stop()
+
+    return asyncio.run(send())
+
+
 def dead_letters(deployment: Deployment) -> list[tuple[bytes, dict[str, bytes]]]:
     """Every record of the catalog topic's dead-letter topic: value and headers."""
 
@@ -332,5 +363,41 @@ def test_retry_applies_a_parked_record_once_its_cause_is_gone_and_a_restart_keep
         assert 402 not in product_ids(own_deployment)
         projectors_command(own_deployment, "skip", "catalog", "3")
         eventually(lambda: 402 in product_ids(own_deployment), 30, "the record behind the skipped NUL byte")
+    finally:
+        projector.stop()
+
+
+def test_a_restarted_projector_keeps_a_partition_parked_at_a_record_that_follows_a_transaction(
+    own_deployment: Deployment,
+) -> None:
+    # Both in the log before the projector starts, so that they come in one batch: the record before
+    # the NUL byte is applied, and the commit marker between them is not a record of the batch.
+    before, nul_offset = append_in_transactions(
+        own_deployment,
+        0,
+        [(601, product_created(601, "Before the NUL byte")), (602, product_created(602, "nul\x00name"))],
+    )
+    assert nul_offset == before + 2, "a commit marker between the two records"
+    projector = own_deployment.projector("catalog").start()
+    try:
+
+        def parked_at_nul() -> list[dict[str, Any]]:
+            projector.ensure_running()
+            return [
+                row
+                for row in parked(own_deployment, "catalog")
+                if (row["partition"], row["record_offset"]) == (0, nul_offset)
+            ]
+
+        eventually(parked_at_nul, 60, f"partition 0 parked at the NUL byte, offset {nul_offset}")
+        assert 601 in product_ids(own_deployment)
+        assert stored_offset(own_deployment, "catalog", 0) == nul_offset, "stored short of the parked record"
+
+        projector.stop()
+        projector.start()
+        append(own_deployment, 1, 701, product_created(701, "After the restart"))
+        eventually(lambda: 701 in product_ids(own_deployment), 60, "the restarted projector applying")
+        [row] = parked_at_nul()
+        assert row["attempts"] == 1, "the restarted projector tried the parked record again"
     finally:
         projector.stop()
