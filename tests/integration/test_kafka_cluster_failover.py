@@ -14,7 +14,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -24,7 +23,7 @@ from event_schemas import topics
 from tests.support.catalog_client import product_body
 from tests.support.command_load import created_products, steady_load
 from tests.support.deployment import Deployment
-from tests.support.kafka_cluster import KafkaCluster, kafka_cluster
+from tests.support.kafka_cluster import KafkaCluster, deployment_on, kafka_cluster
 from tests.support.servers import Servers
 from tests.support.users_client import bearer
 from tests.support.waiting import eventually
@@ -53,14 +52,7 @@ def cluster_deployment(
     servers: Servers, cluster: KafkaCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Deployment:
     """A deployment whose topics (replication 3, min ISR 2) and processes use the private cluster."""
-    deployment = Deployment(
-        replace(servers, kafka_bootstrap=cluster.bootstrap),
-        tmp_path_factory.mktemp("deployment"),
-        kafka_replication_factor=cluster.replication_factor,
-        kafka_min_insync_replicas=cluster.min_insync_replicas,
-    )
-    deployment.provision()
-    return deployment
+    return deployment_on(cluster, servers, tmp_path_factory.mktemp("deployment"))
 
 
 def test_killing_a_partition_leader_loses_no_acknowledged_command_and_commands_resume_without_it(

@@ -12,7 +12,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ import pytest
 from event_schemas import topics
 from tests.support.command_load import created_products, steady_load
 from tests.support.deployment import Deployment
-from tests.support.kafka_cluster import KafkaCluster, kafka_cluster
+from tests.support.kafka_cluster import KafkaCluster, deployment_on, kafka_cluster
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.integration
@@ -43,11 +42,7 @@ def broker(tmp_path: Path) -> Iterator[KafkaCluster]:
 def broker_deployment(
     servers: Servers, broker: KafkaCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Deployment:
-    deployment = Deployment(
-        replace(servers, kafka_bootstrap=broker.bootstrap), tmp_path_factory.mktemp("deployment")
-    )
-    deployment.provision()
-    return deployment
+    return deployment_on(broker, servers, tmp_path_factory.mktemp("deployment"))
 
 
 def test_commands_through_a_broker_crash_get_answers_in_time_and_none_is_lost(

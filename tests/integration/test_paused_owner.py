@@ -11,7 +11,7 @@ from command_api.eventstore.partitioning import partition_of
 from command_api.users.domain import USER, user_aggregate_id
 from tests.support.deployment import Deployment
 from tests.support.processes import HttpService, wait_until_partitions_split
-from tests.support.users_client import bearer, log_in, new_email, register
+from tests.support.users_client import bearer, log_in, make_admin, new_email, register, set_role
 
 pytestmark = pytest.mark.integration
 
@@ -46,13 +46,7 @@ def test_a_paused_owner_resumed_answers_only_what_the_log_now_says(own_deploymen
         first.pause()
         try:
             wait_until_partitions_split("users", [second], partitions, own_deployment.admin_token())
-            granted = httpx.post(
-                f"{second.url}/internal/users/roles",
-                json={"email": email, "role": "admin"},
-                headers=bearer(operator),
-                timeout=30,
-            )
-            assert granted.status_code == 200, granted.text
+            make_admin(second.url, email, operator)
         finally:
             first.resume()
 
@@ -63,12 +57,7 @@ def test_a_paused_owner_resumed_answers_only_what_the_log_now_says(own_deploymen
             assert role_in(login) == "admin", "a login answered from the paused instance's stale state"
 
         # In its stale state this is a no-op (the user "is" a customer); in the log it is a change.
-        withdrawn = httpx.post(
-            f"{first.url}/internal/users/roles",
-            json={"email": email, "role": "customer"},
-            headers=bearer(operator),
-            timeout=30,
-        )
+        withdrawn = set_role(first.url, email, "customer", operator)
         assert withdrawn.status_code in (200, 503), withdrawn.text
         expected = "customer" if withdrawn.status_code == 200 else "admin"
         assert role_in(log_in(second.url, email)) == expected, "the answer disagrees with the log"

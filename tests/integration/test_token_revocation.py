@@ -14,7 +14,7 @@ from auth.tokens import load_issuer
 from tests.support.catalog_client import create_product
 from tests.support.deployment import Deployment
 from tests.support.processes import HttpService, free_port
-from tests.support.users_client import bearer, new_email, register, token_for
+from tests.support.users_client import bearer, make_admin, new_email, register, set_role, token_for
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -34,13 +34,7 @@ def validate(users: HttpService, token: str) -> httpx.Response:
 def registered_admin(users: HttpService, operator: str) -> str:
     email = new_email()
     assert register(users.url, email=email).status_code == 201
-    granted = httpx.post(
-        f"{users.url}/internal/users/roles",
-        json={"email": email, "role": "admin"},
-        headers=bearer(operator),
-        timeout=30,
-    )
-    assert granted.status_code == 200, granted.text
+    make_admin(users.url, email, operator)
     return email
 
 
@@ -54,12 +48,7 @@ def test_a_withdrawn_admin_is_refused_by_every_service_within_seconds_and_a_fres
     partitions = httpx.get(f"{users_service.url}/internal/partitions", headers=bearer(admin), timeout=30)
     assert partitions.status_code == 200, partitions.text
 
-    withdrawn = httpx.post(
-        f"{users_service.url}/internal/users/roles",
-        json={"email": email, "role": "customer"},
-        headers=bearer(operator),
-        timeout=30,
-    )
+    withdrawn = set_role(users_service.url, email, "customer", operator)
     assert withdrawn.status_code == 200, withdrawn.text
     answered = time.monotonic()
 

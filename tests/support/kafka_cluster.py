@@ -20,12 +20,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.support.servers import REPO, unavailable
+from tests.support.deployment import Deployment
+from tests.support.servers import REPO, Servers, unavailable
 
 KAFKA_LIB = REPO / ".local" / "kafka" / "lib"  # filled by `infra/stack.sh up kafka`
 TEMPLATE = REPO / "infra" / "kafka" / "server.properties.template"
@@ -262,3 +263,16 @@ def kafka_cluster(work_dir: Path, brokers: int = 3) -> Iterator[KafkaCluster]:
         yield cluster.start()
     finally:
         cluster.stop()
+
+
+def deployment_on(cluster: KafkaCluster, servers: Servers, work_dir: Path) -> Deployment:
+    """A deployment whose topics (with the cluster's replication) and processes use the private
+    cluster; PostgreSQL and Elasticsearch stay the shared ones."""
+    deployment = Deployment(
+        replace(servers, kafka_bootstrap=cluster.bootstrap),
+        work_dir,
+        kafka_replication_factor=cluster.replication_factor,
+        kafka_min_insync_replicas=cluster.min_insync_replicas,
+    )
+    deployment.provision()
+    return deployment

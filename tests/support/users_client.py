@@ -32,14 +32,18 @@ def token_for(base_url: str, email: str, password: str = PASSWORD) -> str:
     return token
 
 
-def make_admin(base_url: str, email: str, service_token: str) -> None:
-    """What `./run admin EMAIL` does: an operator's command, with a service token, grants the role."""
-    response = httpx.post(
+def set_role(base_url: str, email: str, role: str, service_token: str) -> httpx.Response:
+    """What `./run admin EMAIL` (and `withdraw-admin`) does: an operator's command, with a service token."""
+    return httpx.post(
         f"{base_url}/internal/users/roles",
-        json={"email": email, "role": "admin"},
+        json={"email": email, "role": role},
         headers=bearer(service_token),
         timeout=30,
     )
+
+
+def make_admin(base_url: str, email: str, service_token: str) -> None:
+    response = set_role(base_url, email, "admin", service_token)
     assert response.status_code == 200, response.text
 
 
