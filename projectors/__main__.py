@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from elasticsearch import AsyncElasticsearch
 
-from config.process import tune_garbage_collector
+from config.process import run_until_terminated, tune_garbage_collector
 from config.settings import Settings, get_settings
 from event_schemas.registry import REGISTRY
 from event_schemas.topics import in_namespace
@@ -232,7 +232,7 @@ def main() -> None:
     logging.getLogger("elastic_transport").setLevel(logging.WARNING)
     settings = get_settings()
     if args.command == "run":
-        asyncio.run(run(args.projections, settings))
+        run_until_terminated(run(args.projections, settings))
     elif args.command == "status":
         asyncio.run(status(settings))
     elif args.command == "rebuild":

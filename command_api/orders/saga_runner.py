@@ -29,7 +29,7 @@ from psycopg import sql
 from auth.tokens import TokenIssuer, load_issuer, service_token
 from command_api.eventstore.partitioning import ID_STRIDE
 from command_api.orders.saga import OrderSaga, Reservation
-from config.process import tune_garbage_collector
+from config.process import run_until_terminated, tune_garbage_collector
 from config.settings import Settings, get_settings
 from event_schemas import topics
 from event_schemas.payments import RefundedUnits
@@ -303,8 +303,7 @@ async def run(settings: Settings) -> None:
 def main() -> None:
     tune_garbage_collector()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(get_settings()))
+    run_until_terminated(run(get_settings()))
 
 
 if __name__ == "__main__":

@@ -60,6 +60,12 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.kill()
 
+    def ensure_stopped_cleanly(self) -> None:
+        """It exited by itself after a stop request (status 0), rather than being killed."""
+        assert self._process is not None and self._process.returncode == 0, (
+            f"{self.name} exited with {self._process and self._process.returncode}:\n{self.log_tail()}"
+        )
+
     def pause(self) -> None:
         """SIGSTOP: the process keeps its sockets but does nothing, as a long GC pause or a frozen VM."""
         assert self._process is not None
