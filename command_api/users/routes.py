@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, EmailStr
 
 from auth.deps import CurrentAdmin, CurrentService
+from command_api.eventstore.model import CommandContext
 from command_api.http import Context, acknowledge
 from command_api.users.commands import LogIn, RegisterUser
 from command_api.users.handlers import UsersHandlers
@@ -66,6 +67,12 @@ async def change_role(
     admin: CurrentAdmin,
 ) -> dict[str, Any]:
     """Grant or withdraw the admin role (admins only)."""
+    return await _changed_role(change, handlers, context, response)
+
+
+async def _changed_role(
+    change: RoleChange, handlers: UsersHandlers, context: CommandContext, response: Response
+) -> dict[str, Any]:
     committed = await handlers.change_role(change.email, change.role, context, datetime.now(UTC))
     acknowledge(response, committed)
     return {"message": "Role updated", "email": change.email.lower(), "role": change.role}
@@ -77,9 +84,7 @@ async def change_role_as_operator(
 ) -> dict[str, Any]:
     """The same, for an operator's command run on the server (`python -m auth grant-admin EMAIL`), which
     holds the signing key: how the first admin is made."""
-    committed = await handlers.change_role(change.email, change.role, context, datetime.now(UTC))
-    acknowledge(response, committed)
-    return {"message": "Role updated", "email": change.email.lower(), "role": change.role}
+    return await _changed_role(change, handlers, context, response)
 
 
 class SessionsRevocation(BaseModel):
@@ -97,6 +102,12 @@ async def revoke_sessions(
     admin: CurrentAdmin,
 ) -> dict[str, Any]:
     """End every session of a user: their tokens issued until now stop working (admins only)."""
+    return await _revoked_sessions(revocation, handlers, context, response)
+
+
+async def _revoked_sessions(
+    revocation: SessionsRevocation, handlers: UsersHandlers, context: CommandContext, response: Response
+) -> dict[str, Any]:
     committed = await handlers.revoke_sessions(revocation.email, context, datetime.now(UTC))
     acknowledge(response, committed)
     return {"message": "Sessions revoked", "email": revocation.email.lower()}
@@ -111,6 +122,4 @@ async def revoke_sessions_as_operator(
     service: CurrentService,
 ) -> dict[str, Any]:
     """The same, for an operator's command run on the server (`python -m auth revoke-sessions EMAIL`)."""
-    committed = await handlers.revoke_sessions(revocation.email, context, datetime.now(UTC))
-    acknowledge(response, committed)
-    return {"message": "Sessions revoked", "email": revocation.email.lower()}
+    return await _revoked_sessions(revocation, handlers, context, response)
