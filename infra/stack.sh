@@ -8,6 +8,8 @@
 #   infra/stack.sh start|stop SERVER   aliases of up/down
 #   infra/stack.sh status              one line per server
 #   infra/stack.sh logs SERVER [LINES] tail of the server's main log (kafka-1..kafka-3: a cluster node's)
+#   infra/stack.sh tools TOOL...       install programs the platform's own processes run: nginx (the edge),
+#                                      prometheus, chromium (with chromedriver; the browser tests)
 #
 # SERVER is kafka, postgres (pg), elasticsearch (es) or stripe-mock; default: all four (`down` and
 # `status`: also kafka-cluster). kafka-cluster is the three-broker Kafka cluster, instead of kafka.
@@ -95,7 +97,7 @@ log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+  sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 require_root() {
@@ -889,6 +891,23 @@ cmd_logs() {
   tail -n "${2:-50}" "$file"
 }
 
+# Debian packages of the programs that `./run` starts itself (the edge, Prometheus) or the tests drive.
+declare -A TOOL_PACKAGES=([nginx]="nginx-light" [prometheus]="prometheus" [chromium]="chromium chromium-driver")
+
+cmd_tools() { # TOOL...
+  require_root
+  local tool missing=()
+  for tool in "$@"; do
+    [[ -n ${TOOL_PACKAGES[$tool]:-} ]] || die "unknown tool '$tool' (expected: ${!TOOL_PACKAGES[*]})"
+    command -v "$tool" >/dev/null 2>&1 || read -r -a missing <<<"${missing[*]} ${TOOL_PACKAGES[$tool]}"
+  done
+  ((${#missing[@]} == 0)) && return 0
+  take_lock
+  # shellcheck disable=SC2068 # package names are single words
+  apt_install ${missing[@]}
+  for tool in "$@"; do command -v "$tool" >/dev/null 2>&1 || die "'$tool' still missing after installing its package"; done
+}
+
 cmd_kill() { # SERVER: SIGKILL, no grace, as a crash (the fault tests); kafka-N: one node of the cluster
   (($# == 1)) || die "usage: infra/stack.sh kill SERVER"
   local name pids pid node killed=''
@@ -923,6 +942,7 @@ main() {
     cmd_up "$@"
     ;;
   kill) cmd_kill "$@" ;;
+  tools) cmd_tools "$@" ;;
   status) cmd_status ;;
   logs) cmd_logs "$@" ;;
   -h | --help | help) usage ;;

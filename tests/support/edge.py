@@ -1,0 +1,58 @@
+"""A real nginx edge (infra/edge.py) in front of a test deployment's services, on a free port."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+
+from infra.edge import Edge
+from tests.support.processes import ServiceProcess, free_port
+from tests.support.servers import unavailable
+
+
+def nginx_or_unavailable() -> None:
+    """No nginx: a skip on a developer's machine, a failure in CI (`./run test` installs it)."""
+    if shutil.which("nginx") is None:
+        unavailable("nginx is not installed (infra/stack.sh tools nginx)")
+
+
+class EdgeProcess(ServiceProcess):
+    """`python -m infra.edge serve`, which becomes nginx in the foreground: SIGTERM stops it."""
+
+    def __init__(self, name: str, upstreams: dict[str, list[str]], work_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.edge = Edge(self.port, upstreams, work_dir / name)
+        self.edge.work_dir.mkdir(parents=True, exist_ok=True)
+        arguments = ["-m", "infra.edge", "serve", "--port", str(self.port)]
+        arguments += ["--work-dir", str(self.edge.work_dir)]
+        for service, instances in upstreams.items():
+            arguments += ["--upstream", f"{service}={','.join(instances)}"]
+        super().__init__(name, arguments, {}, work_dir)
+
+    def start(self) -> EdgeProcess:
+        nginx_or_unavailable()
+        super().start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            self.ensure_running()
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{self.name} did not answer within 30 s:\n{self.log_tail()}")
+
+    def access_log(self) -> list[str]:
+        """The access log's lines so far; nginx writes it out at least every second (`flush=1s`)."""
+        path = self.edge.work_dir / "access.log"
+        return path.read_text().splitlines() if path.exists() else []
+
+
+def address(url: str) -> str:
+    """host:port of a service URL, as an upstream names it."""
+    return url.removeprefix("http://")

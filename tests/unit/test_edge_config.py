@@ -1,0 +1,56 @@
+"""The edge's configuration: every public route of every service is routed to it, and the Docker file is
+what infra/edge.py renders."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from fastapi.routing import APIRoute
+
+from config.settings import Settings
+from gateway.apps import SERVICES, service_app
+from infra.edge import DOCKER_CONFIG, DOCKER_EDGE, SEED_PORTS, SERVICE_PATHS, Edge, nginx_config, write_config
+from tests.support.servers import unavailable
+
+# Served by every instance for operators and peers, never at the edge.
+NOT_AT_THE_EDGE = ("/internal/", "/health", "/metrics", "/docs", "/redoc", "/openapi.json")
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_every_public_route_of_a_service_is_routed_to_that_service(service: str) -> None:
+    app = service_app(service, Settings())
+    public = [
+        route.path
+        for route in app.routes
+        if isinstance(route, APIRoute) and not route.path.startswith(NOT_AT_THE_EDGE)
+    ]
+    assert public
+    for path in public:
+        owners = [name for name, prefixes in SERVICE_PATHS.items() if path.startswith(prefixes)]
+        assert owners == [service], f"{path} is routed to {owners}"
+
+
+def test_the_seed_ports_are_the_services_ports() -> None:
+    assert {name: service.port for name, service in SERVICES.items()} == SEED_PORTS
+
+
+def test_the_docker_compose_edge_configuration_is_current() -> None:
+    assert DOCKER_CONFIG.read_text() == nginx_config(DOCKER_EDGE), (
+        "stale: run `python -m infra.edge docker-config`"
+    )
+
+
+def test_nginx_accepts_the_rendered_configuration(tmp_path: Path) -> None:
+    nginx = shutil.which("nginx")
+    if nginx is None:
+        unavailable("nginx is not installed (infra/stack.sh tools nginx)")
+        return
+    edge = Edge(8080, {"users": ["127.0.0.1:6000", "127.0.0.1:6010"], "catalog": ["127.0.0.1:8000"]}, tmp_path)
+    config = write_config(edge)
+    checked = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(config)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stderr
