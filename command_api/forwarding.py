@@ -6,6 +6,7 @@ import httpx
 from fastapi import Request, Response
 
 from command_api.eventstore.errors import NotOwner
+from config.telemetry import http_client_span, inject_http_headers
 from web.acknowledged_writes import ACKNOWLEDGED_WRITES, CALLER
 from web.client_address import FORWARDED_FOR, forwarded_for
 from web.errors import error_body
@@ -29,18 +30,22 @@ async def forward_to_owner(
     # The owner counts per-address limits: it must learn this caller's address, not this instance's, nor
     # an address the caller made up (the owner believes the header only because it trusts this instance).
     headers[FORWARDED_FOR] = forwarded_for(request)
-    try:
-        upstream = await client.request(
-            request.method,
-            error.owner_url.rstrip("/") + request.url.path,
-            params=request.query_params,
-            content=await request.body(),
-            headers=headers,
-        )
-    except httpx.HTTPError as failure:
-        return error_body(
-            503, "owner_unreachable", f"The instance owning this aggregate did not answer: {failure!r}"
-        )
+    url = error.owner_url.rstrip("/") + request.url.path
+    with http_client_span(request.method, url) as span:
+        inject_http_headers(headers)  # the owner's span is a child of this hop, not of the caller's
+        try:
+            upstream = await client.request(
+                request.method,
+                url,
+                params=request.query_params,
+                content=await request.body(),
+                headers=headers,
+            )
+        except httpx.HTTPError as failure:
+            return error_body(
+                503, "owner_unreachable", f"The instance owning this aggregate did not answer: {failure!r}"
+            )
+        span.set_attribute("http.response.status_code", upstream.status_code)
     _remember_for_caller(upstream.headers.get(CONSISTENCY_HEADER))
     kept = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP | {"content-encoding"}}
     return Response(upstream.content, status_code=upstream.status_code, headers=kept)

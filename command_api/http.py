@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Request, Response
 from auth.tokens import InvalidToken, TokenVerifier, bearer_token
 from command_api.eventstore.model import CommandContext, Committed
 from command_api.idempotency import request_fingerprint, scoped_key
+from config.telemetry import CORRELATION_ID
 from web.acknowledged_writes import ACKNOWLEDGED_WRITES, CALLER
 
 CONSISTENCY_HEADER = "X-Consistency-Token"
@@ -37,6 +38,8 @@ async def command_context(
         )
     response.headers[CORRELATION_HEADER] = str(context.correlation_id)
     response.headers[COMMAND_HEADER] = str(command_id)
+    # For the rest of the request: its log lines, its span, and the Kafka headers of what it appends.
+    CORRELATION_ID.set(str(context.correlation_id))
     return context
 
 

@@ -102,6 +102,15 @@ class Settings(BaseSettings):
     # wait for its turn answers 503.
     password_hashing_concurrency: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1)
     password_hashing_wait_seconds: float = Field(2.0, gt=0)
+    # Traces (config/telemetry.py): sent over OTLP/HTTP to this collector (a base URL such as
+    # http://127.0.0.1:4318; the standard OTEL_EXPORTER_OTLP_ENDPOINT works too), else appended as one JSON
+    # line per span to `traces_file`, else off. Every process may share one file.
+    otlp_endpoint: str = ""
+    traces_file: Path | None = None
+    # The share of user actions traced (a trace begun elsewhere keeps its caller's choice).
+    traces_sample_ratio: float = Field(1.0, ge=0, le=1)
+    # `json`: one object per line with the trace and correlation ids; `text`: for a human at a terminal.
+    log_format: Literal["json", "text"] = "json"
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 import uvicorn
 
+from config.logging import configure_logging
 from config.process import tune_garbage_collector
 from config.settings import get_settings
+from config.telemetry import configure_tracing
 from gateway.apps import SERVICES, service_app
 
 
@@ -27,12 +28,15 @@ def main() -> None:
     settings = get_settings()
     if not settings.instance_url:
         settings = settings.model_copy(update={"instance_url": f"http://{args.host}:{port}"})
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    process_name = args.service if args.side == "both" else f"{args.service}-{args.side}"
+    configure_logging(process_name, settings.log_format)
+    configure_tracing(process_name, settings)
     uvicorn.run(
         service_app(args.service, settings, args.side),
         host=args.host,
         port=port,
         log_level="info",
+        log_config=None,  # uvicorn's loggers go through ours (config/logging.py)
         access_log=args.access_log,
         proxy_headers=False,  # the app resolves X-Forwarded-For itself, trusting COMMERCE_TRUSTED_PROXIES
     )

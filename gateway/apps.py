@@ -27,6 +27,7 @@ from web.errors import install_error_handlers
 from web.health import health_router
 from web.metrics import install_metrics
 from web.routing import add_routes
+from web.tracing import CorrelationMiddleware, request_telemetry
 
 Side = Literal["both", "command", "query"]
 Lifespan = Callable[[FastAPI, Settings], AbstractAsyncContextManager[None]]
@@ -100,7 +101,7 @@ def service_app(name: str, settings: Settings, side: Side = "both") -> FastAPI:
                 await stack.enter_async_context(service.command_side(app, settings))
             yield
 
-    app = FastAPI(title=name, lifespan=lifespan)
+    app = FastAPI(title=name, lifespan=lifespan, telemetry=request_telemetry())
     install_error_handlers(
         app, (service.command_errors if commands else {}) | (service.query_errors if queries else {})
     )
@@ -112,6 +113,7 @@ def service_app(name: str, settings: Settings, side: Side = "both") -> FastAPI:
     app.add_middleware(CallerMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     install_metrics(app, settings.metrics_token, settings.environment)
+    app.add_middleware(CorrelationMiddleware)
     # Outermost, so everything inside sees the client's address; uvicorn's own copy is off (__main__).
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app

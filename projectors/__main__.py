@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,8 +24,10 @@ from dataclasses import dataclass
 
 from elasticsearch import AsyncElasticsearch
 
+from config.logging import configure_logging
 from config.process import run_until_terminated, tune_garbage_collector
 from config.settings import Settings, get_settings
+from config.telemetry import configure_tracing
 from event_schemas.registry import REGISTRY
 from event_schemas.topics import in_namespace
 from projectors.catalog.projection import ProductsProjection
@@ -227,11 +228,11 @@ def main() -> None:
         decided.add_argument("partition", type=int)
     args = parser.parse_args()
     tune_garbage_collector()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
     settings = get_settings()
+    process_name = "projector-" + "+".join(args.projections) if args.command == "run" else "projectors"
+    configure_logging(process_name, settings.log_format, quiet=("aiokafka", "elastic_transport"))
     if args.command == "run":
+        configure_tracing(process_name, settings)
         run_until_terminated(run(args.projections, settings))
     elif args.command == "status":
         asyncio.run(status(settings))

@@ -208,7 +208,7 @@ class KafkaEventStore(PartitionedEventStore):
             loaded = batch.base.load(kind, aggregate_id)
             return lambda _: loaded
 
-        result: Loaded[S] = await writer.submit(committed_state)
+        result: Loaded[S] = await writer.submit(committed_state, f"load {kind.name}")
         return result
 
     async def decide_in_partition(
@@ -221,13 +221,16 @@ class KafkaEventStore(PartitionedEventStore):
     ) -> Committed:
         writer = self._writer_for(kind, aggregate_id)
         committed: Committed = await writer.submit(
-            lambda batch: batch.decide(kind, aggregate_id, decide, context, expected_version)
+            lambda batch: batch.decide(kind, aggregate_id, decide, context, expected_version),
+            f"append {kind.name}",
         )
         return committed
 
     async def create(self, kind: AggregateKind[S], decide: Decision[S], context: CommandContext) -> Committed:
         writer = self._writer_in(self._partition_for_creation(context.idempotency_key))
-        committed: Committed = await writer.submit(lambda batch: batch.decide_new(kind, decide, context))
+        committed: Committed = await writer.submit(
+            lambda batch: batch.decide_new(kind, decide, context), f"append {kind.name}"
+        )
         return committed
 
     async def create_beside(
@@ -240,6 +243,7 @@ class KafkaEventStore(PartitionedEventStore):
     ) -> Committed:
         writer = self._writer_for(anchor, anchor_id)
         committed: Committed = await writer.submit(
-            lambda batch: batch.decide_beside(anchor, anchor_id, kind, decide, context)
+            lambda batch: batch.decide_beside(anchor, anchor_id, kind, decide, context),
+            f"append {anchor.name}+{kind.name}",
         )
         return committed

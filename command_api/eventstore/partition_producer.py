@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -71,8 +71,12 @@ class PartitionProducer:
         await self._producer.begin_transaction()
         await self._producer.commit_transaction()
 
-    async def append(self, events: Sequence[Event]) -> list[int]:
+    async def append(
+        self, events: Sequence[Event], traced: Mapping[int, Sequence[tuple[str, bytes]]] | None = None
+    ) -> list[int]:
         """One transaction holding `events`, in order; answers their offsets once it is committed.
+        `traced` adds the trace context of the request that decided them to the headers of events (by
+        their index in `events`).
 
         No `async with transaction()`: its abort would wait on a dead broker during cancellation. An
         unfinished transaction is aborted by the next owner's fencing, or by the transaction timeout."""
@@ -84,9 +88,11 @@ class PartitionProducer:
                     value=self._registry.to_bytes(event),
                     key=event.aggregate_id.encode(),
                     partition=self._partition.partition,
-                    headers=self._registry.headers(event),
+                    headers=self._registry.headers(event) + list(traced.get(index, ()))
+                    if traced
+                    else self._registry.headers(event),
                 )
-                for event in events
+                for index, event in enumerate(events)
             ]
             await self._producer.commit_transaction()
             return [(await delivery).offset for delivery in deliveries]

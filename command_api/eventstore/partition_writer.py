@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,14 +27,16 @@ from uuid import UUID
 
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from prometheus_client import Counter, Gauge, Histogram
 
 from command_api.eventstore.catch_up import CatchUpStalled, UnreadableRecord, read_to_end
 from command_api.eventstore.errors import EventStoreUnavailable, NotOwner
-from command_api.eventstore.model import AggregateKind, Position
+from command_api.eventstore.model import AggregateKind, Committed, Position
 from command_api.eventstore.partition_producer import Fenced, PartitionProducer, ProducerSettings
 from command_api.eventstore.partition_state import Outcome, PartitionState, PendingBatch
 from command_api.eventstore.snapshots import SnapshotStore
+from config.telemetry import TRACER, kafka_trace_headers, recording
 from event_schemas.envelope import Event
 from event_schemas.registry import EventRegistry
 
@@ -45,6 +48,18 @@ COMMITTED_BATCH_SIZE = Histogram(
     "Events per Kafka transaction (group commit)",
     ["topic"],
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+TRANSACTION_REQUESTS = Histogram(
+    "event_store_transaction_requests",
+    "Requests answered per committed Kafka transaction (group commit): appends and ownership proofs",
+    ["topic"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
+COMMIT_SECONDS = Histogram(
+    "event_store_commit_duration_seconds",
+    "From a batch's decisions to its committed transaction, by kind (append or ownership_proof)",
+    ["topic", "kind"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 WRITER_STATE = Gauge(
     "event_store_writer_state",
@@ -68,6 +83,9 @@ class _Request:
     decide: Callable[[PendingBatch], Outcome]
     answer: asyncio.Future[Any]
     taken: bool = field(default=False)  # in a batch: its outcome is decided by that batch's commit
+    # In a traced request: its span, and that span's context as the headers of the events it appends.
+    span: Span | None = None
+    trace_headers: list[tuple[str, bytes]] | None = None
 
     # The caller may have gone (timed out, disconnected): its future is then done, and nobody listens.
     def resolve(self, result: Any) -> None:
@@ -179,13 +197,51 @@ class PartitionWriter:
 
     # requests
 
-    async def submit(self, decide: Callable[[PendingBatch], Outcome]) -> Any:
+    async def submit(self, decide: Callable[[PendingBatch], Outcome], operation: str = "append") -> Any:
         """Queue `decide` for this partition's next batch; answers once that batch is committed, or
-        503 once the command timeout has passed."""
+        503 once the command timeout has passed.
+
+        In a traced request, a span named `operation` covers the wait and the commit, and the events
+        the request appends carry its context as headers. Both are made here, in the request's own
+        task, since the batch is committed by the writer's task for many requests (and traces) at once."""
         self._refuse_unless_owned_and_able()
         while self._queue and self._queue[0].answer.done():  # expired while Kafka was away
             self._queue.popleft()
-        request = _Request(decide, asyncio.get_running_loop().create_future())
+        if not recording():  # tracing off (or this request not sampled): nothing to build
+            return await self._queued(_Request(decide, asyncio.get_running_loop().create_future()))
+        with TRACER.start_as_current_span(
+            operation,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": self.partition.topic,
+                "messaging.destination.partition.id": str(self.partition.partition),
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            request = _Request(
+                decide,
+                asyncio.get_running_loop().create_future(),
+                span=span,
+                trace_headers=kafka_trace_headers(),
+            )
+            try:
+                answer = await self._queued(request)
+            except EventStoreUnavailable as unavailable:
+                span.set_status(Status(StatusCode.ERROR, str(unavailable)))
+                raise
+            except Exception as refusal:  # the domain's decision: the store did its part
+                span.set_attribute("commerce.refused", type(refusal).__name__)
+                raise
+            if isinstance(answer, Committed):
+                span.set_attribute("messaging.batch.message_count", len(answer.events))
+                span.set_attribute("commerce.replayed", answer.replayed)
+                if answer.position is not None:
+                    span.set_attribute("messaging.kafka.offset", answer.position.offset)
+            return answer
+
+    async def _queued(self, request: _Request) -> Any:
         self._queue.append(request)
         self._arrived.set()
         try:
@@ -284,19 +340,26 @@ class PartitionWriter:
     async def _decide_and_commit(self, requests: list[_Request]) -> None:
         batch = PendingBatch(self.folded)
         decided: list[tuple[_Request, Outcome]] = []
+        traced: dict[int, list[tuple[str, bytes]]] = {}  # an event's index in the batch -> trace headers
         for request in requests:
+            first = len(batch.events)
             try:
                 decided.append((request, request.decide(batch)))
             except Exception as refusal:  # a domain error belongs to its own request only
                 request.refuse(refusal)
+            if request.trace_headers is not None:
+                traced.update(dict.fromkeys(range(first, len(batch.events)), request.trace_headers))
+                assert request.span is not None
+                request.span.add_event("decided", {"commerce.batch.requests": len(requests)})
         if not decided:
             return
         assert self._producer is not None
         self._committing = True
+        started = time.perf_counter()
         try:
             if batch.events:
                 positions = await asyncio.wait_for(
-                    self._append(self._producer, batch.events), self._settings.timeout
+                    self._append(self._producer, batch.events, traced), self._settings.timeout
                 )
             else:
                 await asyncio.wait_for(
@@ -322,12 +385,19 @@ class PartitionWriter:
             return
         finally:
             self._committing = False
+        topic = self.partition.topic
+        COMMIT_SECONDS.labels(topic, "append" if batch.events else "ownership_proof").observe(
+            time.perf_counter() - started
+        )
+        TRANSACTION_REQUESTS.labels(topic).observe(len(decided))
         for request, outcome in decided:
             request.resolve(outcome(positions))
         self._snapshot_if_due()
 
-    async def _append(self, producer: PartitionProducer, events: Sequence[Event]) -> dict[UUID, Position]:
-        offsets = await producer.append(events)
+    async def _append(
+        self, producer: PartitionProducer, events: Sequence[Event], traced: dict[int, list[tuple[str, bytes]]]
+    ) -> dict[UUID, Position]:
+        offsets = await producer.append(events, traced)
         topic, partition = self.partition.topic, self.partition.partition
         COMMITTED_BATCH_SIZE.labels(topic).observe(len(events))
         positions = {}

@@ -34,6 +34,25 @@ from event_schemas.orders import (
 )
 from event_schemas.payments import PaymentFailed, PaymentRefunded, PaymentSucceeded, RefundedUnits
 
+# The step each event sets off, by name: what the runner counts (saga_steps_total{step, outcome}).
+# Events not named here (OrderConfirmed, PaymentInitiated...) set off none.
+STEPS: tuple[tuple[type[Event] | tuple[type[Event], ...], str], ...] = (
+    (OrderPlaced, "reserve_stock"),
+    ((OrderRejected, OrderCancelled, OrderExpired), "release_stock"),
+    (PaymentSucceeded, "mark_order_paid"),
+    (PaymentFailed, "cancel_unpaid_order"),
+    (OrderPaid, "commit_stock"),
+    (PaymentRefunded, "return_stock"),
+)
+
+
+def step_for(event: Event) -> str | None:
+    """The name of the step `OrderSaga.handle` takes for `event`, or None if it takes none."""
+    for kinds, step in STEPS:
+        if isinstance(event, kinds):
+            return step
+    return None
+
 
 def reservation_id(order_number: int) -> str:
     """How the catalog names an order's holds."""

@@ -28,9 +28,13 @@ from psycopg import sql
 
 from auth.tokens import TokenIssuer, load_issuer, service_token
 from command_api.eventstore.partitioning import ID_STRIDE
-from command_api.orders.saga import OrderSaga, Reservation
+from command_api.orders import saga_metrics
+from command_api.orders.saga import OrderSaga, Reservation, step_for
+from command_api.orders.saga_tracing import expiry_span, step_span
+from config.logging import configure_logging
 from config.process import run_until_terminated, tune_garbage_collector
 from config.settings import Settings, get_settings
+from config.telemetry import CORRELATION_ID, configure_tracing, http_client_span, inject_http_headers
 from event_schemas import topics
 from event_schemas.payments import RefundedUnits
 from event_schemas.registry import REGISTRY
@@ -70,19 +74,25 @@ class ServiceClient:
     async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         """The answer, once it is not a 5xx (or 429): those, and network errors, are retried."""
         delay = 0.05
-        while True:
-            try:
-                response = await self._http.request(
-                    method, self._base_url + path, json=body, headers={"Authorization": self._authorization()}
-                )
-                if response.status_code < 500 and response.status_code != 429:
-                    return response
-                problem = f"{response.status_code} {response.text[:200]}"
-            except httpx.HTTPError as error:
-                problem = repr(error)
-            log.warning("%s %s: %s; retrying in %.2fs", method, path, problem, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        url = self._base_url + path
+        with http_client_span(method, url) as span:
+            while True:
+                headers = {"Authorization": self._authorization()}
+                if (correlation_id := CORRELATION_ID.get()) is not None:  # the event's, a UUID
+                    headers["X-Correlation-Id"] = correlation_id
+                inject_http_headers(headers)  # the step's trace goes on
+                try:
+                    response = await self._http.request(method, url, json=body, headers=headers)
+                    if response.status_code < 500 and response.status_code != 429:
+                        span.set_attribute("http.response.status_code", response.status_code)
+                        return response
+                    problem = f"{response.status_code} {response.text[:200]}"
+                except httpx.HTTPError as error:
+                    problem = repr(error)
+                log.warning("%s %s: %s; retrying in %.2fs", method, path, problem, delay)
+                span.add_event("retry", {"problem": problem[:200]})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
 
 def _refused(response: httpx.Response) -> CommandRefused:
@@ -254,9 +264,13 @@ class OrderSagaRunner:
     async def _in_order(self, tp: TopicPartition, records: list[Any]) -> None:
         for record in records:
             event = REGISTRY.from_bytes(record.value)
+            outcome = None  # cancelled (the runner stops): not counted
             try:
-                await self._saga.handle(event)
+                with step_span(event, record.headers, tp, record.offset):
+                    await self._saga.handle(event)
+                outcome = "done"
             except CommandRefused as refused:
+                outcome = "refused"
                 # Not retryable: a bug or an inconsistent log. Logged loudly and skipped (dead letters
                 # are the guarantees issue's work).
                 log.error(
@@ -266,6 +280,12 @@ class OrderSagaRunner:
                     record.offset,
                     refused,
                 )
+            except Exception:
+                outcome = "failed"
+                raise
+            finally:
+                if outcome is not None and (step := step_for(event)) is not None:
+                    saga_metrics.STEPS.labels(step, outcome).inc()
 
     async def _sweep_expired(self) -> None:
         """Expire confirmed orders past their deadline, for the partitions this instance owns (found in
@@ -284,10 +304,14 @@ class OrderSagaRunner:
                 log.warning("cannot look for expired orders: %r", error)
                 continue
             for order_number in due:
-                await self._orders.expire(order_number)
+                with expiry_span(order_number):
+                    await self._orders.expire(order_number)
+                saga_metrics.STEPS.labels("expire_unpaid_order", "done").inc()
 
 
 async def run(settings: Settings) -> None:
+    if settings.projector_metrics_port:
+        saga_metrics.serve_metrics(settings.projector_metrics_host, settings.projector_metrics_port)
     issuer = load_issuer(settings)
     timeout = httpx.Timeout(settings.command_timeout_seconds * 2)
     async with (
@@ -302,8 +326,10 @@ async def run(settings: Settings) -> None:
 
 def main() -> None:
     tune_garbage_collector()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_until_terminated(run(get_settings()))
+    settings = get_settings()
+    configure_logging(SERVICE_NAME, settings.log_format)
+    configure_tracing(SERVICE_NAME, settings)
+    run_until_terminated(run(settings))
 
 
 if __name__ == "__main__":

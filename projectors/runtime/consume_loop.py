@@ -25,7 +25,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
-from event_schemas.registry import EventRegistry
+from event_schemas.registry import EVENT_TYPE_HEADER, EventRegistry
 from projectors.runtime import metrics
 from projectors.runtime.dead_letters import (
     DeadLetter,
@@ -40,6 +40,7 @@ from projectors.runtime.dead_letters import (
 from projectors.runtime.failures import is_transient, quotes_values, until_done
 from projectors.runtime.offsets import store_offset, stored_offsets
 from projectors.runtime.poison import Poison, apply_up_to_poison
+from projectors.runtime.tracing import apply_spans
 from read_models.pool import Pool
 
 log = logging.getLogger(__name__)
@@ -148,21 +149,34 @@ class ProjectionLoop(ABC, Generic[P]):
             return
         position = await self._consumer.position(tp)  # past the markers after the records
         what = f"projection {self.name} on {tp}"
-        try:
-            await until_done(partial(self.apply_batch, tp, records, position), what, is_transient)
+        with apply_spans(self.name, tp, records) as spans:
+            try:
+                await until_done(partial(self.apply_batch, tp, records, position), what, is_transient)
+            except Exception:  # permanent: a record of the batch cannot be applied
+                poison = await apply_up_to_poison(partial(self._apply_exactly, tp), records)
+                if poison is None:  # each part landed on its own
+                    self._stored[tp] = records[-1].offset + 1
+                else:
+                    spans.parked(poison.record.offset, poison.error)
+                    await self._park(tp, poison)
+                return
+            self._count_applied(records)
             self._stored[tp] = max(records[-1].offset + 1, position)
-        except Exception:  # permanent: a record of the batch cannot be applied
-            poison = await apply_up_to_poison(partial(self._apply_exactly, tp), records)
-            if poison is None:  # each part landed on its own
-                self._stored[tp] = records[-1].offset + 1
-            else:
-                await self._park(tp, poison)
 
     async def _apply_exactly(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> None:
         """Apply `records` and store the offset right after them (not the consumer's position, which
         may be past records of the partition that are not applied yet)."""
         what = f"projection {self.name} on {tp}"
         await until_done(partial(self.apply_batch, tp, records, 0), what, is_transient)
+        self._count_applied(records)
+
+    def _count_applied(self, records: Sequence[ConsumerRecord]) -> None:
+        """Counted from the records' type header once their transaction has committed, so the count is
+        of what the read model holds (a batch that a crash repeats is counted by the next process)."""
+        metrics.BATCH_RECORDS.labels(self.name).observe(len(records))
+        for record in records:
+            event_type = dict(record.headers or ()).get(EVENT_TYPE_HEADER, b"unknown")
+            metrics.EVENTS_APPLIED.labels(self.name, event_type.decode(errors="replace")).inc()
 
     async def _park(self, tp: TopicPartition, poison: Poison[ConsumerRecord]) -> None:
         assert self._consumer is not None

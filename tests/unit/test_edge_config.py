@@ -48,7 +48,9 @@ def test_nginx_accepts_the_rendered_configuration(tmp_path: Path) -> None:
     if nginx is None:
         unavailable("nginx is not installed (infra/stack.sh tools nginx)")
         return
-    edge = Edge(8080, {"users": ["127.0.0.1:6000", "127.0.0.1:6010"], "catalog": ["127.0.0.1:8000"]}, tmp_path)
+    edge = Edge(
+        8080, {"users": ["127.0.0.1:6000", "127.0.0.1:6010"], "catalog": ["127.0.0.1:8000"]}, tmp_path
+    )
     config = write_config(edge)
     checked = subprocess.run(
         [nginx, "-t", "-p", str(tmp_path), "-c", str(config)], capture_output=True, text=True, check=False
