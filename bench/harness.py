@@ -27,6 +27,7 @@ from bench.load import LuaValue, WrkResult, render_script, run_wrk
 from bench.report import Row, wrk_row
 from bench.throwaway import delete_indices, delete_namespace_topics, drop_databases
 from tests.support.deployment import Deployment
+from tests.support.edge import EdgeProcess, address
 from tests.support.orders_client import new_customer_id
 from tests.support.processes import HttpService, ServiceProcess, free_port, wait_until_partitions_split
 from tests.support.servers import Servers
@@ -45,10 +46,11 @@ class Size:
     replay_events: int
     orders: int  # placed and waited for until confirmed
     cold_start_events: int  # in the log a command side starts on
+    page_loads: int  # of the storefront in Chromium, idle and under load
 
 
-QUICK = Size(True, 3, 1, 1_000, 200, 2, 2_000, 50_000, 20_000, 200, 100_000)
-FULL = Size(False, 15, 3, 10_000, 1_000, 5, 20_000, 500_000, 1_000_000, 1_000, 1_000_000)
+QUICK = Size(True, 3, 1, 1_000, 200, 2, 2_000, 50_000, 20_000, 200, 100_000, 8)
+FULL = Size(False, 15, 3, 10_000, 1_000, 5, 20_000, 500_000, 1_000_000, 1_000, 1_000_000, 30)
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ class Harness:
         self._product_ids: list[int] | None = None
         self._product_error: Exception | None = None
         self._trivial: dict[int, Row] = {}
+        self._edge: EdgeProcess | None = None
 
     def say(self, message: str) -> None:
         elapsed = int(time.monotonic() - self._begun)
@@ -184,6 +187,17 @@ class Harness:
             self.note_started(*processes)
             self._services = Services(deployment, catalog, catalog.url, users.url, deployment.admin_token())
         return self._services
+
+    async def edge(self) -> EdgeProcess:
+        """The edge (nginx, as `./run up` runs it) in front of the deployment's users and catalog gateways,
+        serving the storefront."""
+        if self._edge is None:
+            services = await self.services()
+            upstreams = {"users": [address(services.users_url)], "catalog": [address(services.catalog_url)]}
+            edge = EdgeProcess("edge", upstreams, self.work_dir)
+            await self._start(edge)
+            self._edge = edge
+        return self._edge
 
     async def extra_catalog_gateways(
         self, settings: Mapping[str, Mapping[str, str]]

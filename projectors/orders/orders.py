@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS {table} (
 # A customer's orders, newest (highest number) first. Named after the table, so that a rebuild's
 # shadow table gets an index of its own, renamed with the table when it is swapped in.
 CUSTOMER_INDEX = "CREATE INDEX IF NOT EXISTS {index} ON {table} (customer_id, order_number)"
+# Every customer's orders, newest first (the admins' list): a page without sorting the whole table.
+PLACED_INDEX = "CREATE INDEX IF NOT EXISTS {index} ON {table} (created_at DESC, order_number DESC)"
 
 COLUMNS = (
     "order_number",
@@ -191,6 +193,9 @@ class OrdersProjection:
             ),
             sql.SQL(CUSTOMER_INDEX).format(
                 index=sql.Identifier(f"{table}_customer_idx"), table=sql.Identifier(table)
+            ),
+            sql.SQL(PLACED_INDEX).format(
+                index=sql.Identifier(f"{table}_placed_idx"), table=sql.Identifier(table)
             ),
         ]
 

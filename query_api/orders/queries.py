@@ -1,5 +1,6 @@
 """SQL of the carts and orders read models. Every lookup is by the caller's customer id: another
-customer's order is answered exactly like one that does not exist."""
+customer's order is answered exactly like one that does not exist. Only `all_orders` (admins) reads
+every customer's."""
 
 from __future__ import annotations
 
@@ -50,6 +51,19 @@ async def orders_of(pool: Pool, customer_id: int, limit: int, offset: int) -> li
                 "SELECT {} FROM {} WHERE customer_id = %s ORDER BY order_number DESC LIMIT %s OFFSET %s"
             ).format(ORDER_COLUMNS, ORDERS),
             (customer_id, limit, offset),
+        )
+        return await cursor.fetchall()
+
+
+async def all_orders(pool: Pool, limit: int, offset: int) -> list[dict[str, Any]]:
+    """A page of every customer's orders, newest first. Order numbers are allocated per partition, so
+    across customers only the time of placing orders them (the number breaks ties)."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            sql.SQL(
+                "SELECT {} FROM {} ORDER BY created_at DESC, order_number DESC LIMIT %s OFFSET %s"
+            ).format(ORDER_COLUMNS, ORDERS),
+            (limit, offset),
         )
         return await cursor.fetchall()
 

@@ -1,7 +1,8 @@
 """HTTP routes of the orders query side: the seed's cart, order list, order and checkout reads.
 
 Each answers only the authenticated customer, whose id comes from the token, never from the
-request. Pass a command's consistency token to read your own writes.
+request; the one exception is the admins' list of every customer's orders (`GET /orders?scope=all`).
+Pass a command's consistency token to read your own writes.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from auth.deps import CurrentCustomer
+from auth.deps import CurrentCustomer, current_admin
 from query_api.consistency import ConsistencyToken, consistency_token, wait_for
-from query_api.orders.queries import CartNotFound, OrderNotFound, cart_of, order_of, orders_of
-from query_api.orders.schemas import CartPublic, CheckoutPublic, OrderPublic
+from query_api.orders.queries import CartNotFound, OrderNotFound, all_orders, cart_of, order_of, orders_of
+from query_api.orders.schemas import CartPublic, CheckoutPublic, OrderPublic, OrderScope
 from query_api.read_model_feed import ReadModelDatabase
 from read_models.orders import CARTS, ORDERS
 from read_models.orders_replica import products_by_id
@@ -69,10 +70,17 @@ async def orders(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
+    scope: OrderScope = OrderScope.own,
 ) -> list[OrderPublic]:
-    """The caller's orders, newest first, one page at a time (`limit`, `offset`)."""
+    """The caller's orders, newest first, one page at a time (`limit`, `offset`); with `scope=all`,
+    every customer's (admins only: 403 for anyone else)."""
+    if scope is OrderScope.all:
+        await current_admin(claims)
     await wait_for(database, ORDERS, token, request.app.state.consistency_wait_seconds)
-    rows = await orders_of(database.pool, claims.user_id, limit, offset)
+    if scope is OrderScope.all:
+        rows = await all_orders(database.pool, limit, offset)
+    else:
+        rows = await orders_of(database.pool, claims.user_id, limit, offset)
     return [OrderPublic.from_row(row) for row in rows]
 
 

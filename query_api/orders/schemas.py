@@ -6,12 +6,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from event_schemas.money import Amount
 from event_schemas.orders import OrderStatus
 from query_api.schemas import CamelModel
 from read_models.orders_replica import ReplicaProduct
+
+
+class OrderScope(StrEnum):
+    """Whose orders `GET /orders` lists: the caller's own, or every customer's (admins only)."""
+
+    own = "own"
+    all = "all"
+
 
 # An order line's id: the order number times this, plus the line's number.
 LINE_ID_STRIDE = 1000

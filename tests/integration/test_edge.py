@@ -143,9 +143,11 @@ def test_an_instance_that_goes_down_is_skipped_for_the_others(
 
 
 def test_the_limits_on_callers_count_the_client_the_edge_names_not_the_edge(
-    deployment: Deployment, tmp_path: Path
+    own_deployment: Deployment, tmp_path: Path
 ) -> None:
-    users = deployment.gateway(
+    # A deployment of its own: the limit is counted by the owner of the new user's partition, and in the
+    # session's deployment that may be another users instance, with the limits lifted.
+    users = own_deployment.gateway(
         "users", name="users-limited-by-address", env={"COMMERCE_REGISTRATIONS_PER_ADDRESS": "2"}
     ).start()
     edge = EdgeProcess("edge-for-limits", {"users": [address(users.url)]}, tmp_path).start()

@@ -34,7 +34,9 @@ OPERATOR = Audience("operator", frozenset({"admin", "service"}))
 SERVICE = Audience("service", frozenset({"service"}))
 
 
-Route = tuple[str, str, str]  # (service, method, path template as in the OpenAPI)
+# (service, method, path template as in the OpenAPI); a query after `?` names a variant of the route
+# whose query changes who may call it.
+Route = tuple[str, str, str]
 
 ROUTE_AUDIENCES: dict[Route, Audience] = {
     ("users", "GET", "/health"): PUBLIC,
@@ -67,6 +69,8 @@ ROUTE_AUDIENCES: dict[Route, Audience] = {
     ("orders", "DELETE", "/cart/{line_item_id}"): CUSTOMER,
     ("orders", "POST", "/orders"): CUSTOMER,
     ("orders", "GET", "/orders"): CUSTOMER,
+    # One route, two gates: the query decides whose orders (every customer's is for admins only).
+    ("orders", "GET", "/orders?scope=all"): ADMIN,
     ("orders", "GET", "/orders/{id}"): CUSTOMER,
     ("orders", "GET", "/order/{id}"): CUSTOMER,
     ("orders", "GET", "/orders/{orderNumber}/checkout"): CUSTOMER,
@@ -94,6 +98,12 @@ ROUTE_AUDIENCES: dict[Route, Audience] = {
     ("orders", "GET", "/metrics"): PUBLIC,
     ("payments", "GET", "/metrics"): PUBLIC,
 }
+
+
+def served_route(route: Route) -> Route:
+    """The OpenAPI route a row (a variant with its query, too) is served by."""
+    service, method, path = route
+    return service, method, path.partition("?")[0]
 
 
 def caller_admitted(service: str, method: str, path: str) -> Caller:

@@ -347,10 +347,14 @@ def test_the_orders_read_model_ignores_cart_events_and_unknown_orders() -> None:
     assert orders.fold({}, [cancelled]) == {}
 
 
-def test_the_customer_index_is_named_after_the_table_a_rebuild_fills() -> None:
-    index = orders.OrdersProjection("test").schema("orders__rebuild")[-1]
-    assert index.as_string() == (
+def test_the_indices_are_named_after_the_table_a_rebuild_fills() -> None:
+    customer, placed = orders.OrdersProjection("test").schema("orders__rebuild")[-2:]
+    assert customer.as_string() == (
         'CREATE INDEX IF NOT EXISTS "orders__rebuild_customer_idx" ON "orders__rebuild" (customer_id, order_number)'
+    )
+    assert placed.as_string() == (
+        'CREATE INDEX IF NOT EXISTS "orders__rebuild_placed_idx" ON "orders__rebuild"'
+        " (created_at DESC, order_number DESC)"
     )
 
 

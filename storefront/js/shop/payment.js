@@ -1,0 +1,95 @@
+/**
+ * Paying a confirmed order: `create-payment` starts (or finds) the order's payment intent; with the
+ * simulated gateway the card is confirmed on its stand-in for Stripe.js, then `verify-payment` records
+ * the verdict. With Stripe the card must be confirmed by Stripe.js, which this page never loads
+ * (nothing comes from outside the origin): it shows the intent's state and checks it on request.
+ * The client secret stays in this function's memory, never in storage or the URL.
+ */
+
+import { request } from "../api.js";
+import { el, field } from "../elements.js";
+import { formatMoney, fromMinorUnits } from "../money.js";
+import { announce } from "../notices.js";
+
+const TEST_CARDS = "Test cards: 4242 4242 4242 4242 is accepted, 4000 0000 0000 0002 is declined.";
+
+async function verify(app, intentId) {
+  const verified = await app.run(() => request("POST", `/verify-payment/${intentId}`, { token: app.session.token }));
+  if (!verified) return;
+  const { status, intentStatus } = verified.data;
+  if (status === "succeeded") announce("Payment succeeded: the order turns paid in a moment.");
+  else if (status === "failed") announce("The payment failed: the order is cancelled and its stock released.");
+  else announce(`The payment is not complete yet (the gateway says: ${intentStatus}).`);
+}
+
+function simulatedCardForm(section, payment, app) {
+  const form = el(
+    "form",
+    { class: "card-form", "aria-label": "Card" },
+    field("Card number", { name: "card", value: "4242 4242 4242 4242", inputmode: "numeric", autocomplete: "off", required: true }, { hint: TEST_CARDS }),
+    el("button", { type: "submit", class: "primary" }, `Pay ${formatMoney(fromMinorUnits(payment.amount), payment.currency)}`),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = form.querySelector("button");
+    button.disabled = true;
+    const card = form.elements.namedItem("card").value.trim();
+    const confirmed = await app.run(
+      () =>
+        request("POST", `/simulated-gateway/payment_intents/${payment.intentId}/confirm`, {
+          body: { clientSecret: payment.secret, card },
+        }),
+      form,
+    );
+    if (confirmed) await verify(app, payment.intentId);
+    button.disabled = false;
+  });
+  section.append(el("p", {}, "The simulated gateway stands in for a card processor: no money moves."), form);
+  form.elements.namedItem("card").focus();
+}
+
+function stripeIntentState(section, payment, app) {
+  const testMode = String(payment.pubKey ?? "").startsWith("pk_test_");
+  section.append(
+    el(
+      "dl",
+      { class: "facts" },
+      el("dt", {}, "Gateway"),
+      el("dd", {}, testMode ? "Stripe, test mode" : "Stripe"),
+      el("dt", {}, "Payment intent"),
+      el("dd", {}, el("code", {}, payment.intentId)),
+      el("dt", {}, "Amount"),
+      el("dd", {}, formatMoney(fromMinorUnits(payment.amount), payment.currency)),
+      el("dt", {}, "Client secret"),
+      el("dd", {}, "received (kept in this page only)"),
+    ),
+    el(
+      "p",
+      {},
+      "Confirming a card needs Stripe.js, which this shop does not load (it fetches nothing from outside its own site). ",
+      testMode
+        ? "In test mode, confirm the intent with Stripe's tools (for example with the test card pm_card_visa), then check the payment here."
+        : "Confirm the payment with Stripe, then check it here.",
+    ),
+    el("button", { type: "button", onclick: () => verify(app, payment.intentId) }, "Check the payment"),
+  );
+}
+
+export function renderPayment(section, order, app) {
+  const start = el("button", { type: "button", class: "primary" }, `Pay ${formatMoney(order.amount, order.currency)}`);
+  section.replaceChildren(el("h2", { id: "payment-heading" }, "Payment"), start);
+  start.addEventListener("click", async () => {
+    start.disabled = true;
+    const created = await app.run(() =>
+      request("POST", "/create-payment", { token: app.session.token, body: { orderNumber: order.orderNumber } }),
+    );
+    if (!created) {
+      start.disabled = false;
+      return;
+    }
+    const payment = created.data.data;
+    start.remove();
+    if (payment.gateway === "simulated") simulatedCardForm(section, payment, app);
+    else stripeIntentState(section, payment, app);
+  });
+}
