@@ -640,7 +640,7 @@ def page_load_row(figure: str, loads: PageLoads, target: str = "", label: str = 
 async def storefront(h: Harness) -> None:
     """The storefront's first page in Chromium through the edge: idle, then while wrk sends the search
     load (rotating terms, 16 connections) through the same edge."""
-    await h.product_ids()
+    services, _ = await h.services(), await h.product_ids()
     edge = await h.edge()
     page = f"{edge.url}/"
     h.say(f"storefront page load in Chromium through the edge, idle ({h.size.page_loads} loads)")
@@ -648,7 +648,20 @@ async def storefront(h: Harness) -> None:
     idle_row = h.record(page_load_row("storefront page load, product list shown (idle)", idle, label="idle"))
     paths = [f"/products?search={quote(term)}&limit=20" for term in SEARCH_TERMS]
     script = h.script("search-through-edge", "rotate_paths.lua", {"paths": paths})
-    h.say("the same while wrk sends the search load through the edge at 16 connections")
+    h.say("what the edge costs: the search load straight to the catalog gateway, then through the edge")
+    direct = h.record(
+        wrk_row(
+            "catalog search straight to the gateway @16",
+            await h.load(services.catalog_url, 16, script),
+            label="direct",
+        )
+    )
+    h.record(
+        wrk_row("catalog search through the edge @16", await h.load(edge.url, 16, script)).compared_with(
+            direct
+        )
+    )
+    h.say("the page loads while wrk sends the search load through the edge at 16 connections")
     # wrk runs longer than the loads can take, so that every load is under load.
     load = asyncio.create_task(run_wrk(edge.url, 16, max(h.size.seconds, 4 + h.size.page_loads), script))
     await asyncio.sleep(1)  # wrk's connections are open and busy
