@@ -3,6 +3,7 @@ what infra/edge.py renders."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,7 +13,16 @@ from fastapi.routing import APIRoute
 
 from config.settings import Settings
 from gateway.apps import SERVICES, service_app
-from infra.edge import DOCKER_CONFIG, DOCKER_EDGE, SEED_PORTS, SERVICE_PATHS, Edge, nginx_config, write_config
+from infra.edge import (
+    DOCKER_CONFIG,
+    DOCKER_EDGE,
+    SEED_PORTS,
+    SERVICE_PATHS,
+    STOREFRONT,
+    Edge,
+    nginx_config,
+    write_config,
+)
 from tests.support.servers import unavailable
 
 # Served by every instance for operators and peers, never at the edge.
@@ -56,3 +66,14 @@ def test_nginx_accepts_the_rendered_configuration(tmp_path: Path) -> None:
         [nginx, "-t", "-p", str(tmp_path), "-c", str(config)], capture_output=True, text=True, check=False
     )
     assert checked.returncode == 0, checked.stderr
+
+
+def test_the_storefronts_service_prefixes_are_the_edges() -> None:
+    """storefront/js/api.js keeps its own copy of the routing (to know which service's consistency token
+    a read needs); every prefix it names must be one the edge sends to the same service."""
+    api = (STOREFRONT / "js" / "api.js").read_text()
+    table = re.search(r"const SERVICE_PREFIXES = \{(.*?)\};", api, re.DOTALL)
+    assert table is not None
+    for service, prefixes in re.findall(r"(\w+): \[([^\]]*)\]", table.group(1)):
+        named = set(re.findall(r'"([^"]+)"', prefixes))
+        assert named and named <= set(SERVICE_PATHS[service]), service

@@ -1,15 +1,31 @@
 /**
  * Paying a confirmed order: `create-payment` starts (or finds) the order's payment intent; with the
  * simulated gateway the card is confirmed on its stand-in for Stripe.js, then `verify-payment` records
- * the verdict. With Stripe the card must be confirmed by Stripe.js, which this page never loads
- * (nothing comes from outside the origin): it shows the intent's state and checks it on request.
- * The client secret stays in this function's memory, never in storage or the URL.
+ * the verdict. With Stripe (test mode when its keys are test keys) the card is confirmed by Stripe.js,
+ * which Stripe requires to be loaded from its own site, and only then: the simulated gateway's pages
+ * fetch nothing from outside the origin. If Stripe.js cannot be loaded (no network), the page shows the
+ * intent's state and checks it on request. The client secret stays in this function's memory, never in
+ * storage or the URL.
  */
 
-import { request } from "../api.js";
+const STRIPE_JS = "https://js.stripe.com/v3/";
+
+/** Stripe.js, loaded once, on the first payment through Stripe; null when it cannot be loaded. */
+let stripeJs = null;
+function loadStripeJs() {
+  stripeJs ??= new Promise((resolve) => {
+    const script = el("script", { src: STRIPE_JS });
+    script.addEventListener("load", () => resolve(window.Stripe ?? null));
+    script.addEventListener("error", () => resolve(null));
+    document.head.append(script);
+  });
+  return stripeJs;
+}
+
+import { ApiError, request } from "../api.js";
 import { el, field } from "../elements.js";
 import { formatMoney, fromMinorUnits } from "../money.js";
-import { announce } from "../notices.js";
+import { announce, showError } from "../notices.js";
 
 const TEST_CARDS = "Test cards: 4242 4242 4242 4242 is accepted, 4000 0000 0000 0002 is declined.";
 
@@ -48,6 +64,39 @@ function simulatedCardForm(section, payment, app) {
   form.elements.namedItem("card").focus();
 }
 
+/** A card form of Stripe Elements: Stripe.js confirms the intent with the card, then the service
+ * records the verdict. */
+function stripeCardForm(section, payment, app, Stripe) {
+  const stripe = Stripe(payment.pubKey);
+  const card = stripe.elements().create("card");
+  const mount = el("div", { class: "stripe-card", role: "group", "aria-labelledby": "stripe-card-label" });
+  const form = el(
+    "form",
+    { class: "card-form", "aria-label": "Card" },
+    el("p", { id: "stripe-card-label" }, "Card"),
+    mount,
+    String(payment.pubKey).startsWith("pk_test_") && el("p", { class: "hint" }, TEST_CARDS),
+    el("button", { type: "submit", class: "primary" }, `Pay ${formatMoney(fromMinorUnits(payment.amount), payment.currency)}`),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = form.querySelector("button");
+    button.disabled = true;
+    const { error } = await stripe.confirmCardPayment(payment.secret, { payment_method: { card } });
+    if (error) showError(new ApiError(402, error.message ?? "The card was not accepted."), form);
+    else await verify(app, payment.intentId);
+    button.disabled = false;
+  });
+  section.append(form);
+  card.mount(mount);
+}
+
+async function stripePayment(section, payment, app) {
+  const Stripe = await loadStripeJs();
+  if (Stripe && payment.pubKey) stripeCardForm(section, payment, app, Stripe);
+  else stripeIntentState(section, payment, app);
+}
+
 function stripeIntentState(section, payment, app) {
   const testMode = String(payment.pubKey ?? "").startsWith("pk_test_");
   section.append(
@@ -66,7 +115,7 @@ function stripeIntentState(section, payment, app) {
     el(
       "p",
       {},
-      "Confirming a card needs Stripe.js, which this shop does not load (it fetches nothing from outside its own site). ",
+      "Confirming a card needs Stripe.js, which could not be loaded from Stripe's site. ",
       testMode
         ? "In test mode, confirm the intent with Stripe's tools (for example with the test card pm_card_visa), then check the payment here."
         : "Confirm the payment with Stripe, then check it here.",
@@ -90,6 +139,6 @@ export function renderPayment(section, order, app) {
     const payment = created.data.data;
     start.remove();
     if (payment.gateway === "simulated") simulatedCardForm(section, payment, app);
-    else stripeIntentState(section, payment, app);
+    else await stripePayment(section, payment, app);
   });
 }
