@@ -49,6 +49,23 @@ _MEANINGS = {
 }
 
 
+# A driver's error text names tables, SQL, hosts and ports: the caller gets a fixed message instead,
+# and the text goes to the log.
+_DRIVERS = ("psycopg", "psycopg_pool", "elasticsearch", "elastic_transport", "aiokafka")
+_DEPENDENCY_DOWN = "A service this one depends on does not answer; retry shortly"
+DEPENDENCY_MESSAGES = {
+    "read_model_not_ready": "The read model is still being built; retry shortly",
+    "search_index_not_ready": "The search index is still being built; retry shortly",
+    "database_unavailable": "The database does not answer; retry shortly",
+    "search_unavailable": "The search index does not answer; retry shortly",
+}
+_SOON = {"Retry-After": "1"}
+
+
+def is_driver_error(exc: Exception) -> bool:
+    return type(exc).__module__.split(".")[0] in _DRIVERS
+
+
 class RetryLater(Exception):
     """A refusal that says when to come back: its answer carries `Retry-After` (whole seconds)."""
 
@@ -139,6 +156,9 @@ def install_error_handlers(app: FastAPI, domain_errors: Mapping[type[Exception],
         for cls in type(exc).__mro__:
             if cls in domain_errors:
                 status, code = domain_errors[cls]
+                if is_driver_error(exc):
+                    log.warning("%s on %s %s: %r", code, request.method, request.url.path, exc)
+                    return error_body(status, code, DEPENDENCY_MESSAGES.get(code, _DEPENDENCY_DOWN), _SOON)
                 retry = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RetryLater) else None
                 return error_body(status, code, str(exc), retry)
         return await unexpected(request, exc)
