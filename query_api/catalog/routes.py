@@ -16,6 +16,7 @@ from query_api.catalog import queries
 from query_api.catalog.deps import Catalog, Page
 from query_api.catalog.schemas import ProductFilters, ProductPublic, StockQuery
 from query_api.catalog.search import search_products
+from query_api.catch_up_on_miss import read_catching_up_on_miss
 from query_api.consistency import ConsistencyToken, consistency_token, wait_for
 from read_models.catalog import PRODUCT_SEARCH, PRODUCTS
 from web.errors import error_responses
@@ -70,9 +71,13 @@ async def get_product(
     await wait_for(catalog.database, PRODUCTS, token, request.app.state.consistency_wait_seconds)
 
     async def product() -> bytes:
-        row = await queries.product_by_id(catalog.database.pool, product_id)
-        if row is None and token is None and await catalog.database.caught_up(PRODUCTS):
-            row = await queries.product_by_id(catalog.database.pool, product_id)  # created just now?
+        row = await read_catching_up_on_miss(
+            lambda: queries.product_by_id(catalog.database.pool, product_id),
+            catalog.database,
+            PRODUCTS,
+            token,
+            missed=lambda row: row is None,  # created just now?
+        )
         if row is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "product not found")
         return PRODUCT_JSON.dump_json(ProductPublic.from_row(row))
@@ -87,7 +92,11 @@ async def products_stock(
     """Current stock (and details) of the given products; unknown or deleted ids are left out."""
     await wait_for(catalog.database, PRODUCTS, token, request.app.state.consistency_wait_seconds)
     ids = sorted(set(body.ids))
-    rows = await queries.products_by_ids(catalog.database.pool, ids)
-    if len(rows) < len(ids) and token is None and await catalog.database.caught_up(PRODUCTS):
-        rows = await queries.products_by_ids(catalog.database.pool, ids)  # some created just now?
+    rows = await read_catching_up_on_miss(
+        lambda: queries.products_by_ids(catalog.database.pool, ids),
+        catalog.database,
+        PRODUCTS,
+        token,
+        missed=lambda rows: len(rows) < len(ids),  # some created just now?
+    )
     return [ProductPublic.from_row(row) for row in rows]

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from auth.deps import CurrentCustomer, current_admin
+from query_api.catch_up_on_miss import read_catching_up_on_miss
 from query_api.consistency import ConsistencyToken, consistency_token, wait_for
 from query_api.orders.queries import CartNotFound, OrderNotFound, all_orders, cart_of, order_of, orders_of
 from query_api.orders.schemas import CartPublic, CheckoutPublic, OrderPublic, OrderScope
@@ -38,12 +39,13 @@ async def customers_order(
 ) -> dict[str, Any]:
     """The order, or, if the read model has not heard of it, the order once it has caught up with
     everything committed to the log before the read (an order placed just now on another instance)."""
-    try:
-        return await order_of(database.pool, customer_id, order_number)
-    except OrderNotFound:
-        if token is not None or not await database.caught_up(ORDERS):
-            raise
-        return await order_of(database.pool, customer_id, order_number)
+    return await read_catching_up_on_miss(
+        lambda: order_of(database.pool, customer_id, order_number),
+        database,
+        ORDERS,
+        token,
+        missed=OrderNotFound,
+    )
 
 
 @router.get("/cart")
@@ -52,12 +54,9 @@ async def cart(
 ) -> CartPublic:
     """The caller's cart, with each product's current price and the units still free to sell."""
     await wait_for(database, CARTS, token, request.app.state.consistency_wait_seconds)
-    try:
-        row = await cart_of(database.pool, claims.user_id)
-    except CartNotFound:
-        if token is not None or not await database.caught_up(CARTS):
-            raise
-        row = await cart_of(database.pool, claims.user_id)  # made just now, on another instance?
+    row = await read_catching_up_on_miss(
+        lambda: cart_of(database.pool, claims.user_id), database, CARTS, token, missed=CartNotFound
+    )
     products = await products_by_id(database.pool, sorted({line["productId"] for line in row["lines"]}))
     return CartPublic.from_row(row, products)
 

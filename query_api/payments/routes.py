@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 
 from auth.deps import CurrentUser
+from query_api.catch_up_on_miss import read_catching_up_on_miss
 from query_api.consistency import ConsistencyToken, consistency_token, wait_for
 from query_api.payments.queries import PaymentNotFound, payment_of
 from query_api.payments.schemas import PaymentPublic
@@ -37,10 +38,11 @@ async def payment(
     """The payment of one of the caller's orders (any order's, for an admin)."""
     await wait_for(database, PAYMENTS, token, request.app.state.consistency_wait_seconds)
     customer = None if claims.role == "admin" else claims.user_id
-    try:
-        row = await payment_of(database.pool, order_number, customer)
-    except PaymentNotFound:
-        if token is not None or not await database.caught_up(PAYMENTS):
-            raise
-        row = await payment_of(database.pool, order_number, customer)
+    row = await read_catching_up_on_miss(
+        lambda: payment_of(database.pool, order_number, customer),
+        database,
+        PAYMENTS,
+        token,
+        missed=PaymentNotFound,
+    )
     return PaymentPublic.from_row(row)
