@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 from query_api.consistency import ConsistencyToken
+from read_models.read_again import read_again_once_caught_up
 
 R = TypeVar("R")
 
@@ -26,22 +27,10 @@ async def read_catching_up_on_miss(
     *,
     missed: type[LookupError] | Callable[[R], bool],
 ) -> R:
-    """`read()`'s answer; on a miss (`read` raises `missed`, or `missed(answer)` is true), the answer
-    of a second read once the projection has caught up. A read with a token has waited for that
-    already, and a projection that cannot catch up would only answer the same: their miss stands
-    (the first read's error is raised, or its answer returned)."""
-    if not isinstance(missed, type):
-        answer = await read()
-        if missed(answer) and await _read_again(database, projection, token):
-            answer = await read()
-        return answer
-    try:
-        return await read()
-    except LookupError as error:
-        if not isinstance(error, missed) or not await _read_again(database, projection, token):
-            raise
-    return await read()
+    """`read()`'s answer, read again on a miss once the projection has caught up; a read with a token
+    has waited for its write already, so its miss stands."""
 
+    async def catch_up() -> bool:
+        return token is None and await database.caught_up(projection)
 
-async def _read_again(database: CatchesUp, projection: str, token: ConsistencyToken | None) -> bool:
-    return token is None and await database.caught_up(projection)
+    return await read_again_once_caught_up(read, missed=missed, catch_up=catch_up)

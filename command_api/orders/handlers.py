@@ -20,6 +20,7 @@ from read_models.log_ends import LogEnds, caught_up
 from read_models.orders import ORDER_PRODUCTS
 from read_models.orders_replica import products_by_id
 from read_models.pool import Pool
+from read_models.read_again import read_again_once_caught_up
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,13 @@ class OrdersHandlers:
         """From the replica; a product it has not heard of may have been created just now, so the
         replica first catches up with the catalog's log as it is (boundedly) before it counts as unknown."""
         wanted = sorted(set(ids))
-        rows = await products_by_id(self.replica, wanted)
-        if len(rows) < len(wanted) and await caught_up(
-            self.replica, ORDER_PRODUCTS, self.catalog_topic, self.log_ends, within=self.replica_wait
-        ):
-            rows = await products_by_id(self.replica, wanted)
+        rows = await read_again_once_caught_up(
+            lambda: products_by_id(self.replica, wanted),
+            missed=lambda rows: len(rows) < len(wanted),
+            catch_up=lambda: caught_up(
+                self.replica, ORDER_PRODUCTS, self.catalog_topic, self.log_ends, within=self.replica_wait
+            ),
+        )
         return {
             row.product_id: Product(
                 row.product_id,

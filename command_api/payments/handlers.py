@@ -16,6 +16,7 @@ from event_schemas.money import Money
 from read_models.log_ends import LogEnds, caught_up
 from read_models.payments import PAYABLE_ORDERS, PAYMENTS, order_of_intent, payable_order
 from read_models.pool import Pool
+from read_models.read_again import read_again_once_caught_up
 
 
 class OrderNotFound(domain.PaymentsError):
@@ -43,11 +44,13 @@ class PaymentsHandlers:
     async def _order(self, customer_id: int | None, order_number: int) -> OrderToPay:
         """The caller's order as the replica has it; one it has not heard of, or still pending, may
         have moved just now, so the replica first catches up with the orders' log (boundedly)."""
-        found = await payable_order(self.replica, order_number)
-        if (found is None or found.status == "pending") and await caught_up(
-            self.replica, PAYABLE_ORDERS, self.orders_topic, self.log_ends, self.replica_wait
-        ):
-            found = await payable_order(self.replica, order_number)
+        found = await read_again_once_caught_up(
+            lambda: payable_order(self.replica, order_number),
+            missed=lambda found: found is None or found.status == "pending",
+            catch_up=lambda: caught_up(
+                self.replica, PAYABLE_ORDERS, self.orders_topic, self.log_ends, self.replica_wait
+            ),
+        )
         if found is None or (customer_id is not None and found.customer_id != customer_id):
             raise OrderNotFound("order not found")
         return OrderToPay(
@@ -161,11 +164,13 @@ class PaymentsHandlers:
         refunded itself is recorded already; the rest (a refund made in Stripe's dashboard, say) is
         recorded now as one refund, for money only: which units came back is not known, so stock
         does not move."""
-        order_number = await order_of_intent(self.replica, intent_id)
-        if order_number is None and await caught_up(
-            self.replica, PAYMENTS, self.payments_topic, self.log_ends, self.replica_wait
-        ):
-            order_number = await order_of_intent(self.replica, intent_id)
+        order_number = await read_again_once_caught_up(
+            lambda: order_of_intent(self.replica, intent_id),
+            missed=lambda number: number is None,
+            catch_up=lambda: caught_up(
+                self.replica, PAYMENTS, self.payments_topic, self.log_ends, self.replica_wait
+            ),
+        )
         if order_number is None:
             return None
         payment = await self._payment(order_number)
