@@ -203,6 +203,19 @@ async def parked_records(conn: AsyncConnection[DictRow], projection: str, topic:
     return [Parked.of_row(row) for row in await cursor.fetchall()]
 
 
+async def skipped_records(
+    conn: AsyncConnection[DictRow], projection: str, topic: str
+) -> set[tuple[int, int]]:
+    """The (partition, offset) of every record the operator has decided to skip (whether or not the
+    projector has acted on it yet): the read model lacks them, so a rebuild passes over them too."""
+    cursor = await conn.execute(
+        "SELECT partition, record_offset FROM projection_dead_letters "
+        "WHERE projection = %s AND topic = %s AND decision = 'skip'",
+        (projection, topic),
+    )
+    return {(row["partition"], row["record_offset"]) for row in await cursor.fetchall()}
+
+
 async def decisions(
     conn: AsyncConnection[DictRow], projection: str, topic: str, parked: Mapping[int, int]
 ) -> dict[int, Decision]:

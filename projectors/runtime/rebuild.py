@@ -12,12 +12,16 @@ Moving the alias first and catching up afterwards is not enough for an index: th
 folds each batch into the documents it reads back, and in the new index those would be missing the
 events that reached only the old one: an update folds to nothing, or onto an older version of the
 document, and its external version then refuses the missing event when the catch-up brings it.
+
+A replay meets again the records the live projector parked (dead_letters.py). Those the operator has
+skipped it passes over, so that the copy lacks what the live read model lacks; one still parked
+stops the rebuild, as it stops the live projector.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from aiokafka import ConsumerRecord, TopicPartition
 from elasticsearch import AsyncElasticsearch
@@ -25,7 +29,14 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import DictRow
 
 from event_schemas.registry import EventRegistry
-from projectors.runtime.offsets import ensure_offsets_table, hold_offsets, store_offset, stored_offsets
+from projectors.runtime.dead_letters import ensure_dead_letters_table, skipped_records
+from projectors.runtime.offsets import (
+    ensure_offsets_table,
+    hold_offsets,
+    move_offset,
+    store_offset,
+    stored_offsets,
+)
 from projectors.runtime.postgres_runner import apply_records, drop_read_model, ensure_schema
 from projectors.runtime.projection import SHADOW_SUFFIX, Projection, shadow_table
 from projectors.runtime.replay import apply_side_by_side, end_offsets, read_range
@@ -65,11 +76,65 @@ class ReplayMeter:
         return self.done / max(end - self.started, 1e-9)
 
 
+class SkippedRecords:
+    """The records of a projection's topic an operator has skipped (`python -m projectors skip`), as
+    `projection_dead_letters` records them, and those of them a replay has passed over."""
+
+    def __init__(self, at: set[tuple[int, int]]) -> None:
+        self._at = frozenset(at)  # (partition, offset)
+        self._passed: set[tuple[int, int]] = set()  # a set: the swap may read a record again
+
+    @classmethod
+    async def of(cls, pool: Pool, projection: str, topic: str) -> SkippedRecords:
+        await ensure_dead_letters_table(pool)
+        async with pool.connection() as conn:
+            return cls(await skipped_records(conn, projection, topic))
+
+    def kept(self, records: Sequence[ConsumerRecord]) -> list[ConsumerRecord]:
+        """`records` without the skipped ones."""
+        if not self._at:  # as in most rebuilds: no look-up per record
+            return list(records)
+        kept: list[ConsumerRecord] = []
+        for record in records:
+            if (record.partition, record.offset) in self._at:
+                self._passed.add((record.partition, record.offset))
+            else:
+                kept.append(record)
+        return kept
+
+    def report(self) -> str:
+        positions = ", ".join(f"{partition}:{offset}" for partition, offset in sorted(self._passed))
+        return f"records passed over as an operator skipped them: {len(self._passed)}" + (
+            f" (partition:offset {positions})" if positions else ""
+        )
+
+
+async def apply_to_shadow(
+    conn: AsyncConnection[DictRow],
+    projection: Projection,
+    registry: EventRegistry,
+    skipped: SkippedRecords,
+    tp: TopicPartition,
+    records: Sequence[ConsumerRecord],
+) -> None:
+    """Apply one partition's records to the shadow table, but the skipped ones, and move its offset
+    past all of them, inside the caller's transaction."""
+    shadow_name, after = projection.name + SHADOW_SUFFIX, records[-1].offset + 1
+    kept = skipped.kept(records)
+    if kept:
+        await apply_records(
+            conn, projection, shadow_table(projection), shadow_name, registry, tp, kept, after
+        )
+    else:
+        await move_offset(conn, shadow_name, tp, after)
+
+
 async def replay_into_tables(
     pool: Pool,
     projection: Projection,
     bootstrap_servers: str,
     registry: EventRegistry,
+    skipped: SkippedRecords,
     progress: Progress,
 ) -> ReplayMeter:
     """Phase one of a PostgreSQL rebuild: a fresh shadow table, replayed from 0 to the current end."""
@@ -83,7 +148,7 @@ async def replay_into_tables(
 
     async def apply(tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         async with pool.connection() as conn, conn.transaction():
-            await apply_records(conn, projection, shadow, shadow_name, registry, tp, records)
+            await apply_to_shadow(conn, projection, registry, skipped, tp, records)
         meter.add(len(records))
 
     await apply_side_by_side(read_range(bootstrap_servers, projection.topic, {}, ends), apply)
@@ -92,7 +157,11 @@ async def replay_into_tables(
 
 
 async def swap_tables(
-    pool: Pool, projection: Projection, bootstrap_servers: str, registry: EventRegistry
+    pool: Pool,
+    projection: Projection,
+    bootstrap_servers: str,
+    registry: EventRegistry,
+    skipped: SkippedRecords,
 ) -> None:
     """Phase two: bring the shadow exactly to the live projector's position and put it in its place."""
     live, shadow = projection.table, shadow_table(projection)
@@ -105,7 +174,7 @@ async def swap_tables(
         async for tp, records in read_range(
             bootstrap_servers, projection.topic, shadow_offsets, live_offsets
         ):
-            await apply_records(conn, projection, shadow, shadow_name, registry, tp, records)
+            await apply_to_shadow(conn, projection, registry, skipped, tp, records)
         await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(live)))
         await conn.execute(
             sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(shadow), sql.Identifier(live))
@@ -143,9 +212,10 @@ async def _rename_indexes(conn: AsyncConnection[DictRow], table: str, old_prefix
 async def rebuild_tables(
     pool: Pool, projection: Projection, bootstrap_servers: str, registry: EventRegistry, progress: Progress
 ) -> ReplayMeter:
-    meter = await replay_into_tables(pool, projection, bootstrap_servers, registry, progress)
-    await swap_tables(pool, projection, bootstrap_servers, registry)
-    progress(f"{projection.name}: readers now use the rebuilt table")
+    skipped = await SkippedRecords.of(pool, projection.name, projection.topic)
+    meter = await replay_into_tables(pool, projection, bootstrap_servers, registry, skipped, progress)
+    await swap_tables(pool, projection, bootstrap_servers, registry, skipped)
+    progress(f"{projection.name}: readers now use the rebuilt table; {skipped.report()}")
     return meter
 
 
@@ -161,13 +231,9 @@ async def rebuild_index(
     await ensure_offsets_table(pool)
     async with pool.connection() as conn:
         await conn.execute("DELETE FROM projection_offsets WHERE projection = %s", (shadow_name,))
+    skipped = await SkippedRecords.of(pool, projection.name, projection.topic)
     index = await create_index(es, projection, with_alias=False)
-    previous = (
-        list(await es.indices.get_alias(name=projection.alias))
-        if await es.indices.exists_alias(name=projection.alias)
-        else []
-    )
-    into_index = IndexReplay(es, pool, projection, index, bootstrap_servers, registry)
+    into_index = IndexReplay(es, pool, projection, index, bootstrap_servers, registry, skipped)
     ends = await end_offsets(bootstrap_servers, projection.topic)
     meter = ReplayMeter(sum(ends.values()), progress)
     await into_index.replay({}, ends, meter)
@@ -176,8 +242,8 @@ async def rebuild_index(
     await into_index.replay(
         await into_index.reached(), await end_offsets(bootstrap_servers, projection.topic)
     )
-    await swap_index(es, pool, into_index, previous, len(ends))
-    progress(f"{projection.name}: readers now use index {index}")
+    previous = await swap_index(es, pool, into_index, len(ends))
+    progress(f"{projection.name}: readers now use index {index}; {skipped.report()}")
     for old in previous:
         await es.indices.delete(index=old)
     return meter
@@ -194,10 +260,11 @@ class IndexReplay:
         index: str,
         bootstrap_servers: str,
         registry: EventRegistry,
+        skipped: SkippedRecords,
     ) -> None:
         self.es, self.pool, self.projection, self.index = es, pool, projection, index
         self.offsets_name = projection.name + SHADOW_SUFFIX
-        self._bootstrap_servers, self._registry = bootstrap_servers, registry
+        self._bootstrap_servers, self._registry, self._skipped = bootstrap_servers, registry, skipped
 
     async def reached(self) -> dict[int, int]:
         async with self.pool.connection() as conn:
@@ -207,8 +274,9 @@ class IndexReplay:
         self, start: Mapping[int, int], until: Mapping[int, int], meter: ReplayMeter | None = None
     ) -> None:
         async def apply(tp: TopicPartition, records: list[ConsumerRecord]) -> None:
-            events = [self._registry.from_bytes(record.value) for record in records]
-            await index_events(self.es, self.projection, self.index, events)
+            events = [self._registry.from_bytes(record.value) for record in self._skipped.kept(records)]
+            if events:
+                await index_events(self.es, self.projection, self.index, events)
             await store_offset(self.pool, self.offsets_name, tp, records[-1].offset + 1)
             if meter is not None:
                 meter.add(len(records))
@@ -218,19 +286,30 @@ class IndexReplay:
 
 
 async def swap_index(
-    es: AsyncElasticsearch, pool: Pool, into_index: IndexReplay, previous: list[str], partitions: int
-) -> None:
+    es: AsyncElasticsearch, pool: Pool, into_index: IndexReplay, partitions: int
+) -> list[str]:
     """Phase two: bring the new index exactly to the live projector's position and move the alias to
-    it, while the live projector is held between two batches."""
+    it, while the live projector is held between two batches. Returns the indices the alias named
+    until then: read here, not when the rebuild started, since the live projector creates its first
+    index whenever it finds no alias, and the alias must end naming the new index alone."""
     projection, index = into_index.projection, into_index.index
     async with pool.connection() as conn, conn.transaction():
         live_offsets = await hold_offsets(conn, projection.name, projection.topic, partitions)
         await into_index.replay(await into_index.reached(), live_offsets)
         await es.indices.refresh(index=index)
+        previous = await aliased_indices(es, projection.alias)
         actions: list[dict[str, object]] = [
             {"remove": {"index": old, "alias": projection.alias}} for old in previous
         ]
         actions.append({"add": {"index": index, "alias": projection.alias}})
-        await es.indices.update_aliases(actions=actions)
+        await es.indices.update_aliases(actions=actions)  # one request: readers never see two
         await hand_over_offsets(conn, projection.name, into_index.offsets_name)
         await announce(conn, ChangeNotice(projection.name))
+    return previous
+
+
+async def aliased_indices(es: AsyncElasticsearch, alias: str) -> list[str]:
+    """Every index `alias` names (none if there is no such alias)."""
+    if not await es.indices.exists_alias(name=alias):
+        return []
+    return list(await es.indices.get_alias(name=alias))

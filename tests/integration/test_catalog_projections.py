@@ -3,12 +3,28 @@ they are written, and the search index rides out an Elasticsearch outage."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import cast
 
 import httpx
 import pytest
+from aiokafka import ConsumerRecord, TopicPartition
+from elasticsearch import AsyncElasticsearch, Elasticsearch
 
+from event_schemas.catalog import ProductCreated
+from event_schemas.envelope import Event
+from event_schemas.money import Money
+from event_schemas.registry import REGISTRY
+from projectors.catalog.search_index import ProductSearchProjection
+from projectors.runtime.dead_letters import DeadLetterTopic
+from projectors.runtime.offsets import store_offset
+from projectors.runtime.rebuild import rebuild_index
+from projectors.runtime.search_runner import SearchProjectionRunner
+from read_models.pool import make_pool
 from tests.support.catalog_client import created, get_product, list_products
 from tests.support.catalog_read_models import (
     SteadyWrites,
@@ -20,6 +36,7 @@ from tests.support.catalog_read_models import (
     live_read_model,
     log_end,
     product_rows,
+    replayed_from_zero,
     search_documents,
 )
 from tests.support.deployment import Deployment
@@ -213,3 +230,126 @@ def test_reads_answer_503_while_postgresql_is_down_and_the_read_model_catches_up
     finally:
         service.stop()
         projector.stop()
+
+
+def test_a_rebuild_leaves_the_alias_naming_its_index_alone_when_the_live_projector_created_one_meanwhile(
+    own_deployment: Deployment,
+) -> None:
+    """A rebuild that starts before the alias exists, while the live projector creates its first index
+    under it (as it does whenever it finds none): after the swap the alias names the rebuilt index
+    alone, and a search through it finds each product once."""
+    service = own_deployment.gateway("catalog", side="command", name="catalog-commands").start()
+    try:
+        ids = create_many(service, own_deployment.admin_token(), 40)
+    finally:
+        service.stop()
+    projection = ProductSearchProjection(own_deployment.namespace)
+    documents = projection.fold({}, logged_events(own_deployment))
+    live_index = f"{projection.alias}-of-the-live-projector"
+    created: list[str] = []
+
+    def live_projector_starts_meanwhile(line: str) -> None:
+        """The rebuild's progress (its index exists, the replay is under way): the live projector's
+        first index appears, under the alias, holding every product."""
+        if created:
+            return
+        with Elasticsearch(own_deployment.servers.elasticsearch_url) as es:
+            es.indices.create(
+                index=live_index,
+                mappings=dict(projection.mapping),
+                settings=dict(projection.settings),
+                aliases={projection.alias: {}},
+            )
+            for key, document in documents.items():
+                es.index(index=live_index, id=key, document=document)
+        created.append(live_index)
+
+    async def rebuild() -> None:
+        async with (
+            make_pool(own_deployment.database_url("catalog")) as pool,
+            AsyncElasticsearch(own_deployment.servers.elasticsearch_url) as es,
+        ):
+            await rebuild_index(
+                es,
+                pool,
+                projection,
+                own_deployment.servers.kafka_bootstrap,
+                REGISTRY,
+                live_projector_starts_meanwhile,
+            )
+
+    asyncio.run(rebuild())
+    assert created, "the rebuild reported no progress, so the live projector's index was never created"
+    with Elasticsearch(own_deployment.servers.elasticsearch_url) as es:
+        named = list(es.indices.get_alias(name=projection.alias))
+        es.indices.refresh(index=projection.alias)
+        hits = es.search(index=projection.alias, size=1000, query={"match_all": {}})["hits"]["hits"]
+        assert len(named) == 1 and named != [live_index], f"the alias names {named}"
+        assert not es.indices.exists(index=live_index), "the index the alias named before is left behind"
+    assert sorted(int(hit["_id"]) for hit in hits) == sorted(ids)
+
+
+def logged_events(deployment: Deployment) -> list[Event]:
+    """Every event of the catalog topic, partition after partition."""
+    topic = ProductSearchProjection(deployment.namespace).topic
+    events: list[Event] = []
+
+    async def collect(tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        events.extend(REGISTRY.from_bytes(record.value) for record in records)
+
+    asyncio.run(replayed_from_zero(deployment, topic, collect))
+    return events
+
+
+def test_the_search_projector_drops_records_below_its_stored_offset(own_deployment: Deployment) -> None:
+    """Whatever hands it a batch: the index is written only with the records from the stored offset on
+    (those below it are in the index already, or were skipped by an operator)."""
+    projection = ProductSearchProjection(own_deployment.namespace)
+    tp = TopicPartition(projection.topic, 0)
+    batch = [consumer_record(tp, offset, product_created(1001 + offset)) for offset in range(3)]
+
+    async def apply_from_offset_2() -> None:
+        async with (
+            make_pool(own_deployment.database_url("catalog")) as pool,
+            AsyncElasticsearch(own_deployment.servers.elasticsearch_url) as es,
+        ):
+            runner = SearchProjectionRunner(
+                projection, es, pool, "", REGISTRY, "search-test", cast(DeadLetterTopic, None)
+            )
+            await runner.prepare()
+            await store_offset(pool, projection.name, tp, 2)
+            await runner.apply_batch(tp, batch, 3)
+
+    asyncio.run(apply_from_offset_2())
+    assert sorted(search_documents(own_deployment)) == ["1003"]
+    assert own_deployment.catalog_offsets(projection.name) == 3
+
+
+def product_created(product_id: int) -> ProductCreated:
+    return ProductCreated(
+        aggregate_id=str(product_id),
+        aggregate_version=1,
+        occurred_at=datetime.now(UTC),
+        product_id=product_id,
+        name=f"Product {product_id}",
+        description="Handed straight to the projector",
+        price=Money(amount=Decimal("4.20")),
+        stock=1,
+    )
+
+
+def consumer_record(tp: TopicPartition, offset: int, event: Event) -> ConsumerRecord:
+    value = REGISTRY.to_bytes(event)
+    return ConsumerRecord(
+        topic=tp.topic,
+        partition=tp.partition,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=event.aggregate_id.encode(),
+        value=value,
+        checksum=None,
+        serialized_key_size=len(event.aggregate_id),
+        serialized_value_size=len(value),
+        headers=REGISTRY.headers(event),
+    )

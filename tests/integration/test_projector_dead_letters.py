@@ -27,6 +27,7 @@ from event_schemas.catalog import ProductCreated
 from event_schemas.money import Money
 from event_schemas.registry import REGISTRY
 from projectors.catalog.search_index import ProductSearchProjection
+from tests.support.catalog_read_models import live_read_model
 from tests.support.deployment import Deployment
 from tests.support.processes import free_port
 from tests.support.waiting import eventually
@@ -399,5 +400,60 @@ def test_a_restarted_projector_keeps_a_partition_parked_at_a_record_that_follows
         eventually(lambda: 701 in product_ids(own_deployment), 60, "the restarted projector applying")
         [row] = parked_at_nul()
         assert row["attempts"] == 1, "the restarted projector tried the parked record again"
+    finally:
+        projector.stop()
+
+
+def rebuild(deployment: Deployment, projection: str) -> subprocess.CompletedProcess[str]:
+    """`python -m projectors rebuild` as an operator runs it (its progress goes to stderr)."""
+    return subprocess.run(
+        [sys.executable, "-m", "projectors", "rebuild", projection],
+        env={**os.environ, **deployment.env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("projection", ["catalog", "catalog-search"])
+def test_a_rebuild_passes_over_the_records_an_operator_skipped_and_stops_at_one_still_parked(
+    own_deployment: Deployment, projection: str
+) -> None:
+    projector = own_deployment.projector(projection).start()
+    try:
+        append(own_deployment, 0, 801, product_created(801, "Before the poison"))
+        poison_offset = append(own_deployment, 0, 801, unknown_event(801))
+        behind = append(own_deployment, 0, 802, product_created(802, "Behind the poison"))
+        append(own_deployment, 1, 901, product_created(901, "In another partition"))
+
+        def parked_at_poison() -> list[dict[str, Any]]:
+            projector.ensure_running()
+            return [
+                row
+                for row in parked(own_deployment, projection)
+                if (row["partition"], row["record_offset"]) == (0, poison_offset)
+            ]
+
+        eventually(parked_at_poison, 60, f"{projection} to park partition 0 at {poison_offset}")
+        stopped = rebuild(own_deployment, projection)
+        assert stopped.returncode != 0, "a rebuild went past a record still parked"
+        assert "ProductTeleported" in stopped.stderr, stopped.stderr
+
+        projectors_command(own_deployment, "skip", projection, "0")
+        eventually(
+            lambda: stored_offset(own_deployment, projection, 0) > behind, 30, "the records behind the skip"
+        )
+        eventually(lambda: parked(own_deployment, projection) == [], 30, "the skip to be carried out")
+        live = live_read_model(own_deployment, projection)
+        assert sorted(int(key) for key in live) == [801, 802, 901]
+
+        rebuilt = rebuild(own_deployment, projection)
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        assert (
+            f"records passed over as an operator skipped them: 1 (partition:offset 0:{poison_offset})"
+            in rebuilt.stderr
+        ), rebuilt.stderr
+        assert live_read_model(own_deployment, projection) == live
+        assert parked(own_deployment, projection) == []
     finally:
         projector.stop()
