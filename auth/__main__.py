@@ -1,7 +1,8 @@
-"""Operator commands, run on the server (they need the JWT signing key):
+"""Operator commands, run on the server (they sign with the service key, never the users key):
 
-python -m auth                          create the local JWT key pair if there is none (local mode
-                                        only), before the services start, so that no two race to it
+python -m auth                          create the local key pairs (users and service tokens) if there
+                                        are none (local mode only), before the services start, so that
+                                        no two race to them
 python -m auth grant-admin EMAIL        make a registered user an admin (how the first admin is made)
 python -m auth withdraw-admin EMAIL     make an admin a customer again
 python -m auth revoke-sessions EMAIL    end every session of a user: their tokens issued until now
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from auth.tokens import load_issuer, service_token
+from auth.tokens import ensure_local_keys, load_service_issuer, service_token
 from config.settings import get_settings
 
 
@@ -32,10 +33,13 @@ def main() -> None:
     parser.add_argument("--users-url", default="http://127.0.0.1:6000", help="the users service")
     args = parser.parse_args()
     settings = get_settings()
-    issuer = load_issuer(settings)
     if args.command == "keys":
-        print(f"JWT keys ready: {settings.jwt_public_key_file}", file=sys.stderr)
+        ensure_local_keys(settings)
+        print(
+            f"keys ready: {settings.jwt_public_key_file}, {settings.service_public_key_file}", file=sys.stderr
+        )
         return
+    issuer = load_service_issuer(settings)
     if not args.email:
         parser.error(f"{args.command} needs an EMAIL")
     if args.command == "revoke-sessions":

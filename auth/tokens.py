@@ -1,5 +1,6 @@
-"""EdDSA (Ed25519) JWTs: the users service signs with the private key, every service verifies with
-the public key alone."""
+"""EdDSA (Ed25519) JWTs from two signers: the users service signs customers' and admins' tokens with
+the users key, the platform's own processes (the order saga, the operator's commands) sign service
+tokens with the service key; every service verifies both with the public keys alone."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from config.settings import Settings
 
 ALGORITHM = "EdDSA"
 # A user's role, or "service": a process of the platform acting for itself (the order saga), which
-# may call the internal routes and nothing a customer or an admin may call.
+# may call the internal routes and nothing a customer or an admin may call. Users' roles are signed
+# with the users key, "service" with the service key, and a token is believed only for its key's roles.
 Role = Literal["customer", "admin", "service"]
-ROLES: frozenset[str] = frozenset(("customer", "admin", "service"))
+USER_ROLES: frozenset[str] = frozenset(("customer", "admin"))
+SERVICE_ROLES: frozenset[str] = frozenset(("service",))
 
 
 class InvalidToken(Exception):
@@ -72,11 +75,29 @@ class TokenIssuer:
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
 
+class ServiceTokenIssuer(TokenIssuer):
+    """A TokenIssuer holding the service key: its own type, so that the users key can never be handed
+    to what signs service tokens (the verifier would refuse those anyway)."""
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A key the verifier believes, for the roles it may grant and no others."""
+
+    public_key: Ed25519PublicKey
+    roles: frozenset[str]
+
+
 class TokenVerifier:
     """Verifies tokens, and remembers the ones it verified until they expire: an Ed25519 check costs
     about 140 us, more than the rest of a cached read, and a client sends the same token many times.
     A remembered token is the same string whose signature was checked; its expiry and, with a
-    revocation check, whether it was revoked are checked again on every use."""
+    revocation check, whether it was revoked are checked again on every use.
+
+    A token's `iss` names its signer: `issuer` (the users service, users key: customers and admins)
+    or `service_issuer` (the platform, service key: role "service" only). The signature is checked
+    with that signer's key alone and the role must be one it may grant, so a leaked service key
+    cannot make a user's token, nor the users key a service's."""
 
     REMEMBERED = 10_000
 
@@ -87,9 +108,15 @@ class TokenVerifier:
         audience: str,
         clock: Callable[[], float] = time.time,
         revocations: RevocationCheck | None = None,
+        *,
+        service_key: Ed25519PublicKey | None = None,
+        service_issuer: str = "",
     ) -> None:
-        self._key = public_key
-        self._issuer = issuer
+        self._signers = {issuer: Signer(public_key, USER_ROLES)}
+        if service_key is not None:
+            if service_issuer in ("", issuer):
+                raise ValueError("service tokens need an issuer of their own")
+            self._signers[service_issuer] = Signer(service_key, SERVICE_ROLES)
         self._audience = audience
         self._clock = clock
         self._revocations = revocations
@@ -112,11 +139,17 @@ class TokenVerifier:
 
     def _verify_signature(self, token: str) -> Claims:
         try:
+            # The claimed issuer only picks the key; the signature, then the issuer and role, decide.
+            unverified = jwt.decode(token, options={"verify_signature": False})
+            claimed_issuer = unverified.get("iss")
+            signer = self._signers.get(claimed_issuer) if isinstance(claimed_issuer, str) else None
+            if signer is None:
+                raise InvalidToken("Invalid issuer")
             claims = jwt.decode(
                 token,
-                self._key,
+                signer.public_key,
                 algorithms=[ALGORITHM],  # a fixed list: never "none", never HS256 with the public key
-                issuer=self._issuer,
+                issuer=claimed_issuer,
                 audience=self._audience,
                 # Expiry is checked by `verify`, against the verifier's clock.
                 options={
@@ -124,10 +157,12 @@ class TokenVerifier:
                     "verify_exp": False,
                 },
             )
+            if claims["role"] not in signer.roles:
+                raise InvalidToken("the key that signed this token may not grant its role")
             return Claims(
                 user_id=int(claims["sub"]),
                 email=str(claims["email"]),
-                role=claims["role"] if claims["role"] in ROLES else "customer",
+                role=claims["role"],
                 issued_at=int(claims["iat"]),
                 expires_at=int(claims["exp"]),
                 user_version=int(claims.get("ver", 0)),
@@ -146,10 +181,9 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-def _ensure_local_key_pair(settings: Settings) -> None:
+def _ensure_local_key_pair(settings: Settings, private_file: Path, public_file: Path) -> None:
     """Local mode only: create a key pair on first use so the stack works out of the box."""
-    private_file, public_file = settings.jwt_private_key_file, settings.jwt_public_key_file
-    if private_file.exists() and public_file.exists():
+    if settings.environment != "local" or (private_file.exists() and public_file.exists()):
         return
     private_file.parent.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
@@ -176,33 +210,79 @@ def _write_atomically(path: Path, data: bytes, mode: int) -> None:
     temporary.replace(path)
 
 
-def load_issuer(settings: Settings) -> TokenIssuer:
-    if settings.environment == "local":
-        _ensure_local_key_pair(settings)
-    if not settings.jwt_private_key_file.exists():
-        raise RuntimeError("COMMERCE_JWT_PRIVATE_KEY_FILE must point at an Ed25519 private key (PEM)")
-    key = serialization.load_pem_private_key(settings.jwt_private_key_file.read_bytes(), password=None)
+def _ensure_local_users_keys(settings: Settings) -> None:
+    _ensure_local_key_pair(settings, settings.jwt_private_key_file, settings.jwt_public_key_file)
+
+
+def _ensure_local_service_keys(settings: Settings) -> None:
+    _ensure_local_key_pair(settings, settings.service_private_key_file, settings.service_public_key_file)
+
+
+def ensure_local_keys(settings: Settings) -> None:
+    """Local mode: both key pairs, the users' and the services', created if missing, before the
+    processes start so that no two race to create them. Production never creates keys: each host is
+    given the files it needs (the users service the users private key, the saga's host and the
+    operator the service private key, every service both public keys)."""
+    _ensure_local_users_keys(settings)
+    _ensure_local_service_keys(settings)
+
+
+def _private_key(path: Path, setting: str) -> Ed25519PrivateKey:
+    if not path.exists():
+        raise RuntimeError(f"COMMERCE_{setting.upper()} must point at an Ed25519 private key (PEM)")
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
-        raise RuntimeError("the JWT private key must be an Ed25519 key")
+        raise RuntimeError(f"COMMERCE_{setting.upper()} must hold an Ed25519 key")
+    return key
+
+
+def _public_key(path: Path, setting: str) -> Ed25519PublicKey:
+    if not path.exists():
+        raise RuntimeError(f"COMMERCE_{setting.upper()} must point at an Ed25519 public key (PEM)")
+    key = serialization.load_pem_public_key(path.read_bytes())
+    if not isinstance(key, Ed25519PublicKey):
+        raise RuntimeError(f"COMMERCE_{setting.upper()} must hold an Ed25519 key")
+    return key
+
+
+def load_issuer(settings: Settings) -> TokenIssuer:
+    """The users service's signer of customers' and admins' tokens (the users private key)."""
+    _ensure_local_users_keys(settings)
+    key = _private_key(settings.jwt_private_key_file, "jwt_private_key_file")
     return TokenIssuer(
         key, settings.jwt_issuer, settings.jwt_audience, timedelta(seconds=settings.jwt_ttl_seconds)
+    )
+
+
+def load_service_issuer(settings: Settings) -> ServiceTokenIssuer:
+    """The signer of the platform's own processes' tokens (the service private key): what the order
+    saga and the operator's commands hold instead of the users key."""
+    _ensure_local_service_keys(settings)
+    key = _private_key(settings.service_private_key_file, "service_private_key_file")
+    return ServiceTokenIssuer(
+        key,
+        settings.service_issuer,
+        settings.jwt_audience,
+        timedelta(seconds=settings.jwt_ttl_seconds),
     )
 
 
 SERVICE_USER_ID = 0  # no user account has id 0
 
 
-def service_token(issuer: TokenIssuer, service: str, now: datetime) -> str:
+def service_token(issuer: ServiceTokenIssuer, service: str, now: datetime) -> str:
     """A token that says "the platform's `service` process", for its calls to internal routes."""
     return issuer.issue(SERVICE_USER_ID, f"{service}.service", "service", now)
 
 
 def load_verifier(settings: Settings, revocations: RevocationCheck | None = None) -> TokenVerifier:
-    if settings.environment == "local":
-        _ensure_local_key_pair(settings)
-    if not settings.jwt_public_key_file.exists():
-        raise RuntimeError("COMMERCE_JWT_PUBLIC_KEY_FILE must point at an Ed25519 public key (PEM)")
-    key = serialization.load_pem_public_key(settings.jwt_public_key_file.read_bytes())
-    if not isinstance(key, Ed25519PublicKey):
-        raise RuntimeError("the JWT public key must be an Ed25519 key")
-    return TokenVerifier(key, settings.jwt_issuer, settings.jwt_audience, revocations=revocations)
+    """Both public keys: every service accepts users' tokens and the platform's service tokens."""
+    ensure_local_keys(settings)
+    return TokenVerifier(
+        _public_key(settings.jwt_public_key_file, "jwt_public_key_file"),
+        settings.jwt_issuer,
+        settings.jwt_audience,
+        revocations=revocations,
+        service_key=_public_key(settings.service_public_key_file, "service_public_key_file"),
+        service_issuer=settings.service_issuer,
+    )

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,12 +34,19 @@ class Settings(BaseSettings):
     # Ed25519 PEM files. Local mode creates a pair on first use; production must provide them.
     jwt_private_key_file: Path = Path(".local/keys/jwt-ed25519.pem")
     jwt_public_key_file: Path = Path(".local/keys/jwt-ed25519.pub.pem")
+    # The pair that signs the platform's own processes' tokens (role "service": the order saga, the
+    # operator's commands). Kept apart from the users key so that a host running the saga cannot sign a
+    # customer's or an admin's token, and the users service cannot sign a service's.
+    service_private_key_file: Path = Path(".local/keys/service-ed25519.pem")
+    service_public_key_file: Path = Path(".local/keys/service-ed25519.pub.pem")
     # The key that signs the command side's snapshots (derived state kept in Kafka): a snapshot that
     # does not carry its signature is ignored. Local mode creates one on first use.
     snapshot_key_file: Path = Path(".local/keys/snapshot.key")
     # A partition's writer snapshots its state after this many records since the last snapshot.
     snapshot_every_records: int = Field(20_000, ge=1)
     jwt_issuer: str = "commerce-users"
+    # The `iss` of service tokens: it names the key that signed them (auth/tokens.py, TokenVerifier).
+    service_issuer: str = "commerce-services"
     jwt_audience: str = "commerce"
     jwt_ttl_seconds: int = Field(3600, ge=60)
     # Every process that verifies tokens follows the users topic for role changes and revoked sessions
@@ -120,6 +127,13 @@ class Settings(BaseSettings):
         for proxy in proxies:
             ipaddress.ip_network(proxy)
         return proxies
+
+    @model_validator(mode="after")
+    def _issuers_apart(self) -> Settings:
+        """A token's issuer picks the key it is checked with: the users' and the services' must differ."""
+        if self.service_issuer == self.jwt_issuer:
+            raise ValueError("COMMERCE_SERVICE_ISSUER must differ from COMMERCE_JWT_ISSUER")
+        return self
 
 
 @lru_cache

@@ -6,7 +6,8 @@ and a sweep that expires unpaid orders past their deadline.
 
 Offsets are committed only after every step of the events before them is done, so a crash or a
 rebalance repeats steps (which are idempotent, see command_api/orders/saga.py) and never skips one.
-The saga calls the command sides over HTTP as a service (its own token, role "service"); a command
+The saga calls the command sides over HTTP as a service (its own token, role "service", signed with
+the service key: this process never holds the key that signs users' tokens); a command
 side that is down or answers 5xx is retried with backoff until it answers.
 """
 
@@ -26,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from psycopg import sql
 
-from auth.tokens import TokenIssuer, load_issuer, service_token
+from auth.tokens import ServiceTokenIssuer, load_service_issuer, service_token
 from command_api.eventstore.partitioning import ID_STRIDE
 from command_api.orders import saga_metrics
 from command_api.orders.saga import OrderSaga, Reservation, step_for
@@ -58,7 +59,7 @@ class CommandRefused(Exception):
 class ServiceClient:
     """HTTP calls to a command side as the saga service, retried until they get an answer."""
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str, issuer: TokenIssuer) -> None:
+    def __init__(self, http: httpx.AsyncClient, base_url: str, issuer: ServiceTokenIssuer) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._issuer = issuer
@@ -312,7 +313,7 @@ class OrderSagaRunner:
 async def run(settings: Settings) -> None:
     if settings.projector_metrics_port:
         saga_metrics.serve_metrics(settings.projector_metrics_host, settings.projector_metrics_port)
-    issuer = load_issuer(settings)
+    issuer = load_service_issuer(settings)
     timeout = httpx.Timeout(settings.command_timeout_seconds * 2)
     async with (
         httpx.AsyncClient(timeout=timeout) as http,

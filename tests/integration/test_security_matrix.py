@@ -461,9 +461,18 @@ def world(
     )
 
 
-def signing_key_forms(deployment: Deployment) -> list[str]:
-    """The token signing key as it could leak: its PEM's base64 and its raw bytes (base64url, hex)."""
-    pem = deployment.settings.jwt_private_key_file.read_bytes()
+def signing_key_forms(deployment: Deployment) -> dict[str, list[str]]:
+    """Both token signing keys (users' tokens, service tokens), each as it could leak."""
+    settings = deployment.settings
+    return {
+        "the users token signing key": key_forms(settings.jwt_private_key_file),
+        "the service token signing key": key_forms(settings.service_private_key_file),
+    }
+
+
+def key_forms(private_key_file: Path) -> list[str]:
+    """A private key as it could leak: its PEM's base64 and its raw bytes (base64url, hex)."""
+    pem = private_key_file.read_bytes()
     key = serialization.load_pem_private_key(pem, password=None)
     raw = key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
@@ -472,12 +481,14 @@ def signing_key_forms(deployment: Deployment) -> list[str]:
     return [body, base64.urlsafe_b64encode(raw).decode().rstrip("="), raw.hex()]
 
 
-def secrets_in(text: str, world: World, signing_key: list[str], may_hold_client_secret: bool) -> list[str]:
+def secrets_in(
+    text: str, world: World, signing_keys: dict[str, list[str]], may_hold_client_secret: bool
+) -> list[str]:
     plain = (("a password hash", "$argon2"), ("a password", PASSWORD), ("the webhook secret", WEBHOOK_SECRET))
     found = [name for name, secret in plain if secret in text]
     if not may_hold_client_secret and (world.client_secret in text or CLIENT_SECRET.search(text)):
         found.append("a payment's client secret")
-    found += ["the token signing key" for form in signing_key if form in text]
+    found += [name for name, forms in signing_keys.items() if any(form in text for form in forms)]
     return found
 
 
@@ -485,7 +496,7 @@ def secrets_in(text: str, world: World, signing_key: list[str], may_hold_client_
 def test_each_caller_gets_what_the_route_allows_it_and_nobody_elses_data_or_secrets(
     entry: Row, world: World, deployment: Deployment
 ) -> None:
-    signing_key = signing_key_forms(deployment)
+    signing_keys = signing_key_forms(deployment)
     wrong = []
     for cell in CELLS:
         token = world.tokens[cell]
@@ -500,7 +511,7 @@ def test_each_caller_gets_what_the_route_allows_it_and_nobody_elses_data_or_secr
         if cell != "customer" and world.emails["customer"] in answered.text:
             wrong.append(f"{cell}: the customer's email in the answer")
         own_payment = cell == "customer" and entry.route == ("payments", "POST", "/create-payment")
-        leaked = secrets_in(answered.text, world, signing_key, may_hold_client_secret=own_payment)
+        leaked = secrets_in(answered.text, world, signing_keys, may_hold_client_secret=own_payment)
         if leaked:
             wrong.append(f"{cell}: {', '.join(leaked)} in the answer")
     assert not wrong, "\n".join(wrong)
@@ -521,13 +532,13 @@ def test_every_route_of_every_service_has_a_row(world: World) -> None:
 
 def test_no_log_line_holds_a_secret(world: World, deployment: Deployment) -> None:
     """Run after the rows (it is last in the file): every service's log, as the test deployment
-    wrote it, free of password hashes, passwords, client secrets and the signing key."""
-    signing_key = signing_key_forms(deployment)
+    wrote it, free of password hashes, passwords, client secrets and both signing keys."""
+    signing_keys = signing_key_forms(deployment)
     logs = sorted(world.log_dir.glob("*.log"))
     assert logs, f"no service logs under {world.log_dir}"
     leaks = {
         log.name: found
         for log in logs
-        if (found := secrets_in(log.read_text(errors="replace"), world, signing_key, False))
+        if (found := secrets_in(log.read_text(errors="replace"), world, signing_keys, False))
     }
     assert not leaks, leaks

@@ -138,7 +138,17 @@ def _forge(claims: dict[str, object], header: dict[str, object]) -> str:
 
 
 @pytest.mark.parametrize(
-    "kind", ["expired", "wrong_signature", "alg_none", "garbage", "no_header", "no_bearer"]
+    "kind",
+    [
+        "expired",
+        "wrong_signature",
+        "alg_none",
+        "garbage",
+        "no_header",
+        "no_bearer",
+        "service_role_by_users_key",
+        "admin_role_by_service_key",
+    ],
 )
 def test_validate_refuses_bad_tokens_with_401(
     users_service: HttpService, deployment: Deployment, kind: str
@@ -149,7 +159,8 @@ def test_validate_refuses_bad_tokens_with_401(
     claims = jwt.decode(genuine, options={"verify_signature": False})
     settings = deployment.settings
     key = load_pem_private_key(settings.jwt_private_key_file.read_bytes(), None)
-    assert isinstance(key, Ed25519PrivateKey)
+    service_key = load_pem_private_key(settings.service_private_key_file.read_bytes(), None)
+    assert isinstance(key, Ed25519PrivateKey) and isinstance(service_key, Ed25519PrivateKey)
     now = int(time.time())
     headers: dict[str, str] = {
         "expired": bearer(
@@ -160,6 +171,13 @@ def test_validate_refuses_bad_tokens_with_401(
         "garbage": bearer("not.a.token"),
         "no_header": {},
         "no_bearer": {"Authorization": genuine},
+        # Each key is believed for its own roles only, whichever issuer the token claims.
+        "service_role_by_users_key": bearer(jwt.encode(claims | {"role": "service"}, key, algorithm="EdDSA")),
+        "admin_role_by_service_key": bearer(
+            jwt.encode(
+                claims | {"role": "admin", "iss": settings.service_issuer}, service_key, algorithm="EdDSA"
+            )
+        ),
     }[kind]
     response = httpx.get(f"{users_service.url}/auth/validate", headers=headers)
     assert response.status_code == 401

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from auth.tokens import load_issuer, service_token
+from auth.tokens import ensure_local_keys, load_issuer, load_service_issuer, service_token
 from bench.throwaway import delete_namespace_topics
 from command_api.snapshot_key import load_snapshot_key
 from config.settings import Settings
@@ -38,6 +38,8 @@ _OVERRIDDEN = (
     "elasticsearch_url",
     "jwt_private_key_file",
     "jwt_public_key_file",
+    "service_private_key_file",
+    "service_public_key_file",
     "snapshot_key_file",
     "command_timeout_seconds",
     "projector_max_batch",
@@ -93,6 +95,8 @@ class Deployment:
             elasticsearch_url=self.servers.elasticsearch_url,
             jwt_private_key_file=self.work_dir / "keys" / "jwt.pem",
             jwt_public_key_file=self.work_dir / "keys" / "jwt.pub.pem",
+            service_private_key_file=self.work_dir / "keys" / "service.pem",
+            service_public_key_file=self.work_dir / "keys" / "service.pub.pem",
             snapshot_key_file=self.work_dir / "keys" / "snapshot.key",
             command_timeout_seconds=3,
             projector_max_batch=self.projector_max_batch,
@@ -114,7 +118,7 @@ class Deployment:
     def provision(self) -> None:
         PROVISIONED.append(self.namespace)
         asyncio.run(ensure_topics(self.settings))
-        load_issuer(self.settings)  # the keys, before any process could race to create them
+        ensure_local_keys(self.settings)  # both pairs, before any process could race to create them
         load_snapshot_key(self.settings)
         with psycopg.connect(self.servers.postgres_admin_url, autocommit=True) as admin:
             for service in ("users", "catalog", "orders", "payments"):
@@ -155,16 +159,17 @@ class Deployment:
         subprocess.run([sys.executable, "-m", *arguments], check=True, env={**os.environ, **self.env})
 
     def admin_token(self) -> str:
-        """An admin's token signed with this deployment's key, for tests that run no users service."""
+        """An admin's token signed with this deployment's users key, for tests that run no users service."""
         issuer = load_issuer(self.settings)
         return issuer.issue(user_id=1, email=self.admin_email, role="admin", now=datetime.now(UTC))
 
     def service_token(self) -> str:
-        """The token of a platform process (the order saga's kind), for the internal routes."""
-        return service_token(load_issuer(self.settings), "tests", datetime.now(UTC))
+        """The token of a platform process (the order saga's kind), for the internal routes: signed
+        with the service key, as only those are."""
+        return service_token(load_service_issuer(self.settings), "tests", datetime.now(UTC))
 
     def customer_token(self, user_id: int) -> str:
-        """A customer's token signed with this deployment's key (the orders side trusts the token)."""
+        """A customer's token signed with this deployment's users key (the orders side trusts the token)."""
         issuer = load_issuer(self.settings)
         return issuer.issue(
             user_id=user_id, email=f"customer{user_id}@example.com", role="customer", now=datetime.now(UTC)
