@@ -6,6 +6,6 @@ WORKDIR /app
 COPY requirements.lock ./
 RUN uv venv /opt/venv && uv pip sync --require-hashes --python /opt/venv/bin/python requirements.lock
 COPY . .
-# /keys is the volume where local mode creates the JWT key pair on first start.
+# /keys is the volume where local mode creates the key pairs (users tokens, service tokens) on first start.
 RUN useradd --system app && mkdir /keys && chown app /keys
 USER app

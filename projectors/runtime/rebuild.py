@@ -20,6 +20,7 @@ stops the rebuild, as it stops the live projector.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -234,15 +235,21 @@ async def rebuild_index(
     skipped = await SkippedRecords.of(pool, projection.name, projection.topic)
     index = await create_index(es, projection, with_alias=False)
     into_index = IndexReplay(es, pool, projection, index, bootstrap_servers, registry, skipped)
-    ends = await end_offsets(bootstrap_servers, projection.topic)
-    meter = ReplayMeter(sum(ends.values()), progress)
-    await into_index.replay({}, ends, meter)
-    meter.finish()
-    # Once more up to the end, without holding the live projector, so that the swap holds it briefly.
-    await into_index.replay(
-        await into_index.reached(), await end_offsets(bootstrap_servers, projection.topic)
-    )
-    previous = await swap_index(es, pool, into_index, len(ends))
+    try:
+        ends = await end_offsets(bootstrap_servers, projection.topic)
+        meter = ReplayMeter(sum(ends.values()), progress)
+        await into_index.replay({}, ends, meter)
+        meter.finish()
+        # Once more up to the end, without holding the live projector, so that the swap holds it briefly.
+        await into_index.replay(
+            await into_index.reached(), await end_offsets(bootstrap_servers, projection.topic)
+        )
+        previous = await swap_index(es, pool, into_index, len(ends))
+    except BaseException:
+        # Not swapped in: nobody reads the new index, and a later rebuild makes one of its own.
+        with contextlib.suppress(Exception):
+            await es.indices.delete(index=index)
+        raise
     progress(f"{projection.name}: readers now use index {index}; {skipped.report()}")
     for old in previous:
         await es.indices.delete(index=old)

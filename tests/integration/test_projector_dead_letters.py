@@ -27,6 +27,7 @@ from event_schemas.catalog import ProductCreated
 from event_schemas.money import Money
 from event_schemas.registry import REGISTRY
 from projectors.catalog.search_index import ProductSearchProjection
+from read_models.catalog import product_index_alias
 from tests.support.catalog_read_models import live_read_model
 from tests.support.deployment import Deployment
 from tests.support.processes import free_port
@@ -438,6 +439,11 @@ def test_a_rebuild_passes_over_the_records_an_operator_skipped_and_stops_at_one_
         stopped = rebuild(own_deployment, projection)
         assert stopped.returncode != 0, "a rebuild went past a record still parked"
         assert "ProductTeleported" in stopped.stderr, stopped.stderr
+        if projection == "catalog-search":  # the failed rebuild's index is not left behind
+            alias = product_index_alias(own_deployment.namespace)
+            with httpx.Client(base_url=own_deployment.servers.elasticsearch_url) as es:
+                indices = set(es.get(f"/_cat/indices/{alias}-*", params={"h": "index"}).text.split())
+                assert indices == set(es.get(f"/_alias/{alias}").json()), indices
 
         projectors_command(own_deployment, "skip", projection, "0")
         eventually(
