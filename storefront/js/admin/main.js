@@ -1,5 +1,6 @@
 /** The admin page: an admin logs in, then manages the catalog and every customer's orders. */
 
+import { actions } from "../actions.js";
 import { ApiError } from "../api.js";
 import { el, field } from "../elements.js";
 import { clearNotices, showError } from "../notices.js";
@@ -9,29 +10,8 @@ import { renderProductsAdmin } from "./products.js";
 
 const main = document.getElementById("main");
 
-const app = {
-  session: new Session("commerce.admin"),
-
-  /** Run a user's action: earlier notices go, failures go to the alert region (and a form's fields). */
-  async run(action, form = null) {
-    clearNotices(form);
-    return app.load(action, form);
-  },
-
-  /** Load what a view shows, keeping what was just announced; failures go to the alert region. */
-  async load(action, form = null) {
-    try {
-      return await action();
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 401 && app.session.token) {
-        app.session.clear(); // expired or revoked: log in again
-        render();
-      }
-      showError(error, form);
-      return undefined;
-    }
-  },
-};
+const session = new Session("commerce.admin");
+const app = { session, ...actions(session, () => render()) };
 
 function logInForm() {
   const form = el(

@@ -1,7 +1,7 @@
 /** The storefront: routes `#/...` to its views, keeps the header's account state, and runs each view's
  * actions with one error path (an ended session logs the customer out). */
 
-import { ApiError } from "../api.js";
+import { actions } from "../actions.js";
 import { el } from "../elements.js";
 import { announce, clearNotices, showError } from "../notices.js";
 import { Session } from "../session.js";
@@ -26,34 +26,16 @@ let leaveView = null; // stops the current view's polling
 let routeGeneration = 0;
 let pendingNotice = null;
 
+const session = new Session("commerce.customer");
 const app = {
-  session: new Session("commerce.customer"),
+  session,
+  ...actions(session, () => renderAccountNav()),
 
   /** Go to a view; `notice` is announced once it shows (a route change clears the last one). */
   navigate(hash, notice = null) {
     pendingNotice = notice;
     if (location.hash === hash) route();
     else location.hash = hash;
-  },
-
-  /** Run a user's action: earlier notices go, failures go to the alert region (and a form's fields). */
-  async run(action, form = null) {
-    clearNotices(form);
-    return app.load(action, form);
-  },
-
-  /** Load what a view shows, keeping what was just announced; failures go to the alert region. */
-  async load(action, form = null) {
-    try {
-      return await action();
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 401 && app.session.token) {
-        app.session.clear(); // expired or revoked: log in again
-        renderAccountNav();
-      }
-      showError(error, form);
-      return undefined;
-    }
   },
 
   signedIn() {
