@@ -427,8 +427,10 @@ class PartitionWriter:
             log.info("%s starts from its snapshot at offset %d", self.partition, restored.next_offset)
 
     def _snapshot_if_due(self) -> None:
-        """Every `snapshot_every` records, encode the state now (before anything more is folded) and
-        write it in the background; one write at a time, and a failed one only logs."""
+        """Every `snapshot_every` records, snapshot the state as it is now (a forked child encodes it
+        while the writer goes on) and write it, in the background; one snapshot of the partition at a
+        time, and a failed one only logs. Losing the partition meanwhile does not stop it: the state
+        was folded from committed records only, so it is valid for whoever owns the partition next."""
         snapshots = self._settings.snapshots
         if (
             snapshots is None
@@ -438,16 +440,15 @@ class PartitionWriter:
         if self._snapshot_saving is not None and not self._snapshot_saving.done():
             return
         self._snapshotted_at = self.folded.next_offset
-        try:
-            value, next_offset = snapshots.encode(self.folded)
-        except Exception:  # a snapshot only saves time: never let one stop the writer
-            log.exception("%s: the state could not be snapshotted", self.partition)
-            return
         self._snapshot_saving = asyncio.create_task(
-            snapshots.save(self.partition.partition, value, next_offset),
+            self._snapshot(snapshots, self.folded),
             name=f"snapshot-{self.partition.topic}-{self.partition.partition}",
         )
         self._snapshot_saving.add_done_callback(self._snapshot_saved)
+
+    async def _snapshot(self, snapshots: SnapshotStore, state: PartitionState) -> None:
+        value, next_offset = await snapshots.encode_in_child(state)
+        await snapshots.save(self.partition.partition, value, next_offset)
 
     def _snapshot_saved(self, saving: asyncio.Task[None]) -> None:
         if saving.cancelled():

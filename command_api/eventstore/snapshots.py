@@ -23,11 +23,13 @@ import hashlib
 import hmac
 import io
 import logging
+import os
 import pickle
+import signal
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -103,6 +105,20 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+class SnapshotNotEncoded(Exception):
+    """The child encoding a snapshot failed; the message says why."""
+
+
+def _read_from_child(read_end: int, pid: int) -> bytes:
+    """Everything the child wrote, once it has exited (always reaped, so no zombie is left)."""
+    with open(read_end, "rb") as pipe:
+        value = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if (code := os.waitstatus_to_exitcode(status)) != 0:
+        raise SnapshotNotEncoded(f"the encoding child exited with {code}: {value.decode(errors='replace')}")
+    return value
 
 
 class SnapshotStore:
@@ -187,6 +203,45 @@ class SnapshotStore:
         pickler.dump(image)
         payload = zlib.compress(buffer.getvalue(), 1)
         return self._sign(image.partition, image.next_offset, payload) + payload, image.next_offset
+
+    async def encode_in_child(self, state: PartitionState) -> tuple[bytes, int]:
+        """`encode`, in a forked child process, so the writer's loop keeps serving meanwhile: pickling
+        holds the GIL throughout (50,000 products with their idempotency results: 2.0 s); a thread
+        would stall the loop nearly as long, and could not read the state while the writer folds into
+        it in place. The child encodes the state as it was at the fork (its memory is a copy-on-write
+        image of the parent's), so the loop stalls only for the fork (11-17 ms in a 210 MB process)."""
+        next_offset = state.next_offset
+        read_end, write_end = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            raise
+        if pid == 0:
+            os.close(read_end)
+            self._encode_into(state, write_end)
+        os.close(write_end)
+        return await asyncio.to_thread(_read_from_child, read_end, pid), next_offset
+
+    def _encode_into(self, state: PartitionState, write_end: int) -> NoReturn:
+        """The child's whole life: encode, write to the pipe, exit without running the parent's
+        clean-ups (its sockets, loop and threads are the parent's)."""
+        status = 1
+        try:
+            gc.disable()  # the collector would walk, so copy, every page of the inherited heap
+            for signum in (signal.SIGINT, signal.SIGTERM):  # not the parent's handlers, nor its wakeup fd
+                signal.signal(signum, signal.SIG_DFL)
+            with open(write_end, "wb") as pipe:
+                try:
+                    value, _ = self.encode(state)
+                except Exception as error:  # the parent reads why instead of a snapshot
+                    pipe.write(repr(error).encode())
+                else:
+                    pipe.write(value)
+                    status = 0
+        finally:
+            os._exit(status)
 
     async def save(self, partition: int, value: bytes, next_offset: int) -> None:
         producer = await self._started()
