@@ -40,6 +40,7 @@ from projectors.payments.payments import PaymentsProjection
 from projectors.runtime.dead_letters import (
     Decision,
     Parked,
+    StoppedAtParkedRecord,
     dead_letter_topic,
     ensure_dead_letters_table,
     parked_records,
@@ -187,18 +188,27 @@ async def rebuild(name: str, settings: Settings) -> None:
     def progress(line: str) -> None:
         print(f"{name}: {line}", file=sys.stderr, flush=True)
 
-    async with make_pool(entry.database_url) as pool:
-        if entry.index is not None:
-            async with elasticsearch(settings) as es:
-                meter = await rebuild_index(
-                    es, pool, entry.index, settings.kafka_bootstrap_servers, REGISTRY, progress
+    try:
+        async with make_pool(entry.database_url) as pool:
+            if entry.index is not None:
+                async with elasticsearch(settings) as es:
+                    meter = await rebuild_index(
+                        es, pool, entry.index, settings.kafka_bootstrap_servers, REGISTRY, progress
+                    )
+            else:
+                assert entry.tables is not None
+                meter = await rebuild_tables(
+                    pool, entry.tables, settings.kafka_bootstrap_servers, REGISTRY, progress
                 )
-        else:
-            assert entry.tables is not None
-            meter = await rebuild_tables(
-                pool, entry.tables, settings.kafka_bootstrap_servers, REGISTRY, progress
-            )
+    except* StoppedAtParkedRecord as stopped:  # from the replay's task group, or straight from the swap
+        # What the operator must do, not a traceback; one line, though several partitions may stop.
+        raise SystemExit(str(first_stop(stopped))) from None
     progress(f"rebuilt from {meter.done} events at {meter.rate:,.0f} events/s")
+
+
+def first_stop(group: BaseExceptionGroup[StoppedAtParkedRecord]) -> StoppedAtParkedRecord:
+    first = group.exceptions[0]
+    return first if isinstance(first, StoppedAtParkedRecord) else first_stop(first)
 
 
 async def reset_projection(name: str, settings: Settings) -> None:

@@ -8,7 +8,8 @@ moves past it. One that fails for a record's sake is applied up to that record, 
 parked there: paused in the consumer, the record sent to the dead-letter topic and kept in
 `projection_dead_letters` (dead_letters.py), while the other partitions go on. The partition applies
 nothing more, in log order, until an operator's `retry` or `skip`, read from that table every second
-while a partition is parked, resumes it at the record or past it.
+while a partition is parked, resumes it at the record or past it. A record the operator has skipped
+is passed over whenever it is met again (after a `reset`), not parked again.
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ from projectors.runtime.dead_letters import (
     DeadLetter,
     DeadLetterTopic,
     Decision,
+    SkippedRecords,
     carry_out,
     decisions,
     ensure_dead_letters_table,
     park,
     parked_records,
+    skipped_records,
 )
 from projectors.runtime.failures import is_transient, quotes_values, until_done
 from projectors.runtime.offsets import store_offset, stored_offsets
@@ -96,6 +99,7 @@ class ProjectionLoop(ABC, Generic[P]):
         self._stored: dict[TopicPartition, int] = {}
         self._ends: dict[TopicPartition, int] = {}  # each partition's committed end, as last heard
         self._parked: dict[TopicPartition, int] = {}  # partition -> offset of the record it stops at
+        self._skipped = SkippedRecords(self.name, self.topic, set())  # read again at each assignment
         # Partition -> the number of its start (seek_to_stored), for the partitions started and not
         # revoked since: only their records are applied.
         self._started: dict[TopicPartition, int] = {}
@@ -118,6 +122,7 @@ class ProjectionLoop(ABC, Generic[P]):
         )
         metrics.PARKED_PARTITIONS.labels(self.name).set(0)
         metrics.DEAD_LETTERS.labels(self.name)  # the series exists (at 0) before the first dead letter
+        metrics.RECORDS_SKIPPED.labels(self.name)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap_servers,
             group_id=self._group_id,
@@ -149,6 +154,9 @@ class ProjectionLoop(ABC, Generic[P]):
         if self._started.get(tp) != start:  # revoked, or started again, since they were fetched
             return
         position = await self._consumer.position(tp)  # past the markers after the records
+        records = self._pass_over_skipped(tp, records)
+        if not records:  # the progress past them is recorded with the markers'
+            return
         what = f"projection {self.name} on {tp}"
         with apply_spans(self.name, tp, records) as spans:
             try:
@@ -163,6 +171,21 @@ class ProjectionLoop(ABC, Generic[P]):
                 return
             self._count_applied(records)
             self._stored[tp] = max(records[-1].offset + 1, position)
+
+    def _pass_over_skipped(self, tp: TopicPartition, records: list[ConsumerRecord]) -> list[ConsumerRecord]:
+        """`records` without those an operator has skipped: met again after a `reset`, which keeps
+        `projection_dead_letters`, they would park again, and parking clears the decision."""
+        kept = self._skipped.kept(records)
+        if len(kept) < len(records):
+            passed = len(records) - len(kept)
+            log.warning(
+                "projection %s passes over %d records of %s as an operator skipped them",
+                self.name,
+                passed,
+                tp,
+            )
+            metrics.RECORDS_SKIPPED.labels(self.name).inc(passed)
+        return kept
 
     async def _apply_exactly(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> None:
         """Apply `records` and store the offset right after them (not the consumer's position, which
@@ -283,7 +306,7 @@ class ProjectionLoop(ABC, Generic[P]):
         while this reads the database: records it hands over before the partition is started here
         are dropped (see `run`), or a restarted projector would apply the record it is parked at."""
         assert self._consumer is not None
-        offsets, parked = await until_done(
+        offsets, parked, self._skipped = await until_done(
             self._where_to_start, f"projection {self.name}: reading where its partitions stand"
         )
         for tp in partitions:
@@ -294,15 +317,17 @@ class ProjectionLoop(ABC, Generic[P]):
             self._starts += 1
             self._started[tp] = self._starts
 
-    async def _where_to_start(self) -> tuple[dict[int, int], set[tuple[int, int]]]:
-        """Each partition's stored offset, and the (partition, offset) of each record still parked."""
+    async def _where_to_start(self) -> tuple[dict[int, int], set[tuple[int, int]], SkippedRecords]:
+        """Each partition's stored offset, the (partition, offset) of each record still parked, and
+        the records the operator has skipped."""
         async with self.pool.connection() as conn:
             offsets = await stored_offsets(conn, self.name, self.topic)
             parked = {
                 (record.partition, record.offset)
                 for record in await parked_records(conn, self.name, self.topic)
             }
-        return offsets, parked
+            skipped = await skipped_records(conn, self.name, self.topic)
+        return offsets, parked, SkippedRecords(self.name, self.topic, skipped)
 
     async def _record_progress_past_markers(self) -> None:
         assert self._consumer is not None

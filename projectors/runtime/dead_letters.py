@@ -10,7 +10,7 @@ is published only the first time.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -255,3 +255,76 @@ async def carry_out(pool: Pool, projection: str, tp: TopicPartition, offset: int
             await move_offset(conn, projection, tp, resume_at)
             await announce(conn, ChangeNotice.of_batch(projection, tp.topic, tp.partition, resume_at, ()))
     return resume_at
+
+
+class StoppedAtParkedRecord(Exception):
+    """A replay met a record the live projector holds parked, with no `skip` decided: the live read
+    model lacks it, so the copy must too, and only the operator can say whether it ever will."""
+
+    def __init__(self, projection: str, topic: str, record: Parked) -> None:
+        super().__init__(projection, topic, record)
+        self.projection, self.topic, self.record = projection, topic, record
+
+    def __str__(self) -> str:
+        name, partition = self.projection, self.record.partition
+        return (
+            f"{name}: stopped at {self.topic} partition {partition} offset {self.record.offset} "
+            f"({self.record.event_type}: {self.record.error_class}), which its projector holds parked; "
+            f"`python -m projectors skip {name} {partition}` to go on past it (the read model will lack "
+            f"that event), or remove its cause and `python -m projectors retry {name} {partition}`, "
+            "then rebuild again"
+        )
+
+
+class SkippedRecords:
+    """The records of a projection's topic an operator has skipped (`python -m projectors skip`), as
+    `projection_dead_letters` records them, and those of them a projector or a replay has passed
+    over. A replay also stops at the records still parked and not skipped."""
+
+    def __init__(
+        self,
+        projection: str,
+        topic: str,
+        at: set[tuple[int, int]],
+        parked: Mapping[tuple[int, int], Parked] | None = None,
+    ) -> None:
+        self._projection, self._topic = projection, topic
+        self._at = frozenset(at)  # (partition, offset)
+        self._parked = dict(parked or {})  # (partition, offset) -> the record parked there
+        self._passed: set[tuple[int, int]] = set()  # a set: a rebuild's swap may read a record again
+
+    @classmethod
+    async def of(
+        cls, pool: Pool, projection: str, topic: str, *, stop_at_parked: bool = False
+    ) -> SkippedRecords:
+        await ensure_dead_letters_table(pool)
+        async with pool.connection() as conn:
+            skipped = await skipped_records(conn, projection, topic)
+            parked = await parked_records(conn, projection, topic) if stop_at_parked else []
+        return cls(
+            projection,
+            topic,
+            skipped,
+            {(record.partition, record.offset): record for record in parked if record.decision != "skip"},
+        )
+
+    def kept(self, records: Sequence[ConsumerRecord]) -> list[ConsumerRecord]:
+        """`records` without the skipped ones; raises StoppedAtParkedRecord if one is parked."""
+        if not self._at and not self._parked:  # as in most batches: no look-up per record
+            return list(records)
+        kept: list[ConsumerRecord] = []
+        for record in records:
+            at = (record.partition, record.offset)
+            if at in self._parked:
+                raise StoppedAtParkedRecord(self._projection, self._topic, self._parked[at])
+            if at in self._at:
+                self._passed.add(at)
+            else:
+                kept.append(record)
+        return kept
+
+    def report(self) -> str:
+        positions = ", ".join(f"{partition}:{offset}" for partition, offset in sorted(self._passed))
+        return f"records passed over as an operator skipped them: {len(self._passed)}" + (
+            f" (partition:offset {positions})" if positions else ""
+        )

@@ -15,6 +15,11 @@ DEAD_LETTERS = Counter(
     "Records this process published to a dead-letter topic",
     ["projection"],
 )
+RECORDS_SKIPPED = Counter(
+    "projector_records_skipped_total",
+    "Records passed over, without parking, as an operator skipped them before (met again after a reset)",
+    ["projection"],
+)
 LAG = Gauge(
     "projector_lag_records",
     "Records between the projection's stored position and the partition's committed end",

@@ -14,8 +14,9 @@ events that reached only the old one: an update folds to nothing, or onto an old
 document, and its external version then refuses the missing event when the catch-up brings it.
 
 A replay meets again the records the live projector parked (dead_letters.py). Those the operator has
-skipped it passes over, so that the copy lacks what the live read model lacks; one still parked
-stops the rebuild, as it stops the live projector.
+skipped it passes over, so that the copy lacks what the live read model lacks; at one still parked it
+stops the rebuild (StoppedAtParkedRecord, before applying anything of its batch), as it stops the
+live projector.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import DictRow
 
 from event_schemas.registry import EventRegistry
-from projectors.runtime.dead_letters import ensure_dead_letters_table, skipped_records
+from projectors.runtime.dead_letters import SkippedRecords
 from projectors.runtime.offsets import (
     ensure_offsets_table,
     hold_offsets,
@@ -75,39 +76,6 @@ class ReplayMeter:
         """Events replayed per second, up to the last one (not up to whenever this is read)."""
         end = self.finished if self.finished is not None else time.monotonic()
         return self.done / max(end - self.started, 1e-9)
-
-
-class SkippedRecords:
-    """The records of a projection's topic an operator has skipped (`python -m projectors skip`), as
-    `projection_dead_letters` records them, and those of them a replay has passed over."""
-
-    def __init__(self, at: set[tuple[int, int]]) -> None:
-        self._at = frozenset(at)  # (partition, offset)
-        self._passed: set[tuple[int, int]] = set()  # a set: the swap may read a record again
-
-    @classmethod
-    async def of(cls, pool: Pool, projection: str, topic: str) -> SkippedRecords:
-        await ensure_dead_letters_table(pool)
-        async with pool.connection() as conn:
-            return cls(await skipped_records(conn, projection, topic))
-
-    def kept(self, records: Sequence[ConsumerRecord]) -> list[ConsumerRecord]:
-        """`records` without the skipped ones."""
-        if not self._at:  # as in most rebuilds: no look-up per record
-            return list(records)
-        kept: list[ConsumerRecord] = []
-        for record in records:
-            if (record.partition, record.offset) in self._at:
-                self._passed.add((record.partition, record.offset))
-            else:
-                kept.append(record)
-        return kept
-
-    def report(self) -> str:
-        positions = ", ".join(f"{partition}:{offset}" for partition, offset in sorted(self._passed))
-        return f"records passed over as an operator skipped them: {len(self._passed)}" + (
-            f" (partition:offset {positions})" if positions else ""
-        )
 
 
 async def apply_to_shadow(
@@ -213,7 +181,7 @@ async def _rename_indexes(conn: AsyncConnection[DictRow], table: str, old_prefix
 async def rebuild_tables(
     pool: Pool, projection: Projection, bootstrap_servers: str, registry: EventRegistry, progress: Progress
 ) -> ReplayMeter:
-    skipped = await SkippedRecords.of(pool, projection.name, projection.topic)
+    skipped = await SkippedRecords.of(pool, projection.name, projection.topic, stop_at_parked=True)
     meter = await replay_into_tables(pool, projection, bootstrap_servers, registry, skipped, progress)
     await swap_tables(pool, projection, bootstrap_servers, registry, skipped)
     progress(f"{projection.name}: readers now use the rebuilt table; {skipped.report()}")
@@ -232,7 +200,7 @@ async def rebuild_index(
     await ensure_offsets_table(pool)
     async with pool.connection() as conn:
         await conn.execute("DELETE FROM projection_offsets WHERE projection = %s", (shadow_name,))
-    skipped = await SkippedRecords.of(pool, projection.name, projection.topic)
+    skipped = await SkippedRecords.of(pool, projection.name, projection.topic, stop_at_parked=True)
     index = await create_index(es, projection, with_alias=False)
     into_index = IndexReplay(es, pool, projection, index, bootstrap_servers, registry, skipped)
     try:
@@ -251,8 +219,8 @@ async def rebuild_index(
             await es.indices.delete(index=index)
         raise
     progress(f"{projection.name}: readers now use index {index}; {skipped.report()}")
-    for old in previous:
-        await es.indices.delete(index=old)
+    for old in previous:  # a live projector's first index may have deleted itself meanwhile
+        await es.indices.delete(index=old, ignore_unavailable=True)
     return meter
 
 
@@ -310,6 +278,11 @@ async def swap_index(
         ]
         actions.append({"add": {"index": index, "alias": projection.alias}})
         await es.indices.update_aliases(actions=actions)  # one request: readers never see two
+        # A live projector's first index added since `previous` was read (search_runner.claim_alias):
+        # it yields to this one, but may have read the alias before this swap added it.
+        stray = [other for other in await aliased_indices(es, projection.alias) if other != index]
+        if stray:
+            await es.indices.delete(index=",".join(stray), ignore_unavailable=True)
         await hand_over_offsets(conn, projection.name, into_index.offsets_name)
         await announce(conn, ChangeNotice(projection.name))
     return previous

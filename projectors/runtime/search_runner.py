@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiokafka import ConsumerRecord, TopicPartition
-from elasticsearch import AsyncElasticsearch, BadRequestError
+from elasticsearch import AsyncElasticsearch
 
 from event_schemas.envelope import Event
 from event_schemas.registry import EventRegistry
@@ -71,18 +71,29 @@ async def create_index(es: AsyncElasticsearch, projection: DocumentProjection, *
 
 
 async def ensure_index(es: AsyncElasticsearch, projection: DocumentProjection) -> None:
-    if await es.indices.exists_alias(name=projection.alias):
-        # An index made by an earlier version learns the fields added since (adding a field is
-        # allowed on a live index; changing one needs a rebuild).
-        await es.indices.put_mapping(
-            index=projection.alias, properties=dict(projection.mapping["properties"])
-        )
+    if not await es.indices.exists_alias(name=projection.alias) and await claim_alias(es, projection):
         return
-    try:
-        await create_index(es, projection, with_alias=True)
-    except BadRequestError as error:  # another instance created it first
-        if not await es.indices.exists_alias(name=projection.alias):
-            raise IndexWriteFailed(str(error)) from error
+    # An index made by an earlier version learns the fields added since (adding a field is
+    # allowed on a live index; changing one needs a rebuild).
+    await es.indices.put_mapping(index=projection.alias, properties=dict(projection.mapping["properties"]))
+
+
+async def claim_alias(es: AsyncElasticsearch, projection: DocumentProjection) -> bool:
+    """Put a first index under the alias, unless an index got there first; True if it did.
+
+    Elasticsearch cannot add an alias only if it is absent, and between the look for the alias and
+    the add a rebuild's swap (rebuild.py) or another instance may put its own index under it. So the
+    new index is added, then the alias read back: an index named before it (a rebuild's, made when
+    the rebuild started; another instance's, made earlier) wins, and the new one is deleted, which
+    takes it out of the alias too. Writes go through the alias, so whichever index is left serves."""
+    index = await create_index(es, projection, with_alias=False)
+    await es.indices.update_aliases(actions=[{"add": {"index": index, "alias": projection.alias}}])
+    named = sorted(await es.indices.get_alias(name=projection.alias))
+    if named[0] == index:
+        return True
+    # Already gone if a rebuild's swap took it out of the alias and deleted it meanwhile.
+    await es.indices.delete(index=index, ignore_unavailable=True)
+    return False
 
 
 async def index_events(

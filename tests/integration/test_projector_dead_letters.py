@@ -439,6 +439,10 @@ def test_a_rebuild_passes_over_the_records_an_operator_skipped_and_stops_at_one_
         stopped = rebuild(own_deployment, projection)
         assert stopped.returncode != 0, "a rebuild went past a record still parked"
         assert "ProductTeleported" in stopped.stderr, stopped.stderr
+        # One line saying where it stopped and what to do, not a traceback.
+        assert "Traceback" not in stopped.stderr, stopped.stderr
+        assert f"partition 0 offset {poison_offset}" in stopped.stderr, stopped.stderr
+        assert f"python -m projectors skip {projection} 0" in stopped.stderr, stopped.stderr
         if projection == "catalog-search":  # the failed rebuild's index is not left behind
             alias = product_index_alias(own_deployment.namespace)
             with httpx.Client(base_url=own_deployment.servers.elasticsearch_url) as es:
@@ -461,5 +465,49 @@ def test_a_rebuild_passes_over_the_records_an_operator_skipped_and_stops_at_one_
         ), rebuilt.stderr
         assert live_read_model(own_deployment, projection) == live
         assert parked(own_deployment, projection) == []
+    finally:
+        projector.stop()
+
+
+def test_a_projector_reset_after_a_skip_passes_over_the_skipped_record_instead_of_parking_it_again(
+    own_deployment: Deployment,
+) -> None:
+    port = free_port()
+    projector = own_deployment.projector("catalog", env={"COMMERCE_PROJECTOR_METRICS_PORT": str(port)})
+    projector.start()
+    try:
+        append(own_deployment, 0, 1101, product_created(1101, "Before the poison"))
+        poison_offset = append(own_deployment, 0, 1101, unknown_event(1101))
+        behind = append(own_deployment, 0, 1102, product_created(1102, "Behind the poison"))
+
+        def parked_at_poison() -> list[dict[str, Any]]:
+            projector.ensure_running()
+            return [row for row in parked(own_deployment, "catalog") if row["record_offset"] == poison_offset]
+
+        eventually(parked_at_poison, 60, f"catalog to park partition 0 at {poison_offset}")
+        projectors_command(own_deployment, "skip", "catalog", "0")
+        eventually(lambda: 1102 in product_ids(own_deployment), 30, "the record behind the skipped poison")
+
+        projector.stop()
+        projectors_command(own_deployment, "reset", "catalog")
+        projector.start()
+
+        def replayed_or_parked() -> bool:
+            projector.ensure_running()
+            return stored_offset(own_deployment, "catalog", 0) > behind or bool(
+                parked(own_deployment, "catalog")
+            )
+
+        eventually(replayed_or_parked, 60, "the reset projector past partition 0's records, or parked")
+        assert parked(own_deployment, "catalog") == [], "a record the operator skipped was parked again"
+        assert product_ids(own_deployment) == {1101, 1102}
+        [row] = catalog_rows(
+            own_deployment,
+            "projection_dead_letters",
+            "SELECT * FROM projection_dead_letters WHERE projection = 'catalog'",
+        )
+        assert (row["record_offset"], row["decision"], row["attempts"]) == (poison_offset, "skip", 1)
+        assert metric(port, "projector_records_skipped_total", projection="catalog") == 1
+        assert len(dead_letters(own_deployment)) == 1
     finally:
         projector.stop()
