@@ -42,28 +42,33 @@ async def cart_of(pool: Pool, customer_id: int) -> dict[str, Any]:
     return row
 
 
-async def orders_of(pool: Pool, customer_id: int, limit: int, offset: int) -> list[dict[str, Any]]:
-    """A page of the customer's orders, newest first: a customer's orders are numbered in the partition
-    of their cart, so a higher number is a later order."""
+async def orders_of(
+    pool: Pool, customer_id: int, limit: int, offset: int, status: str | None = None
+) -> list[dict[str, Any]]:
+    """A page of the customer's orders (in `status` only, if given), newest first: a customer's orders
+    are numbered in the partition of their cart, so a higher number is a later order."""
     async with pool.connection() as conn:
         cursor = await conn.execute(
             sql.SQL(
-                "SELECT {} FROM {} WHERE customer_id = %s ORDER BY order_number DESC LIMIT %s OFFSET %s"
+                "SELECT {} FROM {} WHERE customer_id = %s AND (%s::text IS NULL OR status = %s)"
+                " ORDER BY order_number DESC LIMIT %s OFFSET %s"
             ).format(ORDER_COLUMNS, ORDERS),
-            (customer_id, limit, offset),
+            (customer_id, status, status, limit, offset),
         )
         return await cursor.fetchall()
 
 
-async def all_orders(pool: Pool, limit: int, offset: int) -> list[dict[str, Any]]:
-    """A page of every customer's orders, newest first. Order numbers are allocated per partition, so
-    across customers only the time of placing orders them (the number breaks ties)."""
+async def all_orders(pool: Pool, limit: int, offset: int, status: str | None = None) -> list[dict[str, Any]]:
+    """A page of every customer's orders (in `status` only, if given), newest first. Order numbers are
+    allocated per partition, so across customers only the time of placing orders them (the number
+    breaks ties)."""
     async with pool.connection() as conn:
         cursor = await conn.execute(
             sql.SQL(
-                "SELECT {} FROM {} ORDER BY created_at DESC, order_number DESC LIMIT %s OFFSET %s"
+                "SELECT {} FROM {} WHERE %s::text IS NULL OR status = %s"
+                " ORDER BY created_at DESC, order_number DESC LIMIT %s OFFSET %s"
             ).format(ORDER_COLUMNS, ORDERS),
-            (limit, offset),
+            (status, status, limit, offset),
         )
         return await cursor.fetchall()
 

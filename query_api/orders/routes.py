@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from auth.deps import CurrentCustomer, current_admin
+from event_schemas.orders import OrderStatus
 from query_api.catch_up_on_miss import read_catching_up_on_miss
 from query_api.consistency import ConsistencyToken, consistency_token, wait_for
 from query_api.orders.queries import CartNotFound, OrderNotFound, all_orders, cart_of, order_of, orders_of
@@ -70,16 +71,17 @@ async def orders(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
     scope: OrderScope = OrderScope.own,
+    status: OrderStatus | None = None,
 ) -> list[OrderPublic]:
-    """The caller's orders, newest first, one page at a time (`limit`, `offset`); with `scope=all`,
-    every customer's (admins only: 403 for anyone else)."""
+    """The caller's orders, newest first, one page at a time (`limit`, `offset`), only those in one
+    `status` if given; with `scope=all`, every customer's (admins only: 403 for anyone else)."""
     if scope is OrderScope.all:
         await current_admin(claims)
     await wait_for(database, ORDERS, token, request.app.state.consistency_wait_seconds)
     if scope is OrderScope.all:
-        rows = await all_orders(database.pool, limit, offset)
+        rows = await all_orders(database.pool, limit, offset, status)
     else:
-        rows = await orders_of(database.pool, claims.user_id, limit, offset)
+        rows = await orders_of(database.pool, claims.user_id, limit, offset, status)
     return [OrderPublic.from_row(row) for row in rows]
 
 

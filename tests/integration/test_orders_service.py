@@ -270,3 +270,42 @@ def test_two_hundred_buyers_for_the_last_ten_units_confirm_exactly_ten_orders(
             ([number for _, number in orders],),
         ).fetchall()
     assert dict(counted) == {"confirmed": 10, "rejected": 190}
+
+
+def test_an_admin_lists_every_customers_orders_in_one_status_and_a_customer_may_not(
+    orders_service: HttpService,
+    catalog_service: HttpService,
+    deployment: Deployment,
+    admin_token: str,
+) -> None:
+    first, second = (deployment.customer_token(new_customer_id()) for _ in range(2))
+    product = a_product(catalog_service, deployment, admin_token, stock=10)
+    numbers = []
+    for customer in (first, second):
+        add_to_cart(orders_service.url, customer, product["id"], 1)
+        placed = place_order(orders_service.url, customer).json()["orderNumber"]
+        assert order_settled(orders_service.url, customer, placed)["status"] == "confirmed"
+        numbers.append(placed)
+    cancelled = httpx.post(f"{orders_service.url}/orders/{numbers[1]}/cancel", headers=bearer(second))
+    token = {"X-Consistency-Token": cancelled.headers["X-Consistency-Token"]}
+
+    def listed(status: str) -> set[int]:
+        answer = httpx.get(
+            f"{orders_service.url}/orders",
+            params={"scope": "all", "status": status, "limit": 100},
+            headers=bearer(admin_token) | token,
+        )
+        assert answer.status_code == 200, answer.text
+        assert {order["status"] for order in answer.json()} <= {status}
+        return {order["orderNumber"] for order in answer.json()}
+
+    assert numbers[0] in listed("confirmed") and numbers[1] not in listed("confirmed")
+    assert numbers[1] in listed("cancelled")
+    assert (
+        httpx.get(
+            f"{orders_service.url}/orders", params={"status": "shipped"}, headers=bearer(first)
+        ).status_code
+        == 422
+    )
+    refused = httpx.get(f"{orders_service.url}/orders", params={"scope": "all"}, headers=bearer(first))
+    assert refused.status_code == 403

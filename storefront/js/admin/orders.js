@@ -1,7 +1,7 @@
 /** Every customer's orders (`GET /orders?scope=all`, newest first) and refunds of paid ones. */
 
 import { request } from "../api.js";
-import { el } from "../elements.js";
+import { el, field } from "../elements.js";
 import { formatMoney, fromMinorUnits, isZero } from "../money.js";
 import { announce } from "../notices.js";
 
@@ -9,12 +9,19 @@ const PAGE_SIZE = 20;
 const POLL_MS = 1000;
 const REFUND_POLLS = 15; // the saga records a refund on the order within a second or two
 
+const STATUSES = [
+  ["", "Any status"],
+  ...["pending", "confirmed", "paid", "refunded", "rejected", "cancelled", "expired"].map((status) => [status, status]),
+];
+
 export function renderOrdersAdmin(section, app) {
   let offset = 0;
+  let status = "";
   const list = el("div", {}, el("p", {}, "Loading orders…"));
 
   async function fetchPage() {
-    return (await request("GET", "/orders", { token: app.session.token, query: { scope: "all", limit: PAGE_SIZE, offset } })).data;
+    const query = { scope: "all", status, limit: PAGE_SIZE, offset };
+    return (await request("GET", "/orders", { token: app.session.token, query })).data;
   }
 
   async function refund(order) {
@@ -85,9 +92,15 @@ export function renderOrdersAdmin(section, app) {
     if (orders) show(orders);
   }
 
+  const statusFilter = field("Status", { name: "status", value: status }, { tag: "select", options: STATUSES });
+  statusFilter.querySelector("select").addEventListener("change", (event) => {
+    status = event.target.value;
+    offset = 0;
+    load();
+  });
   section.replaceChildren(
     el("h2", { id: "orders-heading" }, "Orders"),
-    el("button", { type: "button", onclick: load }, "Refresh the orders"),
+    el("div", { class: "filters" }, statusFilter, el("button", { type: "button", onclick: load }, "Refresh the orders")),
     list,
   );
   load();
