@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiokafka import ConsumerRecord, TopicPartition
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import AsyncElasticsearch, BadRequestError
 
 from event_schemas.envelope import Event
 from event_schemas.registry import EventRegistry
@@ -60,9 +60,11 @@ class IndexBusy(ServerBusy):
     """Elasticsearch refused documents of a bulk request for now (queue full, shard unavailable)."""
 
 
-async def create_index(es: AsyncElasticsearch, projection: DocumentProjection, *, with_alias: bool) -> str:
-    """A new, empty index for the projection (named after the alias and the time)."""
-    index = f"{projection.alias}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
+async def create_index(
+    es: AsyncElasticsearch, projection: DocumentProjection, *, with_alias: bool, name: str | None = None
+) -> str:
+    """A new, empty index for the projection (named after the alias and the time, unless named)."""
+    index = name or f"{projection.alias}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
     aliases: dict[str, Any] = {projection.alias: {}} if with_alias else {}
     await es.indices.create(
         index=index, mappings=dict(projection.mapping), settings=dict(projection.settings), aliases=aliases
@@ -81,17 +83,21 @@ async def ensure_index(es: AsyncElasticsearch, projection: DocumentProjection) -
 async def claim_alias(es: AsyncElasticsearch, projection: DocumentProjection) -> bool:
     """Put a first index under the alias, unless an index got there first; True if it did.
 
-    Elasticsearch cannot add an alias only if it is absent, and between the look for the alias and
-    the add a rebuild's swap (rebuild.py) or another instance may put its own index under it. So the
-    new index is added, then the alias read back: an index named before it (a rebuild's, made when
-    the rebuild started; another instance's, made earlier) wins, and the new one is deleted, which
-    takes it out of the alias too. Writes go through the alias, so whichever index is left serves."""
-    index = await create_index(es, projection, with_alias=False)
-    await es.indices.update_aliases(actions=[{"add": {"index": index, "alias": projection.alias}}])
-    named = sorted(await es.indices.get_alias(name=projection.alias))
-    if named[0] == index:
+    The live side's first index has one fixed name, created with the alias in one request: of several
+    live instances that found no alias, exactly one creates it (Elasticsearch refuses to create an
+    index twice), and the others use the alias. A rebuild's swap (rebuild.py) may still put its own
+    index under the alias between the look for the alias and the create: then the alias names both,
+    nothing can have been written through it (a write to an alias of two indices is refused), and the
+    first index is deleted, which takes it out of the alias; the rebuilt one serves."""
+    index = f"{projection.alias}-first"
+    try:
+        await create_index(es, projection, with_alias=True, name=index)
+    except BadRequestError as error:
+        if error.error != "resource_already_exists_exception":
+            raise
+        return False  # another live instance created it
+    if set(await es.indices.get_alias(name=projection.alias)) == {index}:
         return True
-    # Already gone if a rebuild's swap took it out of the alias and deleted it meanwhile.
     await es.indices.delete(index=index, ignore_unavailable=True)
     return False
 

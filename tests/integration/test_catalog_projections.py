@@ -40,6 +40,7 @@ from tests.support.catalog_read_models import (
     search_documents,
 )
 from tests.support.deployment import Deployment
+from tests.support.kafka_log import consumer_record
 from tests.support.users_client import bearer
 from tests.support.waiting import eventually
 
@@ -335,21 +336,4 @@ def product_created(product_id: int) -> ProductCreated:
         description="Handed straight to the projector",
         price=Money(amount=Decimal("4.20")),
         stock=1,
-    )
-
-
-def consumer_record(tp: TopicPartition, offset: int, event: Event) -> ConsumerRecord:
-    value = REGISTRY.to_bytes(event)
-    return ConsumerRecord(
-        topic=tp.topic,
-        partition=tp.partition,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=event.aggregate_id.encode(),
-        value=value,
-        checksum=None,
-        serialized_key_size=len(event.aggregate_id),
-        serialized_value_size=len(value),
-        headers=REGISTRY.headers(event),
     )

@@ -1,10 +1,11 @@
-"""Reading a topic back, as committed, to check what the command side appended."""
+"""Reading a topic back, as committed, to check what the command side appended; and records as a
+consumer hands them over, for feeding a projector's loop directly."""
 
 from __future__ import annotations
 
 import asyncio
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from command_api.eventstore.membership import partition_count
 from event_schemas.envelope import Event
@@ -34,3 +35,21 @@ async def _committed_records(bootstrap: str, topic: str) -> list[tuple[Event, di
 
 def committed_events(bootstrap: str, topic: str) -> list[tuple[Event, dict[str, bytes]]]:
     return asyncio.run(_committed_records(bootstrap, topic))
+
+
+def consumer_record(tp: TopicPartition, offset: int, event: Event) -> ConsumerRecord[bytes, bytes]:
+    """`event` as a consumer of `tp` gets it at `offset`: its bytes and headers as the event store writes them."""
+    value = REGISTRY.to_bytes(event)
+    return ConsumerRecord(
+        topic=tp.topic,
+        partition=tp.partition,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=event.aggregate_id.encode(),
+        value=value,
+        checksum=None,
+        serialized_key_size=len(event.aggregate_id),
+        serialized_value_size=len(value),
+        headers=REGISTRY.headers(event),
+    )

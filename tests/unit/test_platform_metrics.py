@@ -24,6 +24,7 @@ from event_schemas.registry import REGISTRY
 from projectors.runtime.consume_loop import ProjectionLoop
 from projectors.runtime.dead_letters import DeadLetterTopic
 from read_models.pool import Pool
+from tests.support.kafka_log import consumer_record
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 TOPIC = "t1.orders.events"
@@ -54,21 +55,8 @@ def paid(order_number: int = 5004) -> OrderPaid:
     )
 
 
-def record(event: Event, offset: int) -> ConsumerRecord:
-    value = REGISTRY.to_bytes(event)
-    return ConsumerRecord(
-        topic=TOPIC,
-        partition=0,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=event.aggregate_id.encode(),
-        value=value,
-        checksum=None,
-        serialized_key_size=len(event.aggregate_id),
-        serialized_value_size=len(value),
-        headers=REGISTRY.headers(event),
-    )
+def record(event: Event, offset: int) -> ConsumerRecord[bytes, bytes]:
+    return consumer_record(TopicPartition(TOPIC, 0), offset, event)
 
 
 # the order saga
