@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
-import httpx
-
 from infra.edge import Edge
-from tests.support.processes import ServiceProcess, free_port
+from tests.support.processes import HttpService, ServiceProcess, free_port
 from tests.support.servers import unavailable
 
 
@@ -19,33 +16,24 @@ def nginx_or_unavailable() -> None:
         unavailable("nginx is not installed (infra/stack.sh tools nginx)")
 
 
-class EdgeProcess(ServiceProcess):
+class EdgeProcess(HttpService):
     """`python -m infra.edge serve`, which becomes nginx in the foreground: SIGTERM stops it."""
 
     def __init__(self, name: str, upstreams: dict[str, list[str]], work_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.edge = Edge(self.port, upstreams, work_dir / name)
+        port = free_port()
+        self.edge = Edge(port, upstreams, work_dir / name)
         self.edge.work_dir.mkdir(parents=True, exist_ok=True)
-        arguments = ["-m", "infra.edge", "serve", "--port", str(self.port)]
+        arguments = ["-m", "infra.edge", "serve", "--port", str(port)]
         arguments += ["--work-dir", str(self.edge.work_dir)]
         for service, instances in upstreams.items():
             arguments += ["--upstream", f"{service}={','.join(instances)}"]
-        super().__init__(name, arguments, {}, work_dir)
+        super().__init__(name, arguments, {}, work_dir, port)
 
     def start(self) -> EdgeProcess:
         nginx_or_unavailable()
-        super().start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            self.ensure_running()
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"{self.name} did not answer within 30 s:\n{self.log_tail()}")
+        ServiceProcess.start(self)
+        self.wait_healthy(within=30)  # nginx answers at once, unlike a service reading its log
+        return self
 
     def access_log(self) -> list[str]:
         """The access log's lines so far; nginx writes it out at least every second (`flush=1s`)."""
