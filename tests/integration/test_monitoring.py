@@ -102,12 +102,13 @@ def test_prometheus_scrapes_the_service_and_the_projector_and_records_the_dashbo
 
     eventually(registrations_applied, 60, "the projector's count of applied registrations")
 
-    # The command side's transactions are timed and sized (the users service appended them).
-    eventually(
-        lambda: prometheus.value('topic:event_store_transactions:rate1m{topic=~".*users.*"} > 0'),
-        60,
-        "the users event store's transactions, recorded by the rule",
-    )
+    # The command side's transactions are timed and sized (the users service appended them). Traffic
+    # goes on meanwhile: a series first scraped after the registrations above would show no increase.
+    def transactions_recorded() -> float | None:
+        register(service.url, email=new_email())
+        return prometheus.value('topic:event_store_transactions:rate1m{topic=~".*users.*"} > 0')
+
+    eventually(transactions_recorded, 60, "the users event store's transactions, recorded by the rule")
     # Caught up, the projector's lag is nothing, on every partition it holds.
     eventually(
         lambda: prometheus.value('projection:projector_lag_records:max{projection="users"} == 0') is not None,
