@@ -12,6 +12,10 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class ConfigurationError(RuntimeError):
+    """A process cannot start with these settings; the message names the setting to change."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COMMERCE_", env_file=".env", extra="ignore")
 
@@ -75,8 +79,22 @@ class Settings(BaseSettings):
     payments_url: str = "http://127.0.0.1:6002"
     # How often the order saga looks for unpaid orders past their deadline.
     order_expiry_sweep_seconds: float = Field(5.0, gt=0)
-    # Stripe: with a secret key the payments service uses Stripe (or the API at `stripe_api_base`, e.g.
-    # stripe-mock); without one it uses the local simulated gateway (see README, "Payments").
+    # How long the saga retries one step whose command side is down or busy (5xx, 429, no answer)
+    # before the step goes to its dead letters; other orders go on meanwhile.
+    saga_step_retry_seconds: float = Field(60.0, gt=0)
+    # Most records the saga has in flight at once (it pauses its partitions above that).
+    saga_max_in_flight: int = Field(1000, ge=1)
+    # How often the saga carries out the operator's decisions on its dead letters.
+    saga_dead_letter_poll_seconds: float = Field(2.0, gt=0)
+    # What one customer may hold at once, so that no account ties up the stock for the payment window:
+    # open orders (placed, not yet paid or ended: their units are held) and the units in them. 1,000
+    # units is one cart line at its largest; POST /orders over either answers 409.
+    max_open_orders_per_customer: int = Field(5, ge=1)
+    max_held_units_per_customer: int = Field(1_000, ge=1)
+    # The payments service's gateway (README, "Payments"): `stripe` (or the API at `stripe_api_base`, e.g.
+    # stripe-mock) needs `stripe_secret_key`; `simulated` lets anyone pay with a test card, so it runs in
+    # local mode only. Unnamed: Stripe when a secret key is set, else, in local mode only, the simulated one.
+    payment_gateway: Literal["", "stripe", "simulated"] = ""
     stripe_secret_key: str = ""
     stripe_publishable_key: str = ""
     stripe_api_base: str = ""
@@ -134,6 +152,26 @@ class Settings(BaseSettings):
         if self.service_issuer == self.jwt_issuer:
             raise ValueError("COMMERCE_SERVICE_ISSUER must differ from COMMERCE_JWT_ISSUER")
         return self
+
+    def chosen_payment_gateway(self) -> Literal["stripe", "simulated"]:
+        """The gateway the payments service runs. Production never falls back to the simulated gateway:
+        without a Stripe key, or with the simulated gateway named, the payments service does not start."""
+        chosen = self.payment_gateway or (
+            "stripe" if self.stripe_secret_key or self.environment == "production" else "simulated"
+        )
+        if chosen == "simulated" and self.environment == "production":
+            raise ConfigurationError(
+                "COMMERCE_PAYMENT_GATEWAY=simulated is refused in production (anyone could pay with a"
+                " test card): use stripe, with COMMERCE_STRIPE_SECRET_KEY"
+            )
+        if chosen == "stripe" and not self.stripe_secret_key:
+            raise ConfigurationError(
+                "COMMERCE_STRIPE_SECRET_KEY is not set: in production the payments service never falls"
+                " back to the simulated gateway"
+                if self.environment == "production"
+                else "COMMERCE_PAYMENT_GATEWAY=stripe needs COMMERCE_STRIPE_SECRET_KEY"
+            )
+        return chosen
 
 
 @lru_cache

@@ -54,15 +54,30 @@ ZERO_DECIMAL_CURRENCIES = frozenset(
 )
 
 
+def currency_decimals(currency: str) -> int:
+    """How many decimals an amount of the currency can have: 0 for a zero-decimal currency, else 2."""
+    return 0 if currency in ZERO_DECIMAL_CURRENCIES else 2
+
+
+class AmountNotInCurrency(ValueError):
+    """An amount finer than its currency's smallest unit (19.99 JPY): no gateway can charge it."""
+
+    def __init__(self, amount: Decimal, currency: str) -> None:
+        decimals = currency_decimals(currency)
+        takes = "whole amounts only" if decimals == 0 else f"at most {decimals} decimals"
+        super().__init__(f"{amount} is not an amount of {currency}: {currency} takes {takes}")
+        self.amount = amount
+        self.currency = currency
+
+
 def minor_units(money: Money) -> int:
-    """The amount in the currency's smallest unit, exactly (19.99 USD -> 1999, never 1998.9999...)."""
-    exponent = 0 if money.currency in ZERO_DECIMAL_CURRENCIES else 2
-    scaled = money.amount.scaleb(exponent)
+    """The amount in the currency's smallest unit, exactly (19.99 USD -> 1999, never 1998.9999...);
+    AmountNotInCurrency for an amount the currency cannot hold."""
+    scaled = money.amount.scaleb(currency_decimals(money.currency))
     if scaled != scaled.to_integral_value():
-        raise ValueError(f"{money.amount} {money.currency} is not a whole number of minor units")
+        raise AmountNotInCurrency(money.amount, money.currency)
     return int(scaled)
 
 
 def from_minor_units(amount_minor: int, currency: str) -> Money:
-    exponent = 0 if currency in ZERO_DECIMAL_CURRENCIES else 2
-    return Money(amount=Decimal(amount_minor).scaleb(-exponent), currency=currency)
+    return Money(amount=Decimal(amount_minor).scaleb(-currency_decimals(currency)), currency=currency)

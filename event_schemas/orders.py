@@ -14,7 +14,7 @@ Prices are fixed when the order is placed; every amount is an exact decimal (`Mo
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -64,11 +64,22 @@ class CartLineRemoved(CartEvent):
 
 
 class CartCheckedOut(CartEvent):
-    """The cart became order `order_number` and is empty again."""
+    """The cart became order `order_number` and is empty again.
+
+    The cart also counts its customer's open orders (placed, not yet paid or ended), which are limited:
+    `ended_orders` are the earlier orders it counted that had ended by this checkout, and that it stops
+    counting. Version 2 added `ended_orders`; a version-1 record is upcast with none (version 1 counted
+    nothing: its orders are counted until a later checkout finds them ended)."""
 
     event_type: ClassVar[str] = "CartCheckedOut"
+    schema_version: ClassVar[int] = 2
 
     order_number: int = Field(gt=0)
+    ended_orders: tuple[Annotated[int, Field(gt=0)], ...] = ()
+
+
+def cart_checked_out_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    return payload | {"ended_orders": []}
 
 
 class OrderLine(BaseModel):

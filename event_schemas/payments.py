@@ -8,7 +8,7 @@ when a customer needs it, and card details never reach this system.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,6 +21,17 @@ class PaymentEvent(Event):
     """A payment's aggregate id is `payment-<order number>`."""
 
     aggregate_type: ClassVar[str] = "Payment"
+
+    order_number: int = Field(gt=0)
+
+
+class PaymentRequested(Event):
+    """A customer's create-payment request with an Idempotency-Key, claimed once per key: the
+    aggregate (`payment-request-<digest of caller, route and key>`) exists so that the same key can
+    never start paying another order. It carries no personal data: the digest is opaque."""
+
+    event_type: ClassVar[str] = "PaymentRequested"
+    aggregate_type: ClassVar[str] = "PaymentRequest"
 
     order_number: int = Field(gt=0)
 
@@ -48,11 +59,25 @@ class PaymentSucceeded(PaymentEvent):
 
 
 class PaymentFailed(PaymentEvent):
+    """A payment attempt was declined. Not the end of the order: as with Stripe, the intent waits for
+    another payment method until the order's deadline. `attempt_id` names the attempt (the gateway's
+    charge), so each decline is recorded once however often it is reported.
+
+    Version 2 added `attempt_id`; a version-1 record is upcast with the attempt named by its webhook
+    event, or by its intent (version 1 ended the order at the first decline, so it had one)."""
+
     event_type: ClassVar[str] = "PaymentFailed"
+    schema_version: ClassVar[int] = 2
 
     intent_id: str
+    attempt_id: str = Field(min_length=1, max_length=255)
     reason: str = Field(max_length=500)
     gateway_event_id: str | None = None
+
+
+def payment_failed_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    attempt = payload.get("gateway_event_id") or f"{payload['intent_id']}:first"
+    return payload | {"attempt_id": attempt}
 
 
 class RefundedUnits(BaseModel):

@@ -108,5 +108,8 @@ REGISTRY = EventRegistry(
         payments.PaymentSucceeded,
         payments.PaymentFailed,
         payments.PaymentRefunded,
+        payments.PaymentRequested,
     ]
 )
+REGISTRY.register_upcaster("PaymentFailed", 1, payments.payment_failed_v1_to_v2)
+REGISTRY.register_upcaster("CartCheckedOut", 1, orders.cart_checked_out_v1_to_v2)

@@ -8,7 +8,7 @@ import uvicorn
 
 from config.logging import configure_logging
 from config.process import tune_garbage_collector
-from config.settings import get_settings
+from config.settings import ConfigurationError, get_settings
 from config.telemetry import configure_tracing
 from gateway.apps import SERVICES, service_app
 
@@ -31,8 +31,13 @@ def main() -> None:
     process_name = args.service if args.side == "both" else f"{args.service}-{args.side}"
     configure_logging(process_name, settings.log_format)
     configure_tracing(process_name, settings)
+    try:
+        app = service_app(args.service, settings, args.side)
+    except ConfigurationError as refused:
+        # One line that names the setting, and a non-zero status: the process manager sees it at once.
+        raise SystemExit(f"{process_name}: {refused}") from None
     uvicorn.run(
-        service_app(args.service, settings, args.side),
+        app,
         host=args.host,
         port=port,
         log_level="info",

@@ -4,7 +4,8 @@ on, serves the storefront and the admin page, and answers in the services' JSON 
 refuses a request itself.
 
 `python -m infra.edge serve --port 8080 --upstream users=127.0.0.1:6000,127.0.0.1:6010 ...` writes the
-configuration and becomes nginx (in the foreground, so `./run` and the tests own its process).
+configuration and becomes nginx (in the foreground, so `./run` and the tests own its process). Its
+`--environment` is COMMERCE_ENVIRONMENT's unless given.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+from config.settings import get_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STOREFRONT = REPO_ROOT / "storefront"
@@ -35,6 +39,9 @@ SERVICE_PATHS: dict[str, tuple[str, ...]] = {
         "/simulated-gateway/",
     ),
 }
+# Routed by a local deployment's edge only: the simulated gateway's stand-in for Stripe.js lets anyone pay
+# with a test card, and a production payments service does not serve it (Settings.chosen_payment_gateway).
+LOCAL_ONLY_PATHS = ("/simulated-gateway/",)
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class Edge:
     host: str = "127.0.0.1"
     static_root: Path = STOREFRONT
     limits: EdgeLimits = EdgeLimits()
+    environment: Literal["local", "production"] = "local"
 
     @property
     def config_file(self) -> Path:
@@ -105,7 +113,10 @@ def nginx_config(edge: Edge) -> str:
         if service not in edge.upstreams:
             continue
         for prefix in prefixes:
-            proxied.append(f"        location {prefix} {{ proxy_pass http://{service}; }}")
+            if edge.environment != "local" and prefix in LOCAL_ONLY_PATHS:
+                proxied.append(f"        location {prefix} {{ return 404; }}")
+            else:
+                proxied.append(f"        location {prefix} {{ proxy_pass http://{service}; }}")
     errors = "\n".join(
         f"        location @{name} {{ default_type application/json;{_RETRY_AFTER if status == 503 else ''}"
         f" return {status} '{_error(status, code, text)}'; }}"
@@ -226,13 +237,17 @@ def main() -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--work-dir", type=Path, default=Path(".local/edge"))
     serve.add_argument("--upstream", type=_upstream, action="append", required=True)
+    serve.add_argument("--environment", choices=["local", "production"], help="default: COMMERCE_ENVIRONMENT")
     commands.add_parser("docker-config", help=f"write {DOCKER_CONFIG.relative_to(REPO_ROOT)}")
     args = parser.parse_args()
     if args.command == "docker-config":
         DOCKER_CONFIG.parent.mkdir(exist_ok=True)
         DOCKER_CONFIG.write_text(nginx_config(DOCKER_EDGE))
         return
-    edge = Edge(args.port, dict(args.upstream), args.work_dir.resolve(), host=args.host)
+    environment = args.environment or get_settings().environment
+    edge = Edge(
+        args.port, dict(args.upstream), args.work_dir.resolve(), host=args.host, environment=environment
+    )
     write_config(edge)
     command = nginx_command(edge)
     os.execv(command[0], command)  # noqa: S606 (the edge is nginx itself; `./run` keeps its pid)

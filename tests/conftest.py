@@ -104,9 +104,13 @@ def orders_service(deployment: Deployment, orders_projectors: ServiceProcess) ->
 
 @pytest.fixture(scope="session")
 def order_saga(
-    deployment: Deployment, catalog_service: HttpService, orders_service: HttpService
+    deployment: Deployment,
+    catalog_service: HttpService,
+    orders_service: HttpService,
+    payments_service: HttpService,
 ) -> Iterator[ServiceProcess]:
-    saga = deployment.order_saga(catalog_service.url, orders_service.url).start()
+    """The saga, driving this deployment's own services (a late payment is refunded by payments)."""
+    saga = deployment.order_saga(catalog_service.url, orders_service.url, payments_service.url).start()
     yield saga
     saga.stop()
 

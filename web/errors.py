@@ -123,7 +123,12 @@ def _methods_served_at(request: Request) -> list[str]:
 
 
 def install_error_handlers(app: FastAPI, domain_errors: Mapping[type[Exception], tuple[int, str]]) -> None:
-    """`domain_errors` maps a context's exception classes to (status, error code)."""
+    """`domain_errors` maps a context's exception classes to (status, error code). A 422 whose exception
+    names a `field` is answered as a validation error of that field (its code is the detail's type)."""
+
+    def invalid(details: list[dict[str, str]]) -> JSONResponse:
+        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+        return error_body(422, "validation_error", f"Invalid request: {summary}", details=details)
 
     async def validation_failed(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -132,8 +137,7 @@ def install_error_handlers(app: FastAPI, domain_errors: Mapping[type[Exception],
         ]
         if any(d["type"] == "json_invalid" for d in details):
             return error_body(422, "invalid_json", "The request body is not valid JSON.", details=details)
-        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
-        return error_body(422, "validation_error", f"Invalid request: {summary}", details=details)
+        return invalid(details)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -159,6 +163,11 @@ def install_error_handlers(app: FastAPI, domain_errors: Mapping[type[Exception],
                 if is_driver_error(exc):
                     log.warning("%s on %s %s: %r", code, request.method, request.url.path, exc)
                     return error_body(status, code, DEPENDENCY_MESSAGES.get(code, _DEPENDENCY_DOWN), _SOON)
+                field = getattr(exc, "field", None)
+                if status == 422 and isinstance(field, str):
+                    # A field's value only the domain could judge (it depends on stored state, as a new
+                    # price on a product's currency): answered as that field's validation error.
+                    return invalid([{"field": field, "message": str(exc), "type": code}])
                 retry = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RetryLater) else None
                 return error_body(status, code, str(exc), retry)
         return await unexpected(request, exc)

@@ -18,6 +18,7 @@ from event_schemas import topics
 DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     domain.ProductNotFound: (404, "product_not_found"),
     domain.InsufficientStock: (409, "insufficient_stock"),
+    domain.PriceNotInCurrency: (422, "amount_not_in_currency"),
     **EVENT_STORE_ERRORS,
 }
 

@@ -1,20 +1,71 @@
 """Requests the catalog command side accepts. Prices are exact: a JSON number or a decimal string with
-at most two decimals, never rounded."""
+at most two decimals, never rounded, and never finer than their currency's smallest unit."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from event_schemas.money import AmountNotInCurrency, Money, minor_units
+from web.json_numbers import NumberText
 from web.text import Lines, SingleLine
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SingleLine]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000), Lines]
-Price = Annotated[Decimal, Field(gt=0, max_digits=10, decimal_places=2, allow_inf_nan=False)]
 Stock = Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+# What Decimal() would also read is refused: "1e2", "1_000", " 9.99", "+5", ".5", other scripts' digits
+# ([0-9] is ASCII only, unlike \d). A JSON number is held to the text it was written as.
+PRICE_PATTERN = r"^[0-9]+(\.[0-9]{1,2})?$"
+_PRICE_TEXT = re.compile(PRICE_PATTERN)
+_PRICE_SHAPE = "a price is digits with at most two decimals, as 19.99 or 5"
+
+
+def price_from_text(value: object) -> Decimal:
+    """The exact price a JSON string, JSON number (`NumberText`) or integer spells; never a float."""
+    if isinstance(value, NumberText):
+        text = value.text
+    elif isinstance(value, str | Decimal) or (isinstance(value, int) and not isinstance(value, bool)):
+        text = str(value)
+    else:
+        raise PydanticCustomError("price_format", _PRICE_SHAPE)
+    if _PRICE_TEXT.fullmatch(text) is None:
+        raise PydanticCustomError("price_format", _PRICE_SHAPE)
+    return Decimal(text)
+
+
+Price = Annotated[
+    Decimal,
+    BeforeValidator(price_from_text),
+    Field(gt=0, max_digits=10),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": PRICE_PATTERN},
+                {"type": "number", "exclusiveMinimum": 0},
+            ],
+            "description": "Digits with at most two decimals (a zero-decimal currency's: none), as a "
+            "string or a JSON number written that way",
+            "examples": ["19.99"],
+        }
+    ),
+]
 
 
 class CreateProduct(BaseModel):
@@ -22,9 +73,22 @@ class CreateProduct(BaseModel):
 
     name: Name
     description: Description
+    # Before the price, so the price's check can read it.
+    currency: Currency = "USD"
     price: Price
     stock: Stock
-    currency: Currency = "USD"
+
+    @field_validator("price")
+    @classmethod
+    def _held_by_currency(cls, price: Decimal, info: ValidationInfo) -> Decimal:
+        currency = info.data.get("currency")
+        if currency is None:  # the currency's own error is answered
+            return price
+        try:
+            minor_units(Money(amount=price, currency=currency))
+        except AmountNotInCurrency as refused:
+            raise PydanticCustomError("amount_not_in_currency", str(refused)) from refused
+        return price
 
 
 class UpdateProduct(BaseModel):

@@ -32,7 +32,7 @@ from event_schemas.catalog import (
     StockReturned,
 )
 from event_schemas.envelope import Event
-from event_schemas.money import Money
+from event_schemas.money import AmountNotInCurrency, Money, minor_units
 
 
 class CatalogError(Exception):
@@ -45,6 +45,19 @@ class ProductNotFound(CatalogError):
 
 class InsufficientStock(CatalogError):
     pass
+
+
+class PriceNotInCurrency(CatalogError):
+    """A price finer than its currency's smallest unit (19.99 JPY): it could be ordered but never paid."""
+
+    field = "price"  # answered as that field's validation error
+
+
+def _require_payable(price: Money) -> None:
+    try:
+        minor_units(price)
+    except AmountNotInCurrency as refused:
+        raise PriceNotInCurrency(str(refused)) from refused
 
 
 RejectionReason = Literal["insufficient_stock", "product_unavailable"]
@@ -194,6 +207,7 @@ def _number(product: Loaded[ProductState]) -> int:
 def create(
     product: Loaded[ProductState], *, name: str, description: str, price: Money, stock: int, now: datetime
 ) -> list[Event]:
+    _require_payable(price)
     return [
         ProductCreated(
             aggregate_id=product.aggregate_id,
@@ -228,6 +242,8 @@ def update(
     `stock` here is a count of the units on hand: the units held for orders stay held, and the units
     free to sell become `stock` minus those (an update can therefore never hand out held units)."""
     state = _require_active(product)
+    if price is not None:
+        _require_payable(price)
     changes = {
         "name": name if name is not None and name != state.name else None,
         "description": description if description is not None and description != state.description else None,

@@ -20,8 +20,14 @@ from command_api.catalog.handlers import CatalogHandlers, ProductChanged, Reserv
 from command_api.http import Context, acknowledge
 from event_schemas.money import amount_text
 from web.errors import error_responses
+from web.json_numbers import NumbersKeptRoute
 
-router = APIRouter(tags=["catalog"], responses=error_responses(401, 403, 404, 409, 413, 422, 503))
+# Bodies are read without floats, so a price sent as a JSON number is judged by the text it was written as.
+router = APIRouter(
+    tags=["catalog"],
+    responses=error_responses(401, 403, 404, 409, 413, 422, 503),
+    route_class=NumbersKeptRoute,
+)
 
 # Product paths say `{product_id:int}`, so `/products/stock` is never taken for a product: a PATCH there
 # is a 405, not a product id that fails validation.

@@ -17,6 +17,7 @@ from command_api.orders.routes import router
 from command_api.service import EVENT_STORE_ERRORS, command_side, install_command_routes
 from config.settings import Settings
 from event_schemas import topics
+from event_schemas.money import AmountNotInCurrency
 from read_models.log_ends import LogEnds
 from read_models.pool import make_pool
 
@@ -31,8 +32,11 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     domain.IllegalTransition: (409, "illegal_transition"),
     domain.PaymentTooLate: (409, "payment_too_late"),
     domain.PaymentMismatch: (409, "payment_mismatch"),
+    AmountNotInCurrency: (409, "amount_not_in_currency"),  # an order total no payment can match
     domain.QuantityTooLarge: (422, "quantity_too_large"),
     domain.CartFull: (422, "cart_full"),
+    domain.TooManyOpenOrders: (409, "too_many_open_orders"),
+    domain.TooManyUnitsHeld: (409, "too_many_units_held"),
     # The replica of the catalog is a read model: while it cannot be read, commands wait for it.
     psycopg.OperationalError: (503, "database_unavailable"),
     psycopg.errors.UndefinedTable: (503, "read_model_not_ready"),
@@ -56,6 +60,10 @@ async def orders_command_side(app: FastAPI, settings: Settings) -> AsyncIterator
                 timedelta(seconds=settings.order_payment_window_seconds),
                 log_ends,
                 topics.in_namespace(settings.namespace, topics.CATALOG),
+                limits=domain.HoldingLimits(
+                    max_open_orders=settings.max_open_orders_per_customer,
+                    max_held_units=settings.max_held_units_per_customer,
+                ),
                 replica_wait=settings.consistency_wait_seconds,
             )
             yield

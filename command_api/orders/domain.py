@@ -6,6 +6,11 @@ the order created) is one decision committed in one Kafka transaction.
 
 What the orders side knows of products (names, prices, units free to sell) comes from its replica of
 the catalog, passed in; the real stock check is the catalog's reservation, driven by the saga.
+
+The catalog holds an order's units until it is paid or ends, so what one customer may hold is limited
+(`HoldingLimits`): open orders and the units in them. The cart counts them, since every order of its
+customer is placed through it, one decision at a time; an order's end is the order's own event, so
+placing an order is decided with the states of the orders the cart counts, read just before.
 """
 
 from __future__ import annotations
@@ -71,6 +76,14 @@ class CartFull(OrdersError):
     pass
 
 
+class TooManyOpenOrders(OrdersError):
+    """The customer already has as many open orders (placed, not yet paid or ended) as one may."""
+
+
+class TooManyUnitsHeld(OrdersError):
+    """The order would take the units held for the customer's open orders over the limit."""
+
+
 class LineNotFound(OrdersError):
     pass
 
@@ -116,16 +129,40 @@ class CartLine:
 
 
 @dataclass(frozen=True)
+class HoldingLimits:
+    """What one customer may hold at once: orders placed and not yet paid or ended (each holds its
+    units in the catalog until then), and the units in them."""
+
+    max_open_orders: int
+    max_held_units: int
+
+
+@dataclass(frozen=True)
+class OpenOrder:
+    """An order of the cart's customer that was open when last seen, and the units it holds."""
+
+    order_number: int
+    units: int
+
+
+@dataclass(frozen=True)
 class CartState:
     customer_id: int = 0
     lines: tuple[CartLine, ...] = ()
     lines_added: int = 0
+    # The customer's orders still open at the last checkout, and the one it placed: each checkout drops
+    # the ones found ended, so this holds at most as many orders as one customer may have open.
+    open_orders: tuple[OpenOrder, ...] = ()
 
     def line(self, line_id: int) -> CartLine | None:
         return next((line for line in self.lines if line.line_id == line_id), None)
 
     def line_for(self, product_id: int) -> CartLine | None:
         return next((line for line in self.lines if line.product_id == product_id), None)
+
+    @property
+    def units(self) -> int:
+        return sum(line.qty for line in self.lines)
 
 
 @singledispatch
@@ -156,14 +193,16 @@ def _line_removed(event: CartLineRemoved, state: CartState) -> CartState:
 
 @_apply_cart.register
 def _checked_out(event: CartCheckedOut, state: CartState) -> CartState:
-    return replace(state, lines=())
+    still_open = tuple(order for order in state.open_orders if order.order_number not in event.ended_orders)
+    placed = OpenOrder(event.order_number, state.units)
+    return replace(state, lines=(), open_orders=(*still_open, placed))
 
 
 def evolve_cart(state: CartState, event: Event) -> CartState:
     return _apply_cart(event, state)
 
 
-CART = AggregateKind[CartState](name="Cart", initial=CartState(), evolve=evolve_cart)
+CART = AggregateKind[CartState](name="Cart", initial=CartState(), evolve=evolve_cart, state_version=2)
 
 
 def cart_aggregate_id(customer_id: int) -> str:
@@ -193,6 +232,16 @@ def _within_limits(qty: int, product: Product) -> None:
         raise NotEnoughStock(f"only {product.stock} units of product {product.product_id} are available")
 
 
+def _orderable(cart: CartState, more_units: int, limits: HoldingLimits) -> None:
+    """A cart of more units than one customer may hold could never be ordered: refused as it grows."""
+    units = cart.units + more_units
+    if units > limits.max_held_units:
+        raise TooManyUnitsHeld(
+            f"your cart would hold {units} units; one customer may hold at most {limits.max_held_units}"
+            " units in unpaid orders: order fewer units"
+        )
+
+
 def add_to_cart(
     cart: Loaded[CartState],
     *,
@@ -200,6 +249,7 @@ def add_to_cart(
     product_id: int,
     product: Product | None,
     qty: int,
+    limits: HoldingLimits,
     now: datetime,
 ) -> list[Event]:
     """A product already in the cart adds to its line; the line's new quantity must be available."""
@@ -214,10 +264,12 @@ def add_to_cart(
     existing = cart.state.line_for(product_id)
     if existing is not None:
         _within_limits(existing.qty + qty, found)
+        _orderable(cart.state, qty, limits)
         return [CartLineQuantityChanged(**envelope, line_id=existing.line_id, qty=existing.qty + qty)]
     if len(cart.state.lines) >= MAX_LINES:
         raise CartFull(f"a cart holds at most {MAX_LINES} different products")
     _within_limits(qty, found)
+    _orderable(cart.state, qty, limits)
     return [
         CartLineAdded(
             **envelope,
@@ -243,6 +295,7 @@ def change_quantity(
     line_id: int,
     product: Product | None,
     qty: int,
+    limits: HoldingLimits,
     now: datetime,
 ) -> list[Event]:
     """Raising a quantity needs the units to be available; lowering it always works."""
@@ -251,6 +304,7 @@ def change_quantity(
         return []
     if qty > line.qty:
         _within_limits(qty, _usable(product, line.product_id))
+        _orderable(cart.state, qty - line.qty, limits)
     return [
         CartLineQuantityChanged(
             aggregate_id=cart.aggregate_id,
@@ -287,6 +341,7 @@ class OrderState:
     total: Money | None = None
     payment_due: datetime | None = None
     refund_ids: frozenset[str] = frozenset()
+    paid_by: str | None = None  # the intent whose payment the order took
 
     @property
     def placed(self) -> bool:
@@ -320,7 +375,7 @@ def _cancelled(event: OrderCancelled, state: OrderState) -> OrderState:
 
 @_apply_order.register
 def _paid(event: OrderPaid, state: OrderState) -> OrderState:
-    return replace(state, status="paid")
+    return replace(state, status="paid", paid_by=event.intent_id)
 
 
 @_apply_order.register
@@ -341,11 +396,44 @@ def evolve_order(state: OrderState, event: Event) -> OrderState:
     return _apply_order(event, state)
 
 
-ORDER = AggregateKind[OrderState](name="Order", initial=OrderState(), evolve=evolve_order, id_prefix="order-")
+ORDER = AggregateKind[OrderState](
+    name="Order", initial=OrderState(), evolve=evolve_order, id_prefix="order-", state_version=2
+)
 
 
 def order_aggregate_id(order_number: int) -> str:
     return ORDER.numbered_id(order_number)
+
+
+# An order holds its units from being placed until it is paid or ends; no status leads back here.
+OPEN_STATUSES: frozenset[str] = frozenset({"pending", "confirmed"})
+
+
+def _still_open(order: OpenOrder, seen: Mapping[int, OrderState]) -> bool:
+    """An order not seen (placed after its customer's orders were read) is open; one seen ended has
+    ended for good, so a state read a moment ago may only count an order that just ended as open."""
+    state = seen.get(order.order_number)
+    return state is None or not state.placed or state.status in OPEN_STATUSES
+
+
+def _within_holding_limits(
+    cart: CartState, seen: Mapping[int, OrderState], limits: HoldingLimits
+) -> tuple[int, ...]:
+    """Refuses an order over the customer's limits; else the orders the cart counted that have ended."""
+    still_open = [order for order in cart.open_orders if _still_open(order, seen)]
+    if len(still_open) >= limits.max_open_orders:
+        raise TooManyOpenOrders(
+            f"you have {len(still_open)} open orders (placed, not yet paid), the most one customer may"
+            f" have ({limits.max_open_orders}): pay or cancel one of them to place another"
+        )
+    held = sum(order.units for order in still_open)
+    if held + cart.units > limits.max_held_units:
+        raise TooManyUnitsHeld(
+            f"your open orders hold {held} units and this order would add {cart.units}; one customer may"
+            f" hold at most {limits.max_held_units} units in unpaid orders: pay or cancel an open order,"
+            " or order fewer units"
+        )
+    return tuple(order.order_number for order in cart.open_orders if order not in still_open)
 
 
 def place_order(
@@ -354,11 +442,16 @@ def place_order(
     *,
     customer_id: int,
     products: Mapping[int, Product],
+    orders: Mapping[int, OrderState],
+    limits: HoldingLimits,
     now: datetime,
 ) -> tuple[list[Event], list[Event]]:
-    """The cart becomes an order priced at the catalog's current prices, and is emptied."""
+    """The cart becomes an order priced at the catalog's current prices, and is emptied, within the
+    customer's holding limits. `orders` are the states of the orders the cart counts as open, read
+    before this decision; an order the cart counts and `orders` lacks is open."""
     if not cart.state.lines:
         raise CartEmpty("your cart is empty")
+    ended_orders = _within_holding_limits(cart.state, orders, limits)
     lines = []
     for line_no, line in enumerate(cart.state.lines, start=1):
         if line.product_id not in products:
@@ -386,6 +479,7 @@ def place_order(
         occurred_at=now,
         customer_id=customer_id,
         order_number=order_number,
+        ended_orders=ended_orders,
     )
     placed = OrderPlaced(
         aggregate_id=order.aggregate_id,
@@ -490,12 +584,14 @@ class PaymentTooLate(OrdersError):
 
 
 def mark_paid(order: Loaded[OrderState], *, intent_id: str, amount_minor: int, now: datetime) -> list[Event]:
-    """The payment succeeded: a confirmed order becomes paid (once). A payment for an order that
-    ended meanwhile is refused: its units were released, so the money must go back (the payments
-    issue's refund path)."""
+    """The payment succeeded: a confirmed order becomes paid (once, by that payment). A payment the
+    order cannot take is refused, and the saga refunds it: the order ended meanwhile (its units were
+    released), or another payment paid it already."""
     state = _customers_order(order, None)
-    if state.status == "paid":
-        return []
+    if state.paid_by is not None:
+        if state.paid_by == intent_id:
+            return []  # the same payment reported again
+        raise PaymentTooLate(f"order {state.order_number} is paid already, by another payment")
     if state.status != "confirmed":
         raise PaymentTooLate(f"order {state.order_number} is {state.status}; it can no longer be paid")
     assert state.total is not None

@@ -3,6 +3,7 @@ of the catalog (read before deciding); the decisions themselves are pure (comman
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,7 +12,15 @@ from command_api.eventstore.errors import UnknownAggregate
 from command_api.eventstore.model import CommandContext, Committed, EventStore, Loaded
 from command_api.orders import domain
 from command_api.orders.commands import AddToCart, ChangeQuantity, RecordRefund, RecordReservations
-from command_api.orders.domain import CART, ORDER, CartState, OrderState, Product, cart_aggregate_id
+from command_api.orders.domain import (
+    CART,
+    ORDER,
+    CartState,
+    HoldingLimits,
+    OrderState,
+    Product,
+    cart_aggregate_id,
+)
 from event_schemas.envelope import Event
 from event_schemas.money import Money, from_minor_units
 from event_schemas.orders import TERMINAL_STATUSES, CartCheckedOut
@@ -45,6 +54,7 @@ class OrdersHandlers:
     payment_window: timedelta
     log_ends: LogEnds
     catalog_topic: str
+    limits: HoldingLimits
     replica_wait: float = 5.0
 
     async def _products(self, ids: Iterable[int]) -> dict[int, Product]:
@@ -82,6 +92,7 @@ class OrdersHandlers:
                 product_id=command.product_id,
                 product=product,
                 qty=command.qty,
+                limits=self.limits,
                 now=now,
             ),
             context,
@@ -101,7 +112,13 @@ class OrdersHandlers:
             CART,
             cart_aggregate_id(customer_id),
             lambda loaded: domain.change_quantity(
-                loaded, customer_id=customer_id, line_id=line_id, product=product, qty=command.qty, now=now
+                loaded,
+                customer_id=customer_id,
+                line_id=line_id,
+                product=product,
+                qty=command.qty,
+                limits=self.limits,
+                now=now,
             ),
             context,
         )
@@ -121,15 +138,27 @@ class OrdersHandlers:
     async def place_order(
         self, customer_id: int, context: CommandContext, now: datetime
     ) -> tuple[Committed, int]:
-        """The order's number, from the cart's checkout (a retry with the same key finds the first)."""
+        """The order's number, from the cart's checkout (a retry with the same key finds the first).
+
+        The orders the cart counts as open are read first, in the cart's partition (where its orders
+        are created), then the cart decides: an order placed in between is in the cart it decides on,
+        and an order read as ended stays ended, so the limits can be overcounted for a moment, never
+        undercounted, however many orders are placed at once."""
         cart = (await self.store.load(CART, cart_aggregate_id(customer_id))).state
         products = await self._products(line.product_id for line in cart.lines)
+        orders = await self._orders(order.order_number for order in cart.open_orders)
         committed = await self.store.create_beside(
             CART,
             cart_aggregate_id(customer_id),
             ORDER,
             lambda loaded_cart, order: domain.place_order(
-                loaded_cart, order, customer_id=customer_id, products=products, now=now
+                loaded_cart,
+                order,
+                customer_id=customer_id,
+                products=products,
+                orders=orders,
+                limits=self.limits,
+                now=now,
             ),
             context,
         )
@@ -190,17 +219,17 @@ class OrdersHandlers:
         committed = await self._on_order(order_number, decide, context)
         return OrderChange(committed, committed.state)
 
-    async def payment_failed(self, order_number: int, context: CommandContext, now: datetime) -> OrderChange:
-        committed = await self._on_order(
-            order_number,
-            lambda order: domain.cancel(order, customer_id=None, reason="payment_failed", now=now),
-            context,
-        )
-        return OrderChange(committed, committed.state)
-
     async def expire(self, order_number: int, context: CommandContext, now: datetime) -> OrderChange:
         committed = await self._on_order(order_number, lambda order: domain.expire(order, now=now), context)
         return OrderChange(committed, committed.state)
+
+    async def _orders(self, order_numbers: Iterable[int]) -> dict[int, OrderState]:
+        """Their writer's states, read together (one batch of the partition's writer)."""
+        numbers = list(order_numbers)
+        loaded = await asyncio.gather(
+            *(self.store.load(ORDER, domain.order_aggregate_id(number)) for number in numbers)
+        )
+        return {number: order.state for number, order in zip(numbers, loaded, strict=True)}
 
     async def order(self, order_number: int) -> OrderState:
         try:

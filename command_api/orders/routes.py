@@ -168,19 +168,6 @@ async def order_refunded(
     return _order_answer(change, response)
 
 
-@router.post("/internal/orders/{order_number}/payment-failed", tags=["internal"])
-async def payment_failed(
-    order_number: OrderNumber,
-    handlers: Handlers,
-    context: Context,
-    response: Response,
-    service: CurrentService,
-) -> dict[str, Any]:
-    """The order's payment failed: the order is cancelled and its stock released."""
-    change = await handlers.payment_failed(order_number, context, datetime.now(UTC))
-    return _order_answer(change, response)
-
-
 @router.post("/internal/orders/{order_number}/expire", tags=["internal"])
 async def expire_order(
     order_number: OrderNumber,

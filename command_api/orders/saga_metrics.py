@@ -7,9 +7,16 @@ from prometheus_client import Counter, start_http_server
 
 STEPS = Counter(
     "saga_steps_total",
-    "Steps the order saga took, by step (command_api/orders/saga.py STEPS) and outcome: done, refused "
-    "(a command side refused it for good; skipped) or failed (an error that stops the runner)",
+    "Steps the order saga took, by step (command_api/orders/saga.py STEPS) and outcome: done, "
+    "dead_lettered (refused for good, or unavailable past its retries), failed (an unexpected error; "
+    "dead-lettered too) or retried_later (an expiry the next sweep tries again)",
     ["step", "outcome"],
+)
+DEAD_LETTERS = Counter(
+    "saga_dead_letters_total",
+    "Records the order saga put in its dead letters: parked (its step failed) or waiting_behind (an "
+    "earlier step of its order is parked)",
+    ["kind"],
 )
 
 

@@ -1,5 +1,5 @@
-"""The payments command side's wiring: the gateway (Stripe when a secret key is set, else the
-simulated one), the replica of the orders, and the event store."""
+"""The payments command side's wiring: the gateway (Settings.chosen_payment_gateway: Stripe, or the
+simulated one in local mode only), the replica of the orders, and the event store."""
 
 from __future__ import annotations
 
@@ -11,16 +11,18 @@ import psycopg_pool
 from fastapi import FastAPI
 
 from command_api.payments import domain, gateway
-from command_api.payments.domain import PAYMENT
+from command_api.payments.domain import PAYMENT, PAYMENT_REQUEST
 from command_api.payments.handlers import OrderNotFound, PaymentsHandlers
-from command_api.payments.routes import router
+from command_api.payments.routes import router, simulated_gateway_router
 from command_api.payments.simulated_gateway import SimulatedGateway, UnknownTestCard
 from command_api.payments.stripe_gateway import BadWebhook, StripeGateway
 from command_api.service import EVENT_STORE_ERRORS, command_side, install_command_routes
 from config.settings import Settings
 from event_schemas import topics
+from event_schemas.money import AmountNotInCurrency
 from read_models.log_ends import LogEnds
 from read_models.pool import Pool, make_pool
+from web.routing import add_routes
 
 DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     OrderNotFound: (404, "order_not_found"),
@@ -29,6 +31,7 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     domain.OrderNotPayable: (409, "order_not_payable"),
     domain.IntentMismatch: (409, "intent_mismatch"),
     domain.RefundNotAllowed: (409, "refund_not_allowed"),
+    AmountNotInCurrency: (409, "amount_not_in_currency"),  # an order total no gateway can charge
     UnknownTestCard: (422, "unknown_test_card"),
     BadWebhook: (400, "bad_webhook"),
     gateway.GatewayUnavailable: (503, "gateway_unavailable"),
@@ -41,7 +44,7 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
 
 
 def payment_gateway(settings: Settings, database: Pool) -> gateway.PaymentGateway:
-    if settings.stripe_secret_key:
+    if settings.chosen_payment_gateway() == "stripe":
         return StripeGateway(
             settings.stripe_secret_key,
             settings.stripe_publishable_key,
@@ -58,7 +61,7 @@ async def payments_command_side(app: FastAPI, settings: Settings) -> AsyncIterat
     log_ends = LogEnds(settings.kafka_bootstrap_servers)
     try:
         async with command_side(
-            app, settings, context="payments", topic=topics.PAYMENTS, kinds=[PAYMENT]
+            app, settings, context="payments", topic=topics.PAYMENTS, kinds=[PAYMENT, PAYMENT_REQUEST]
         ) as store:
             app.state.payments_handlers = PaymentsHandlers(
                 store,
@@ -77,4 +80,10 @@ async def payments_command_side(app: FastAPI, settings: Settings) -> AsyncIterat
 
 
 def install_command_side(app: FastAPI, settings: Settings) -> None:
+    """The routes, once the gateway is known to be usable: a payments service that may not run its gateway
+    (production without a Stripe key) fails here, before it listens. The simulated gateway's routes
+    exist only where it runs."""
+    chosen = settings.chosen_payment_gateway()
     install_command_routes(app, router, settings)
+    if chosen == "simulated":
+        add_routes(app, simulated_gateway_router)

@@ -1,9 +1,12 @@
 """The Payment aggregate (`payment-<order number>`, one per order): pure decisions and the fold.
 
 A payment is initiated once per order (a retry answers the same intent), for the order's exact total
-in minor units; the gateway's verdict is recorded once, whether it arrives by verify-payment or by a
-webhook (each webhook event is recorded once, by Stripe's event id); refunds are recorded once per
-gateway refund and never exceed what was paid.
+in minor units. As with Stripe, a declined attempt is not the end: the intent waits for another card
+until the order's deadline, and each decline is recorded once (by the gateway's attempt). The success
+is recorded once, whether it arrives by verify-payment or by a webhook, even after declines; a success
+the shop cannot honour (the order ended meanwhile) is refunded by the saga. Refunds are recorded once
+per gateway refund id, whoever reports them (the admin's request, a webhook), decided here against the
+refunds already recorded, so no refund is ever counted twice.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from event_schemas.payments import (
     PaymentFailed,
     PaymentInitiated,
     PaymentRefunded,
+    PaymentRequested,
     PaymentSucceeded,
     RefundedUnits,
 )
 
+# "failed": the last attempt was declined; the payment can still succeed with another card.
 PaymentStatus = Literal["initiated", "succeeded", "failed"]
 
 
@@ -76,6 +81,8 @@ class PaymentState:
     refund_ids: frozenset[str] = frozenset()
     refunded_units: Mapping[int, int] = field(default_factory=dict)
     gateway_events: frozenset[str] = frozenset()
+    declined_attempts: frozenset[str] = frozenset()
+    last_failure: str | None = None
 
     @property
     def initiated(self) -> bool:
@@ -111,7 +118,13 @@ def _succeeded(event: PaymentSucceeded, state: PaymentState) -> PaymentState:
 
 @_apply.register
 def _failed(event: PaymentFailed, state: PaymentState) -> PaymentState:
-    return replace(state, status="failed", gateway_events=_seen(state, event.gateway_event_id))
+    return replace(
+        state,
+        status="failed",
+        gateway_events=_seen(state, event.gateway_event_id),
+        declined_attempts=state.declined_attempts | {event.attempt_id},
+        last_failure=event.reason,
+    )
 
 
 @_apply.register
@@ -132,7 +145,7 @@ def evolve(state: PaymentState, event: Event) -> PaymentState:
     return _apply(event, state)
 
 
-PAYMENT = AggregateKind[PaymentState](name="Payment", initial=PaymentState(), evolve=evolve)
+PAYMENT = AggregateKind[PaymentState](name="Payment", initial=PaymentState(), evolve=evolve, state_version=2)
 
 
 def payment_aggregate_id(order_number: int) -> str:
@@ -144,11 +157,10 @@ def amount_due(order: OrderToPay) -> int:
 
 
 def check_payable(payment: PaymentState, order: OrderToPay) -> None:
-    """Before asking the gateway for an intent: a confirmed order not paid (nor being paid) yet."""
-    if payment.status == "succeeded" or order.status == "paid":
+    """Before answering an intent: a confirmed order not paid yet. A declined attempt leaves the order
+    payable (the same intent, another card) until its deadline."""
+    if payment.status == "succeeded" or order.status in ("paid", "refunded"):
         raise OrderNotPayable(f"order {order.order_number} is paid already")
-    if payment.status == "failed":
-        raise OrderNotPayable(f"the payment of order {order.order_number} failed; the order is cancelled")
     if order.status != "confirmed":
         raise OrderNotPayable(
             f"order {order.order_number} is {order.status}; only a confirmed order can be paid"
@@ -182,14 +194,15 @@ def initiate(
 def record_outcome(
     payment: Loaded[PaymentState], *, intent: Intent, gateway_event_id: str | None, now: datetime
 ) -> list[Event]:
-    """The gateway's verdict on the intent, once: succeeded or failed; anything else (still
-    processing, waiting for the customer) decides nothing."""
+    """The gateway's verdict on the intent: its success once (after any number of declines), and
+    each declined attempt once; anything else (still processing, waiting for the customer) decides
+    nothing. Nothing follows a success: a report of an older decline arriving late changes nothing."""
     state = payment.state
     if not state.initiated:
         raise PaymentNotFound("no payment for this order")
     if intent.intent_id != state.intent_id:
         raise IntentMismatch("this intent belongs to another payment")
-    if state.status != "initiated" or (
+    if state.status == "succeeded" or (
         gateway_event_id is not None and gateway_event_id in state.gateway_events
     ):
         return []
@@ -203,8 +216,12 @@ def record_outcome(
     }
     if intent.succeeded:
         return [PaymentSucceeded(**envelope, amount_minor=state.amount_minor)]
-    if intent.failed:
-        return [PaymentFailed(**envelope, reason=(intent.failure or intent.status)[:500])]
+    if intent.failed and intent.attempt_id not in state.declined_attempts:
+        return [
+            PaymentFailed(
+                **envelope, attempt_id=intent.attempt_id, reason=(intent.failure or intent.status)[:500]
+            )
+        ]
     return []
 
 
@@ -216,9 +233,17 @@ class RefundPlan:
 
 def plan_refund(payment: PaymentState, order: OrderToPay, wanted: Mapping[int, int] | None) -> RefundPlan:
     """What a refund of these units (all that is left, if None) gives back: their price at the order,
-    in minor units. Units already refunded cannot be refunded again."""
+    in minor units. Units already refunded cannot be refunded again. A payment whose order was never
+    paid (it succeeded after the order had ended) gives all of it back and no units: the order's units
+    were released when it ended, so none are taken to come back."""
     if payment.status != "succeeded":
         raise RefundNotAllowed("only a paid order can be refunded")
+    if order.status not in ("paid", "refunded"):
+        if wanted is not None:
+            raise RefundNotAllowed(
+                f"order {order.order_number} is {order.status}: its payment is refunded whole, without lines"
+            )
+        return plan_unclaimed_refund(payment)
     left = {
         product_id: ordered - payment.refunded_units.get(product_id, 0)
         for product_id, (ordered, _) in order.lines.items()
@@ -259,14 +284,15 @@ def refund(
     gateway_event_id: str | None,
     now: datetime,
 ) -> list[Event]:
-    """Record a refund the gateway made, once per refund; never more than was paid in total."""
+    """Record a refund the gateway made, once per gateway refund id, whoever reports it first (the
+    admin's request or a webhook). The gateway has paid it out, so it is a fact to record, never
+    refused: what may be refunded was decided before asking the gateway (`plan_refund`), and the
+    gateway itself refuses more than was captured."""
     state = payment.state
     if state.status != "succeeded":
         raise RefundNotAllowed("only a paid order can be refunded")
     if refunded.refund_id in state.refund_ids:
         return []
-    if state.refunded_minor + refunded.amount_minor > state.amount_minor:
-        raise RefundNotAllowed("a refund cannot exceed what is left of the payment")
     return [
         PaymentRefunded(
             aggregate_id=payment.aggregate_id,
@@ -277,7 +303,43 @@ def refund(
             refund_id=refunded.refund_id,
             amount_minor=refunded.amount_minor,
             units=units,
-            fully=state.refunded_minor + refunded.amount_minor == state.amount_minor,
+            fully=state.refunded_minor + refunded.amount_minor >= state.amount_minor,
             gateway_event_id=gateway_event_id,
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class PaymentRequestState:
+    """The order a create-payment Idempotency-Key was first used for (0: not used yet)."""
+
+    order_number: int = 0
+
+
+def _evolve_request(state: PaymentRequestState, event: Event) -> PaymentRequestState:
+    return PaymentRequestState(event.order_number) if isinstance(event, PaymentRequested) else state
+
+
+PAYMENT_REQUEST = AggregateKind[PaymentRequestState](
+    name="PaymentRequest", initial=PaymentRequestState(), evolve=_evolve_request
+)
+
+
+def payment_request_id(scoped_key: str) -> str:
+    return f"payment-request-{scoped_key}"
+
+
+def claim_request(request: Loaded[PaymentRequestState], *, order_number: int, now: datetime) -> list[Event]:
+    """Claim the key for this order. The store answers a retry of the same request with its first
+    outcome and refuses the key with another request (its fingerprint differs) while it remembers
+    the key; past that window the key may start a new request, as Stripe's keys may."""
+    if request.state.order_number == order_number:
+        return []
+    return [
+        PaymentRequested(
+            aggregate_id=request.aggregate_id,
+            aggregate_version=request.version + 1,
+            occurred_at=now,
+            order_number=order_number,
         )
     ]

@@ -3,6 +3,7 @@ gateway that stands in for it locally). Amounts are integer minor units."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,6 +34,12 @@ class Intent:
     currency: str  # upper case, like everywhere else here
     order_number: int | None  # from the intent's metadata
     failure: str | None = None  # the last payment error's message, if a payment attempt failed
+    # Names the last payment attempt (Stripe's charge), so that each decline is recorded once.
+    attempt: str | None = None
+
+    @property
+    def attempt_id(self) -> str:
+        return self.attempt or f"{self.intent_id}:{self.status}:{self.failure or ''}"[:255]
 
     @property
     def succeeded(self) -> bool:
@@ -53,6 +60,21 @@ class Refund:
     amount_minor: int
 
 
+@dataclass(frozen=True)
+class GatewayPayment:
+    """What the gateway holds for one intent: the money it captured, and each refund it made of it.
+    Reconciliation compares it with what the log recorded."""
+
+    intent: Intent
+    captured_minor: int
+    refunds: tuple[Refund, ...]
+
+    @property
+    def refunded(self) -> tuple[Refund, ...]:
+        """The refunds that gave money back, or will (not failed or canceled)."""
+        return tuple(refund for refund in self.refunds if refund.status not in ("failed", "canceled"))
+
+
 class PaymentGateway(Protocol):
     @property
     def name(self) -> Gateway: ...
@@ -71,3 +93,11 @@ class PaymentGateway(Protocol):
     async def retrieve_intent(self, intent_id: str) -> Intent: ...
 
     async def refund(self, *, intent_id: str, amount_minor: int, idempotency_key: str) -> Refund: ...
+
+    async def refunds_of(self, intent_id: str) -> list[Refund]:
+        """Every refund the gateway made of the intent's payment."""
+        ...
+
+    def payments(self) -> AsyncIterator[GatewayPayment]:
+        """Every intent this account holds, with its money (paged through, for reconciliation)."""
+        ...

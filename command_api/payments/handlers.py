@@ -13,6 +13,7 @@ from command_api.payments import domain
 from command_api.payments.domain import PAYMENT, OrderToPay, PaymentState, payment_aggregate_id
 from command_api.payments.gateway import Intent, IntentNotFound, PaymentGateway, Refund
 from event_schemas.money import Money
+from event_schemas.payments import RefundedUnits
 from read_models.log_ends import LogEnds, caught_up
 from read_models.payments import PAYABLE_ORDERS, PAYMENTS, order_of_intent, payable_order
 from read_models.pool import Pool
@@ -28,6 +29,8 @@ class PaymentAnswer:
     order: OrderToPay
     payment: PaymentState
     intent: Intent
+    # A retry of a request with the same Idempotency-Key: answered as the first one was.
+    replayed: bool = False
 
 
 @dataclass
@@ -64,13 +67,26 @@ class PaymentsHandlers:
     async def create_payment(
         self, customer_id: int, order_number: int, context: CommandContext, now: datetime
     ) -> PaymentAnswer:
+        """The order's intent, made once; asked again (after a decline, say), the same intent. With an
+        Idempotency-Key, the key is claimed for this order first: the same key for another order is
+        refused, and a retry is answered as the first request was, whatever happened since."""
         order = await self._order(customer_id, order_number)
+        replayed = False
+        if context.idempotency_key is not None:
+            claimed = await self.store.execute(
+                domain.PAYMENT_REQUEST,
+                domain.payment_request_id(context.idempotency_key),
+                lambda request: domain.claim_request(request, order_number=order_number, now=now),
+                context,
+            )
+            replayed = claimed.replayed
         payment = await self._payment(order_number)
-        if (
-            payment.status == "initiated"
-        ):  # the same intent again (its client secret is the gateway's to tell)
-            return PaymentAnswer(order, payment, await self.gateway.retrieve_intent(payment.intent_id))
-        domain.check_payable(payment, order)  # paid, or failed and cancelled: nothing more to pay
+        if payment.initiated:  # the same intent again (its client secret is the gateway's to tell)
+            if not replayed:
+                domain.check_payable(payment, order)
+            intent = await self.gateway.retrieve_intent(payment.intent_id)
+            return PaymentAnswer(order, payment, intent, replayed)
+        domain.check_payable(payment, order)
         intent = await self.gateway.create_intent(
             amount_minor=domain.amount_due(order),
             currency=order.total.currency,
@@ -86,7 +102,7 @@ class PaymentsHandlers:
             ),
             context,
         )
-        return PaymentAnswer(order, committed.state, intent)
+        return PaymentAnswer(order, committed.state, intent, replayed)
 
     async def verify_payment(
         self, customer_id: int, intent_id: str, context: CommandContext, now: datetime
@@ -129,16 +145,27 @@ class PaymentsHandlers:
             amount_minor=plan.amount_minor,
             idempotency_key=f"{self.namespace}:refund:order-{order_number}:{len(payment.refund_ids) + 1}",
         )
+        return await self._record_refund(order_number, refunded, plan.units, None, context, now), refunded
+
+    async def _record_refund(
+        self,
+        order_number: int,
+        refunded: Refund,
+        units: tuple[RefundedUnits, ...],
+        gateway_event_id: str | None,
+        context: CommandContext,
+        now: datetime,
+    ) -> PaymentState:
         committed = await self.store.execute(
             PAYMENT,
             payment_aggregate_id(order_number),
             lambda loaded: domain.refund(
-                loaded, refunded=refunded, units=plan.units, gateway_event_id=None, now=now
+                loaded, refunded=refunded, units=units, gateway_event_id=gateway_event_id, now=now
             ),
             context,
         )
         state: PaymentState = committed.state
-        return state, refunded
+        return state
 
     async def refund_unclaimed(
         self, order_number: int, context: CommandContext, now: datetime
@@ -155,15 +182,15 @@ class PaymentsHandlers:
     async def record_refund_webhook(
         self,
         intent_id: str,
-        amount_refunded: int,
+        refunds: list[Refund],
         gateway_event_id: str,
         context: CommandContext,
         now: datetime,
     ) -> PaymentState | None:
-        """Stripe says how much of a charge is refunded in all (`charge.refunded`). What this system
-        refunded itself is recorded already; the rest (a refund made in Stripe's dashboard, say) is
-        recorded now as one refund, for money only: which units came back is not known, so stock
-        does not move."""
+        """Refunds the gateway reports (one made in Stripe's dashboard, say, or this system's own
+        reported back), each recorded once by its refund id, decided inside the aggregate: a refund
+        this system recorded when it asked for it is not counted again. Which units came back is not
+        known here, so stock does not move."""
         order_number = await read_again_once_caught_up(
             lambda: order_of_intent(self.replica, intent_id),
             missed=lambda number: number is None,
@@ -174,23 +201,13 @@ class PaymentsHandlers:
         if order_number is None:
             return None
         payment = await self._payment(order_number)
-        missing = amount_refunded - payment.refunded_minor
-        if payment.intent_id != intent_id or missing <= 0 or gateway_event_id in payment.gateway_events:
+        if payment.intent_id != intent_id:
             return None
-        committed = await self.store.execute(
-            PAYMENT,
-            payment_aggregate_id(order_number),
-            lambda loaded: domain.refund(
-                loaded,
-                refunded=Refund(gateway_event_id, "succeeded", missing),
-                units=(),
-                gateway_event_id=gateway_event_id,
-                now=now,
-            ),
-            context,
-        )
-        state: PaymentState = committed.state
-        return state
+        for refunded in refunds:
+            if refunded.status in ("failed", "canceled"):
+                continue
+            payment = await self._record_refund(order_number, refunded, (), gateway_event_id, context, now)
+        return payment
 
     async def _record_outcome(
         self,
@@ -222,6 +239,22 @@ class PaymentsHandlers:
         if not payment.initiated or payment.intent_id != intent.intent_id:
             return None
         return await self._record_outcome(intent.order_number, intent, gateway_event_id, context, now)
+
+    async def reconcile(self, order_number: int, context: CommandContext, now: datetime) -> PaymentState:
+        """Catch the log up with the gateway (reconciliation's repair): the intent's verdict, and every
+        refund the gateway made that the payment does not hold, recorded once each (money only: which
+        units a refund was for is not known here). The saga takes it from there."""
+        payment = await self._payment(order_number)
+        if not payment.initiated:
+            raise domain.PaymentNotFound("no payment for this order")
+        intent = await self.gateway.retrieve_intent(payment.intent_id)
+        state = await self._record_outcome(order_number, intent, None, context, now)
+        if state.status != "succeeded":
+            return state
+        for refunded in await self.gateway.refunds_of(payment.intent_id):
+            if refunded.status not in ("failed", "canceled") and refunded.refund_id not in state.refund_ids:
+                state = await self._record_refund(order_number, refunded, (), None, context, now)
+        return state
 
     async def _payment(self, order_number: int) -> PaymentState:
         """The order's payment as its writer knows it now."""

@@ -1,5 +1,6 @@
 """HTTP routes of the payments command side: the seed's create-payment and verify-payment for the
-order's own customer, and the simulated gateway's stand-in for Stripe.js."""
+order's own customer, and the simulated gateway's stand-in for Stripe.js (on a router of its own,
+served only where the simulated gateway runs)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,16 @@ from command_api.http import Context
 from command_api.payments.commands import ConfirmSimulatedPayment, CreatePayment, RefundOrder
 from command_api.payments.handlers import PaymentAnswer, PaymentsHandlers
 from command_api.payments.simulated_gateway import SimulatedGateway
-from command_api.payments.stripe_gateway import intent_from_stripe, verified_webhook
+from command_api.payments.stripe_gateway import intent_from_stripe, refunds_from_stripe, verified_webhook
 from event_schemas.money import amount_text
 from web.errors import error_responses
 
 router = APIRouter(tags=["payments"], responses=error_responses(400, 401, 403, 404, 409, 413, 422, 502, 503))
+# Anyone who holds an intent's client secret pays it with a test card here: mounted only with the simulated
+# gateway, which production never runs (command_api/payments/app.py).
+simulated_gateway_router = APIRouter(
+    tags=["simulated gateway"], responses=error_responses(400, 401, 403, 404, 409, 413, 422, 502, 503)
+)
 
 
 async def get_handlers(request: Request) -> PaymentsHandlers:
@@ -52,6 +58,8 @@ async def create_payment(
     same one however often this is called)."""
     answer = await handlers.create_payment(customer.user_id, command.order_number, context, datetime.now(UTC))
     response.headers["Cache-Control"] = "no-store"  # the answer holds the intent's client secret
+    if answer.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return {
         "message": "Payment Successful",
         "data": {
@@ -73,17 +81,20 @@ async def verify_payment(
     context: Context,
     customer: CurrentCustomer,
 ) -> dict[str, Any]:
-    """Ask the gateway how the caller's payment stands, and record the verdict (once)."""
+    """Ask the gateway how the caller's payment stands, and record the verdict (once). After a
+    decline (`status` "failed", `failure` says why) the order stays payable: pay the same intent
+    with another card until the order's deadline."""
     answer = await handlers.verify_payment(customer.user_id, intent_id, context, datetime.now(UTC))
     return {
         "message": "Payment Verification Completed",
         "orderNumber": answer.order.order_number,
         "status": answer.payment.status,
         "intentStatus": answer.intent.status,
+        "failure": answer.intent.failure if answer.payment.status == "failed" else None,
     }
 
 
-@router.post("/simulated-gateway/payment_intents/{intent_id}/confirm", tags=["simulated gateway"])
+@simulated_gateway_router.post("/simulated-gateway/payment_intents/{intent_id}/confirm")
 async def confirm_simulated_payment(
     intent_id: Annotated[str, Path(pattern=r"^pi_[A-Za-z0-9_]{1,200}$")],
     command: ConfirmSimulatedPayment,
@@ -99,6 +110,8 @@ async def confirm_simulated_payment(
 
 
 HANDLED_WEBHOOKS = frozenset({"payment_intent.succeeded", "payment_intent.payment_failed"})
+# Events whose object is one Refund; `charge.refunded` carries a Charge, with its refunds when expanded.
+REFUND_WEBHOOKS = frozenset({"refund.created", "refund.updated", "charge.refund.updated"})
 
 
 @router.post("/webhooks/stripe", tags=["webhooks"])
@@ -111,10 +124,12 @@ async def stripe_webhook(request: Request, handlers: Handlers, context: Context)
             status.HTTP_404_NOT_FOUND, "webhooks are not configured (COMMERCE_STRIPE_WEBHOOK_SECRET)"
         )
     event = verified_webhook(await request.body(), request.headers.get("stripe-signature"), secret)
-    if event.type == "charge.refunded":
-        charge = event.data.object
+    if event.type in REFUND_WEBHOOKS or event.type == "charge.refunded":
+        intent_id, refunds = refunds_from_stripe(event.type, event.data.object)
+        if intent_id is None or not refunds:
+            return {"received": True, "handled": False}
         recorded = await handlers.record_refund_webhook(
-            str(charge.payment_intent), int(charge.amount_refunded), event.id, context, datetime.now(UTC)
+            intent_id, refunds, event.id, context, datetime.now(UTC)
         )
         return {"received": True, "handled": recorded is not None}
     if event.type not in HANDLED_WEBHOOKS:
@@ -158,6 +173,24 @@ async def refund_unclaimed(
     payment = await handlers.refund_unclaimed(order_number, context, datetime.now(UTC))
     return {
         "orderNumber": order_number,
+        "refundedTotal": payment.refunded_minor,
+        "paid": payment.amount_minor,
+    }
+
+
+@router.post("/internal/payments/{order_number}/reconcile", tags=["internal"])
+async def reconcile_payment(
+    order_number: Annotated[int, Path(gt=0, le=2**53)],
+    handlers: Handlers,
+    context: Context,
+    service: CurrentService,
+) -> dict[str, Any]:
+    """Reconciliation's repair (`python -m payments reconcile --repair`): record what the gateway did
+    with the order's payment and the log does not hold yet (its success, its refunds)."""
+    payment = await handlers.reconcile(order_number, context, datetime.now(UTC))
+    return {
+        "orderNumber": order_number,
+        "status": payment.status,
         "refundedTotal": payment.refunded_minor,
         "paid": payment.amount_minor,
     }

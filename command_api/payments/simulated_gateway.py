@@ -15,11 +15,12 @@ like a payment provider's would, not in the log.
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
 from typing import Any
 
 from psycopg import errors
 
-from command_api.payments.gateway import GatewayError, Intent, IntentNotFound, Refund
+from command_api.payments.gateway import GatewayError, GatewayPayment, Intent, IntentNotFound, Refund
 from event_schemas.payments import Gateway
 from read_models.pool import Pool
 
@@ -37,6 +38,7 @@ CREATE TABLE IF NOT EXISTS simulated_payment_intents (
     refunded_minor  bigint NOT NULL DEFAULT 0,
     created_at      timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE simulated_payment_intents ADD COLUMN IF NOT EXISTS attempts integer NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS simulated_refunds (
     id              text PRIMARY KEY,
     idempotency_key text NOT NULL UNIQUE,
@@ -49,7 +51,7 @@ SUCCEEDING_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"
 
 SELECT_INTENT = (
-    "SELECT id, client_secret, status, amount_minor, currency, order_number, failure"
+    "SELECT id, client_secret, status, amount_minor, currency, order_number, failure, attempts"
     " FROM simulated_payment_intents WHERE "
 )
 
@@ -67,6 +69,7 @@ def _intent(row: dict[str, Any]) -> Intent:
         currency=row["currency"],
         order_number=row["order_number"],
         failure=row["failure"],
+        attempt=f"{row['id']}:attempt-{row['attempts']}" if row["attempts"] else None,
     )
 
 
@@ -141,7 +144,7 @@ class SimulatedGateway:
             )
         async with self._pool.connection() as conn:
             await conn.execute(
-                "UPDATE simulated_payment_intents SET status = %s, failure = %s"
+                "UPDATE simulated_payment_intents SET status = %s, failure = %s, attempts = attempts + 1"
                 " WHERE id = %s AND status <> 'succeeded'",
                 (status, failure, intent_id),
             )
@@ -173,3 +176,30 @@ class SimulatedGateway:
             except errors.UniqueViolation as error:  # the same refund, asked twice at once
                 raise GatewayError("this refund is being made already") from error
         return Refund(refund_id, "succeeded", amount_minor)
+
+    async def refunds_of(self, intent_id: str) -> list[Refund]:
+        await self.ensure_schema()
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT id, amount_minor FROM simulated_refunds WHERE intent_id = %s ORDER BY id",
+                (intent_id,),
+            )
+            return [Refund(row["id"], "succeeded", row["amount_minor"]) for row in await cursor.fetchall()]
+
+    async def payments(self) -> AsyncIterator[GatewayPayment]:
+        """Its own records, as Stripe's list API would give them."""
+        await self.ensure_schema()
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(SELECT_INTENT + "true ORDER BY created_at, id")
+            intents = [_intent(row) for row in await cursor.fetchall()]
+            cursor = await conn.execute(
+                "SELECT id, intent_id, amount_minor FROM simulated_refunds ORDER BY id"
+            )
+            refunds: dict[str, list[Refund]] = {}
+            for row in await cursor.fetchall():
+                refunds.setdefault(row["intent_id"], []).append(
+                    Refund(row["id"], "succeeded", row["amount_minor"])
+                )
+        for intent in intents:
+            captured = intent.amount_minor if intent.succeeded else 0
+            yield GatewayPayment(intent, captured, tuple(refunds.get(intent.intent_id, ())))

@@ -3,11 +3,19 @@ Stripe itself or any API base (stripe-mock in tests)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import stripe
 
-from command_api.payments.gateway import GatewayError, GatewayUnavailable, Intent, IntentNotFound, Refund
+from command_api.payments.gateway import (
+    GatewayError,
+    GatewayPayment,
+    GatewayUnavailable,
+    Intent,
+    IntentNotFound,
+    Refund,
+)
 from event_schemas.payments import Gateway
 
 
@@ -25,7 +33,36 @@ def intent_from_stripe(resource: Any) -> Intent:
         currency=str(intent["currency"]).upper(),
         order_number=int(order) if order.isdigit() else None,
         failure=None if not error else str(error.get("message") or error.get("code") or "declined"),
+        attempt=_attempt(intent, error),
     )
+
+
+def _attempt(intent: dict[str, Any], error: dict[str, Any] | None) -> str | None:
+    """The charge of the intent's last attempt: a declined one is named in the payment error."""
+    charge = (error or {}).get("charge") or intent.get("latest_charge")
+    if isinstance(charge, dict):
+        charge = charge.get("id")
+    return str(charge) if charge else None
+
+
+def refunds_from_stripe(event_type: str, resource: Any) -> tuple[str | None, list[Refund]]:
+    """The intent and the refunds a webhook event reports: one Refund object (`refund.*`,
+    `charge.refund.updated`), or the refunds a Charge lists (`charge.refunded`; Stripe lists them only
+    when expanded, so the `refund.*` events are the ones to subscribe to)."""
+    document: dict[str, Any] = resource.to_dict()
+    if event_type == "charge.refunded":
+        listed = (document.get("refunds") or {}).get("data") or []
+    else:
+        listed = [document]
+    refunds = [
+        Refund(str(refund["id"]), str(refund.get("status") or ""), int(refund["amount"]))
+        for refund in listed
+        if refund.get("id") and refund.get("amount")
+    ]
+    intent = document.get("payment_intent")
+    if isinstance(intent, dict):
+        intent = intent.get("id")
+    return (str(intent) if intent else None), refunds
 
 
 class StripeGateway:
@@ -73,6 +110,25 @@ class StripeGateway:
             )
         )
         return Refund(refund.id, refund.status or "", int(refund.amount))
+
+    async def refunds_of(self, intent_id: str) -> list[Refund]:
+        page = await self._call(
+            self._client.v1.refunds.list_async(params={"payment_intent": intent_id, "limit": 100})
+        )
+        return [
+            Refund(refund.id, refund.status or "", int(refund.amount))
+            async for refund in page.auto_paging_iter()
+        ]
+
+    async def payments(self) -> AsyncIterator[GatewayPayment]:
+        """Every PaymentIntent of the account, a page of 100 at a time (Stripe's list API), with the
+        refunds of those that captured money."""
+        page = await self._call(self._client.v1.payment_intents.list_async(params={"limit": 100}))
+        async for resource in page.auto_paging_iter():
+            intent = intent_from_stripe(resource)
+            captured = int(resource.get("amount_received") or 0)
+            refunds = tuple(await self.refunds_of(intent.intent_id)) if captured else ()
+            yield GatewayPayment(intent, captured, refunds)
 
     @staticmethod
     async def _call(request: Any) -> Any:

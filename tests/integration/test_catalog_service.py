@@ -75,6 +75,79 @@ def test_money_is_exact_end_to_end(catalog_service: HttpService, admin_token: st
     assert get_product(catalog_service.url, cheap["id"], consistency).json()["price"] == "0.10"
 
 
+@pytest.mark.parametrize(
+    "price",
+    [
+        '"1e2"',
+        '"1_000"',
+        '"\u0661\u0660\u0660"',
+        '" 9.99"',
+        '"+5"',
+        '".5"',
+        '"19.999"',
+        "1e2",
+        "1.5e1",
+        "19.990",
+    ],
+)
+def test_a_price_not_written_as_ascii_digits_with_at_most_two_decimals_is_a_422_naming_it(
+    catalog_service: HttpService, admin_token: str, price: str
+) -> None:
+    """Each as the body's own text: a JSON string, or a JSON number judged by how it is written."""
+    body = '{"name": "Priced", "description": "oddly", "price": ' + price + ', "stock": 1}'
+    response = httpx.post(
+        f"{catalog_service.url}/products",
+        content=body.encode(),
+        headers=bearer(admin_token) | {"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "validation_error"
+    assert [(d["field"], d["type"]) for d in response.json()["details"]] == [("price", "price_format")]
+
+
+def test_a_price_as_ascii_digits_is_taken_exactly_as_a_string_or_a_json_number(
+    catalog_service: HttpService, admin_token: str
+) -> None:
+    assert created(catalog_service.url, admin_token, price="9.99")[0]["price"] == "9.99"
+    body = b'{"name": "Priced", "description": "as a number", "price": 9.99, "stock": 1}'
+    number = httpx.post(
+        f"{catalog_service.url}/products",
+        content=body,
+        headers=bearer(admin_token) | {"Content-Type": "application/json"},
+    )
+    assert number.status_code == 201, number.text
+    assert number.json()["price"] == "9.99"
+
+
+def test_a_zero_decimal_currency_takes_whole_prices_only_on_create_and_update(
+    catalog_service: HttpService, admin_token: str
+) -> None:
+    refused = create_product(catalog_service.url, admin_token, price="19.99", currency="JPY")
+    assert refused.status_code == 422, refused.text
+    expected = {
+        "message": "Invalid request: price: 19.99 is not an amount of JPY: JPY takes whole amounts only",
+        "error": "validation_error",
+        "details": [
+            {
+                "field": "price",
+                "message": "19.99 is not an amount of JPY: JPY takes whole amounts only",
+                "type": "amount_not_in_currency",
+            }
+        ],
+    }
+    assert refused.json() == expected
+    product, _ = created(catalog_service.url, admin_token, price="1999", currency="JPY")
+    assert (product["price"], product["currency"]) == ("1999.00", "JPY")
+    url = f"{catalog_service.url}/products/{product['id']}"
+    patched = httpx.patch(url, json={"price": "19.99"}, headers=bearer(admin_token))
+    assert patched.status_code == 422, patched.text
+    assert patched.json() == expected  # the same answer, though only the stored product knows its currency
+    repriced = httpx.patch(url, json={"price": "2500"}, headers=bearer(admin_token))
+    assert repriced.status_code == 200, repriced.text
+    read = get_product(catalog_service.url, product["id"], repriced.headers["X-Consistency-Token"]).json()
+    assert (read["price"], read["currency"]) == ("2500.00", "JPY")
+
+
 def test_patch_changes_only_what_it_names(catalog_service: HttpService, admin_token: str) -> None:
     product, _ = created(catalog_service.url, admin_token, description="Before", stock=4)
     response = httpx.patch(

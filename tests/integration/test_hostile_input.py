@@ -144,6 +144,11 @@ def test_a_body_in_another_content_type_is_refused_with_a_json_4xx(
         b'"price": 1e-400, "stock": 1',
         b'"price": 99999999999999999999, "stock": 1',
         b'"price": "0.001", "stock": 1',
+        b'"price": 1e2, "stock": 1',
+        b'"price": 1e99999999999999999999999999999999, "stock": 1',  # beyond Decimal's exponents
+        b'"price": "1e2", "stock": 1',
+        rb'"price": "\u0661\u0660\u0660", "stock": 1',  # Arabic-Indic digits, as JSON escapes
+        b'"price": "19.99", "stock": 1e99999999999999999999999999999999',
         b'"price": "19.99", "stock": 18446744073709551616',
         b'"price": "19.99", "stock": 1e309',
         b'"price": "19.99", "stock": -1',

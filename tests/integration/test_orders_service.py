@@ -3,6 +3,7 @@ customers who cannot see or touch each other's carts and orders."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,7 +25,7 @@ from tests.support.orders_client import (
     place_order,
     replica_knows,
 )
-from tests.support.processes import HttpService
+from tests.support.processes import HttpService, ServiceProcess
 from tests.support.users_client import bearer
 from tests.support.waiting import eventually
 
@@ -309,3 +310,60 @@ def test_an_admin_lists_every_customers_orders_in_one_status_and_a_customer_may_
     )
     refused = httpx.get(f"{orders_service.url}/orders", params={"scope": "all"}, headers=bearer(first))
     assert refused.status_code == 403
+
+
+# Two open orders and five units at most per customer.
+HOLDING_LIMITS = {"COMMERCE_MAX_OPEN_ORDERS_PER_CUSTOMER": "2", "COMMERCE_MAX_HELD_UNITS_PER_CUSTOMER": "5"}
+
+
+@pytest.fixture
+def limited(own_deployment: Deployment) -> Iterator[tuple[Deployment, HttpService, HttpService]]:
+    """The catalog's command side and an orders command side with tight holding limits, in a deployment
+    of their own (an instance forwards a command to its partition's owner, whose limits decide). No
+    saga: the orders stay pending, which is open."""
+    deployment = own_deployment
+    catalog = deployment.gateway("catalog", side="command")
+    orders = deployment.gateway("orders", side="command", env=HOLDING_LIMITS)
+    processes: list[ServiceProcess] = [catalog, orders, deployment.projector("orders-products")]
+    for process in processes:  # side by side: each takes seconds to start
+        ServiceProcess.start(process)
+    try:
+        catalog.wait_healthy()
+        orders.wait_healthy()
+        yield deployment, catalog, orders
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def test_a_customer_holds_no_more_open_orders_or_units_than_allowed_until_one_is_cancelled(
+    limited: tuple[Deployment, HttpService, HttpService],
+) -> None:
+    deployment, catalog, orders = limited
+    product, _ = created(catalog.url, deployment.admin_token(), stock=100)
+    replica_knows(deployment, product["id"])
+    customer = deployment.customer_token(new_customer_id())
+
+    def ordered(token: str, qty: int) -> httpx.Response:
+        assert add_to_cart(orders.url, token, product["id"], qty).status_code == 200
+        return place_order(orders.url, token)
+
+    first, second = ordered(customer, 1), ordered(customer, 1)
+    assert (first.status_code, second.status_code) == (200, 200), (first.text, second.text)
+    third = ordered(customer, 1)
+    assert (third.status_code, third.json()["error"]) == (409, "too_many_open_orders"), third.text
+    assert "(2): pay or cancel" in third.json()["message"]
+    cancelled = httpx.post(
+        f"{orders.url}/orders/{first.json()['orderNumber']}/cancel", headers=bearer(customer), timeout=30
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    again = place_order(orders.url, customer)  # the refused order's line is still in the cart
+    assert again.status_code == 200, again.text
+
+    buyer = deployment.customer_token(new_customer_id())
+    too_big = add_to_cart(orders.url, buyer, product["id"], 6)
+    assert (too_big.status_code, too_big.json()["error"]) == (409, "too_many_units_held"), too_big.text
+    assert ordered(buyer, 3).status_code == 200
+    over = ordered(buyer, 3)
+    assert (over.status_code, over.json()["error"]) == (409, "too_many_units_held"), over.text
+    assert "at most 5 units" in over.json()["message"]

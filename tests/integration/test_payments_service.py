@@ -1,5 +1,6 @@
 """A whole purchase over HTTP with the simulated gateway, against real Kafka and PostgreSQL: the
-payment is taken once, the order follows it, and the units leave stock (or return, if it fails)."""
+payment is taken once, the order follows it, and the units leave stock; a declined card leaves the
+order payable, and a payment the order can no longer take is refunded."""
 
 from __future__ import annotations
 
@@ -127,7 +128,14 @@ def test_a_paid_order_takes_the_units_out_of_stock_for_good_and_is_paid_once(
     assert paid_already.json()["error"] == "order_not_payable"
 
 
-def test_a_declined_payment_cancels_the_order_and_returns_its_units(
+def verify(payments: HttpService, token: str, intent_id: str) -> dict[str, Any]:
+    verified = httpx.post(f"{payments.url}/verify-payment/{intent_id}", headers=bearer(token), timeout=30)
+    assert verified.status_code == 200, verified.text
+    body: dict[str, Any] = verified.json()
+    return body
+
+
+def test_a_declined_card_leaves_the_order_payable_and_a_good_card_on_the_same_intent_pays_it(
     payments_service: HttpService,
     orders_service: HttpService,
     catalog_service: HttpService,
@@ -140,19 +148,108 @@ def test_a_declined_payment_cancels_the_order_and_returns_its_units(
     assert stock(catalog_service, product_id) == (3, 2, 5)
     data = create_payment(payments_service, customer, order_number).json()["data"]
     pay(payments_service, data, DECLINED)
-    verified = httpx.post(
-        f"{payments_service.url}/verify-payment/{data['intentId']}", headers=bearer(customer)
+    declined = verify(payments_service, customer, data["intentId"])
+    assert (declined["status"], declined["intentStatus"], declined["failure"]) == (
+        "failed",
+        "requires_payment_method",
+        "Your card was declined.",
     )
-    assert verified.json()["status"] == "failed", verified.text
     eventually(
-        lambda: get_order(orders_service.url, customer, order_number).json()["status"] == "cancelled",
+        lambda: payment_shown(payments_service, customer, order_number, "failed"),
         within=30,
-        what="the order cancelled",
+        what="the decline in the payments read model",
     )
+    again = create_payment(payments_service, customer, order_number)
+    assert again.status_code == 200, again.text
+    assert again.json()["data"]["intentId"] == data["intentId"]
+    assert get_order(orders_service.url, customer, order_number).json()["status"] == "confirmed"
+
+    pay(payments_service, data, PAYS)
+    paid = verify(payments_service, customer, data["intentId"])
+    assert (paid["status"], paid["intentStatus"], paid["failure"]) == ("succeeded", "succeeded", None)
+    eventually(
+        lambda: get_order(orders_service.url, customer, order_number).json()["status"] == "paid",
+        within=30,
+        what="the order paid",
+    )
+    eventually(lambda: stock(catalog_service, product_id) == (3, 0, 3), within=30, what="units out of stock")
+    log = committed_events(
+        deployment.servers.kafka_bootstrap, topics.in_namespace(deployment.namespace, topics.PAYMENTS)
+    )
+    mine = [event for event, _ in log if getattr(event, "order_number", None) == order_number]
+    assert [type(event).__name__ for event in mine] == [
+        "PaymentInitiated",
+        "PaymentFailed",
+        "PaymentSucceeded",
+    ]
+
+
+def test_a_success_the_order_can_no_longer_take_is_refunded_once_and_no_units_come_back(
+    payments_service: HttpService,
+    orders_service: HttpService,
+    catalog_service: HttpService,
+    deployment: Deployment,
+    admin_token: str,
+) -> None:
+    customer, order_number, product_id = confirmed_order(
+        orders_service, catalog_service, deployment, admin_token
+    )
+    data = create_payment(payments_service, customer, order_number).json()["data"]
+    pay(payments_service, data, DECLINED)
+    assert verify(payments_service, customer, data["intentId"])["status"] == "failed"
+    cancelled = httpx.post(f"{orders_service.url}/orders/{order_number}/cancel", headers=bearer(customer))
+    assert cancelled.status_code == 200, cancelled.text
     eventually(lambda: stock(catalog_service, product_id) == (5, 0, 5), within=30, what="units back in stock")
-    refused = create_payment(payments_service, customer, order_number)
-    assert refused.status_code == 409, refused.text
-    assert refused.json()["error"] == "order_not_payable"
+    # The customer's browser still had the card form open on the same intent.
+    pay(payments_service, data, PAYS)
+    assert verify(payments_service, customer, data["intentId"])["status"] == "succeeded"
+    refunded = eventually(
+        lambda: payment_shown(payments_service, customer, order_number, "refunded"),
+        within=30,
+        what="the late payment refunded",
+    )
+    assert (refunded["refundedMinor"], len(refunded["refunds"])) == (3998, 1)
+    assert get_order(orders_service.url, customer, order_number).json()["status"] == "cancelled"
+    # An admin's refund of what is left finds nothing, and no unit comes back twice.
+    again = httpx.post(
+        f"{payments_service.url}/refunds", json={"orderNumber": order_number}, headers=bearer(admin_token)
+    )
+    assert again.status_code == 409, again.text
+    assert stock(catalog_service, product_id) == (5, 0, 5)
+
+
+def test_an_idempotency_key_of_create_payment_answers_its_first_request_and_no_other(
+    payments_service: HttpService,
+    orders_service: HttpService,
+    catalog_service: HttpService,
+    deployment: Deployment,
+    admin_token: str,
+) -> None:
+    customer, first_order, _ = confirmed_order(orders_service, catalog_service, deployment, admin_token)
+    product, _ = created(catalog_service.url, admin_token, stock=5, price="5.00")
+    assert add_to_cart(orders_service.url, customer, product["id"], 1).status_code == 200
+    second_order = int(place_order(orders_service.url, customer).json()["orderNumber"])
+    assert order_settled(orders_service.url, customer, second_order)["status"] == "confirmed"
+    key = {"Idempotency-Key": f"pay-{first_order}"}
+
+    def keyed(order_number: int) -> httpx.Response:
+        return httpx.post(
+            f"{payments_service.url}/create-payment",
+            json={"orderNumber": order_number},
+            headers=bearer(customer) | key,
+            timeout=30,
+        )
+
+    first = keyed(first_order)
+    assert first.status_code == 200, first.text
+    assert "Idempotent-Replayed" not in first.headers
+    replay = keyed(first_order)
+    assert replay.status_code == 200, replay.text
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json()["data"]["intentId"] == first.json()["data"]["intentId"]
+    reused = keyed(second_order)
+    assert reused.status_code == 422, reused.text
+    assert reused.json()["error"] == "idempotency_key_reused"
 
 
 def test_only_a_confirmed_order_of_ones_own_can_be_paid(
@@ -224,3 +321,34 @@ def test_a_refund_gives_money_back_once_and_its_units_return_to_stock(
         deployment.servers.kafka_bootstrap, topics.in_namespace(deployment.namespace, topics.PAYMENTS)
     )
     assert sum(isinstance(e, PaymentRefunded) and e.order_number == order_number for e, _ in log) == 2
+
+
+def test_reconciliation_finds_a_capture_the_log_missed_and_repairs_it(
+    payments_service: HttpService,
+    orders_service: HttpService,
+    catalog_service: HttpService,
+    deployment: Deployment,
+    admin_token: str,
+) -> None:
+    customer, order_number, product_id = confirmed_order(
+        orders_service, catalog_service, deployment, admin_token
+    )
+    data = create_payment(payments_service, customer, order_number).json()["data"]
+    # The customer paid, and neither verify-payment nor a webhook ever told the shop.
+    pay(payments_service, data, PAYS)
+    found = deployment.run_module("payments", "reconcile", check=False)
+    mine = [line for line in found.stdout.splitlines() if data["intentId"] in line]
+    assert [line.split()[0] for line in mine] == ["captured_not_recorded"], found.stdout + found.stderr
+    assert found.returncode == 1
+    repaired = deployment.run_module(
+        "payments", "reconcile", "--repair", "--payments-url", payments_service.url, check=False
+    )
+    assert f"order {order_number}: 200" in repaired.stdout, repaired.stdout + repaired.stderr
+    eventually(
+        lambda: get_order(orders_service.url, customer, order_number).json()["status"] == "paid",
+        within=30,
+        what="the order paid once the log caught up with the gateway",
+    )
+    eventually(lambda: stock(catalog_service, product_id) == (3, 0, 3), within=30, what="units out of stock")
+    again = deployment.run_module("payments", "reconcile", check=False)
+    assert data["intentId"] not in again.stdout, again.stdout

@@ -316,13 +316,6 @@ ROWS: tuple[Row, ...] = (
     Row(
         "orders",
         "POST",
-        "/internal/orders/{order_number}/payment-failed",
-        fixed("/internal/orders/999999999/payment-failed"),
-        404,
-    ),
-    Row(
-        "orders",
-        "POST",
         "/internal/orders/{order_number}/expire",
         lambda w: f"/internal/orders/{w.order_number}/expire",
         200,
@@ -389,6 +382,13 @@ ROWS: tuple[Row, ...] = (
         "/internal/payments/{order_number}/refund-unclaimed",
         lambda w: f"/internal/payments/{w.order_number}/refund-unclaimed",
         409,  # the payment has not succeeded: nothing to give back
+    ),
+    Row(
+        "payments",
+        "POST",
+        "/internal/payments/{order_number}/reconcile",
+        lambda w: f"/internal/payments/{w.order_number}/reconcile",
+        200,  # the log already holds what the gateway did: nothing to append
     ),
     Row("payments", "GET", "/internal/partitions", fixed("/internal/partitions"), 200),
 )

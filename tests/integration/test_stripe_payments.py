@@ -1,11 +1,15 @@
 """Payments through the Stripe adapter, against stripe-mock (Stripe's own API mock), in a deployment
-of its own: Stripe tells the shop about payments by webhooks signed the way Stripe signs them."""
+of its own whose payments service runs in production mode: Stripe tells the shop about payments by
+webhooks signed the way Stripe signs them, and nobody pays with the simulated gateway's test cards."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,10 +23,11 @@ from event_schemas import topics
 from event_schemas.payments import PaymentFailed, PaymentRefunded, PaymentSucceeded
 from tests.support.catalog_client import created, get_product
 from tests.support.deployment import Deployment
+from tests.support.edge import EdgeProcess, address
 from tests.support.kafka_log import committed_events
 from tests.support.orders_client import add_to_cart, get_order, new_customer_id, order_settled, place_order
-from tests.support.processes import HttpService, ServiceProcess
-from tests.support.servers import Servers
+from tests.support.processes import HttpService, ServiceProcess, free_port
+from tests.support.servers import REPO, Servers
 from tests.support.users_client import bearer
 from tests.support.waiting import eventually
 
@@ -49,13 +54,14 @@ def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     catalog = deployment.gateway("catalog").start()
     orders = deployment.gateway("orders").start()
     stripe_env = {
+        "COMMERCE_ENVIRONMENT": "production",
         "COMMERCE_STRIPE_SECRET_KEY": "sk_test_123",
         "COMMERCE_STRIPE_PUBLISHABLE_KEY": "pk_test_123",
         "COMMERCE_STRIPE_API_BASE": servers.stripe_mock_url,
         "COMMERCE_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
     payments = deployment.gateway("payments", env=stripe_env).start()
-    saga = deployment.order_saga(catalog.url, orders.url).start()
+    saga = deployment.order_saga(catalog.url, orders.url, payments.url).start()
     yield StripeStack(deployment, catalog, orders, payments)
     for process in (saga, payments, orders, catalog, *processes):
         process.stop()
@@ -153,45 +159,65 @@ def test_a_purchase_paid_through_stripe_is_confirmed_by_a_signed_webhook_once(st
         == 1
     )
 
-    # A refund made in Stripe's dashboard reaches the shop as charge.refunded: recorded once, money only.
-    refunded = {
+    # An admin's refund, then Stripe's report of that same refund, then a refund made in Stripe's
+    # dashboard: each recorded once, by Stripe's refund id, whoever reports it first.
+    admin_refund = httpx.post(
+        f"{stack.payments.url}/refunds",
+        json={"orderNumber": order_number, "lines": [{"productId": product["id"], "qty": 1}]},
+        headers=bearer(deployment.admin_token()),
+    )
+    assert admin_refund.status_code == 200, admin_refund.text
+    assert admin_refund.json()["refundedTotal"] == 1999
+    reported, reported_signature = signed(
+        refund_event("refund.created", admin_refund.json()["refundId"], data["intentId"], 1999)
+    )
+    dashboard, dashboard_signature = signed(
+        refund_event("charge.refund.updated", "re_from_the_dashboard", data["intentId"], 1999)
+    )
+    for _ in range(2):
+        assert post_webhook(stack.payments, reported, reported_signature).status_code == 200
+        assert post_webhook(stack.payments, dashboard, dashboard_signature).status_code == 200
+
+    def refunded_amount() -> str | None:
+        order = get_order(stack.orders.url, customer, order_number).json()
+        return str(order["refundedAmount"]) if order["refundedAmount"] == "39.98" else None
+
+    assert eventually(refunded_amount, within=30, what="both refunds on the order") == "39.98"
+    log = committed_events(
+        deployment.servers.kafka_bootstrap, topics.in_namespace(deployment.namespace, topics.PAYMENTS)
+    )
+    refunds = [e for e, _ in log if isinstance(e, PaymentRefunded) and e.order_number == order_number]
+    assert sorted(refund.amount_minor for refund in refunds) == [1999, 1999]
+    # The admin's line came back to stock; the dashboard's refund names no units, so stock stays.
+    eventually(
+        lambda: get_product(stack.catalog.url, product["id"]).json()["onHand"] == 4,
+        within=30,
+        what="the admin's refunded unit back in stock",
+    )
+
+
+def refund_event(kind: str, refund_id: str, intent_id: str, amount: int) -> dict[str, Any]:
+    return {
         "id": f"evt_{uuid.uuid4().hex[:24]}",
         "object": "event",
-        "type": "charge.refunded",
+        "type": kind,
         "api_version": "2026-08-26.dahlia",
         "created": int(time.time()),
         "livemode": False,
         "data": {
             "object": {
-                "id": "ch_test",
-                "object": "charge",
-                "payment_intent": data["intentId"],
-                "amount": 3998,
-                "amount_refunded": 1999,
-                "refunded": False,
+                "id": refund_id,
+                "object": "refund",
+                "amount": amount,
+                "currency": "usd",
+                "payment_intent": intent_id,
+                "status": "succeeded",
             }
         },
     }
-    body, signature = signed(refunded)
-    for _ in range(2):
-        assert post_webhook(stack.payments, body, signature).status_code == 200
-
-    def refunded_amount() -> str | None:
-        order = get_order(stack.orders.url, customer, order_number).json()
-        return str(order["refundedAmount"]) if order["refundedAmount"] != "0.00" else None
-
-    assert eventually(refunded_amount, within=30, what="the dashboard refund on the order") == "19.99"
-    log = committed_events(
-        deployment.servers.kafka_bootstrap, topics.in_namespace(deployment.namespace, topics.PAYMENTS)
-    )
-    assert (
-        sum(isinstance(event, PaymentRefunded) and event.order_number == order_number for event, _ in log)
-        == 1
-    )
-    assert get_product(stack.catalog.url, product["id"]).json()["onHand"] == 3  # units unknown: stock stays
 
 
-def test_a_payment_failed_webhook_cancels_the_order_and_returns_its_units(stack: StripeStack) -> None:
+def test_a_payment_failed_webhook_leaves_the_order_payable_until_a_later_success(stack: StripeStack) -> None:
     deployment = stack.deployment
     product, _ = created(stack.catalog.url, deployment.admin_token(), stock=5, price="10.00")
     customer = deployment.customer_token(new_customer_id())
@@ -210,18 +236,104 @@ def test_a_payment_failed_webhook_cancels_the_order_and_returns_its_units(stack:
     for _ in range(2):
         assert post_webhook(stack.payments, body, signature).status_code == 200
     eventually(
-        lambda: get_order(stack.orders.url, customer, order_number).json()["status"] == "cancelled",
+        lambda: (
+            httpx.get(f"{stack.payments.url}/payments/{order_number}", headers=bearer(customer))
+            .json()
+            .get("status")
+            == "failed"
+        ),
         within=30,
-        what="the order cancelled",
+        what="the decline recorded",
     )
+    assert get_order(stack.orders.url, customer, order_number).json()["status"] == "confirmed"
+    body, signature = signed(
+        intent_event("payment_intent.succeeded", data["intentId"], order_number, 3000, "succeeded")
+    )
+    assert post_webhook(stack.payments, body, signature).status_code == 200
     eventually(
-        lambda: get_product(stack.catalog.url, product["id"]).json()["stock"] == 5,
+        lambda: get_order(stack.orders.url, customer, order_number).json()["status"] == "paid",
         within=30,
-        what="the units back in stock",
+        what="the order paid after the decline",
     )
     log = committed_events(
         deployment.servers.kafka_bootstrap, topics.in_namespace(deployment.namespace, topics.PAYMENTS)
     )
-    assert (
-        sum(isinstance(event, PaymentFailed) and event.order_number == order_number for event, _ in log) == 1
+    assert sum(isinstance(e, PaymentFailed) and e.order_number == order_number for e, _ in log) == 1
+
+
+CONFIRM = "/simulated-gateway/payment_intents/{intent_id}/confirm"
+
+
+def payments_started_in_production(
+    deployment: Deployment, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`python -m gateway payments` in production mode with these settings, run until it exits (a
+    service that starts instead runs into the timeout, and the test fails)."""
+    production = {
+        "COMMERCE_ENVIRONMENT": "production",
+        "COMMERCE_STRIPE_SECRET_KEY": "",
+        "COMMERCE_PAYMENT_GATEWAY": "",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "payments", "--port", str(free_port())],
+        cwd=REPO,
+        env={**os.environ, **deployment.env, **production, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {},
+            "payments: COMMERCE_STRIPE_SECRET_KEY is not set: in production the payments service never falls back",
+        ),
+        (
+            {"COMMERCE_PAYMENT_GATEWAY": "simulated", "COMMERCE_STRIPE_SECRET_KEY": "sk_test_123"},
+            "payments: COMMERCE_PAYMENT_GATEWAY=simulated is refused in production",
+        ),
+    ],
+    ids=["without a Stripe key", "with the simulated gateway named"],
+)
+def test_in_production_the_payments_service_refuses_to_start_without_stripe(
+    stack: StripeStack, env: dict[str, str], message: str
+) -> None:
+    refused = payments_started_in_production(stack.deployment, env)
+    assert refused.returncode != 0
+    assert refused.stderr.strip().splitlines()[-1].startswith(message), refused.stderr
+
+
+def test_in_production_the_simulated_gateways_confirm_route_is_not_served(stack: StripeStack) -> None:
+    path = CONFIRM.format(intent_id="pi_123")
+    card = {"clientSecret": "pi_123_secret_456", "card": "4242 4242 4242 4242"}
+    answered = httpx.post(f"{stack.payments.url}{path}", json=card)
+    assert answered.status_code == 404, answered.text
+    assert answered.json() == {"message": "Not Found", "error": "not_found"}
+    assert CONFIRM not in httpx.get(f"{stack.payments.url}/openapi.json").json()["paths"]
+
+    edge = EdgeProcess(
+        "production-edge",
+        {"payments": [address(stack.payments.url)]},
+        stack.deployment.work_dir,
+        "production",
+    ).start()
+    try:
+        at_the_edge = httpx.post(f"{edge.url}{path}", json=card)
+        assert at_the_edge.status_code == 404, at_the_edge.text
+        assert at_the_edge.json() == {"message": "Not Found", "error": "not_found"}
+        # nginx answered that itself: the request never reached an instance (its log names no upstream).
+        logged = eventually(
+            lambda: [entry for entry in map(json.loads, edge.access_log()) if entry["uri"] == path],
+            within=5,
+            what="the refused confirm in the edge's access log",
+        )
+        assert [entry["upstream"] for entry in logged] == [""]
+        # The payments service's own routes still pass: its answer (no token), not the edge's.
+        anonymous = httpx.post(f"{edge.url}/create-payment", json={"orderNumber": 1})
+        assert anonymous.status_code == 401, anonymous.text
+    finally:
+        edge.stop()

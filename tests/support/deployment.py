@@ -47,10 +47,12 @@ _OVERRIDDEN = (
     "login_attempts_per_address",
     "registrations_per_address",
     "password_hashing_wait_seconds",
+    "max_open_orders_per_customer",
+    "max_held_units_per_customer",
 )
 # Tests register and log in far more often, all from one address, than the limits on callers allow, and
-# hash many passwords at once on a small machine: those limits are lifted here, and the tests of them
-# set their own through `gateway(..., env=...)`.
+# hash many passwords at once on a small machine, and some customers order more than one may hold at
+# once: those limits are lifted here, and the tests of them set their own through `gateway(..., env=...)`.
 _UNLIMITED = 1_000_000
 
 
@@ -104,6 +106,8 @@ class Deployment:
             login_attempts_per_address=_UNLIMITED,
             registrations_per_address=_UNLIMITED,
             password_hashing_wait_seconds=60,
+            max_open_orders_per_customer=_UNLIMITED,
+            max_held_units_per_customer=_UNLIMITED,
         )
 
     @property
@@ -145,18 +149,26 @@ class Deployment:
             self.work_dir,
         )
 
-    def order_saga(self, catalog_url: str, orders_url: str, payments_url: str = "") -> ServiceProcess:
+    def order_saga(
+        self, catalog_url: str, orders_url: str, payments_url: str = "", env: dict[str, str] | None = None
+    ) -> ServiceProcess:
         """The order saga, driving the catalog, orders and payments services at these URLs."""
         urls = {"COMMERCE_CATALOG_URL": catalog_url, "COMMERCE_ORDERS_URL": orders_url}
         return ServiceProcess(
             "order-saga",
             ["-m", "command_api.orders.saga_runner"],
-            self.env | urls | ({"COMMERCE_PAYMENTS_URL": payments_url} if payments_url else {}),
+            self.env | urls | ({"COMMERCE_PAYMENTS_URL": payments_url} if payments_url else {}) | (env or {}),
             self.work_dir,
         )
 
-    def run_module(self, *arguments: str) -> None:
-        subprocess.run([sys.executable, "-m", *arguments], check=True, env={**os.environ, **self.env})
+    def run_module(self, *arguments: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", *arguments],
+            check=check,
+            env={**os.environ, **self.env},
+            capture_output=not check,
+            text=True,
+        )
 
     def admin_token(self) -> str:
         """An admin's token signed with this deployment's users key, for tests that run no users service."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Literal
 
 from infra.edge import Edge
 from tests.support.processes import HttpService, ServiceProcess, free_port
@@ -19,11 +20,17 @@ def nginx_or_unavailable() -> None:
 class EdgeProcess(HttpService):
     """`python -m infra.edge serve`, which becomes nginx in the foreground: SIGTERM stops it."""
 
-    def __init__(self, name: str, upstreams: dict[str, list[str]], work_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        upstreams: dict[str, list[str]],
+        work_dir: Path,
+        environment: Literal["local", "production"] = "local",
+    ) -> None:
         port = free_port()
-        self.edge = Edge(port, upstreams, work_dir / name)
+        self.edge = Edge(port, upstreams, work_dir / name, environment=environment)
         self.edge.work_dir.mkdir(parents=True, exist_ok=True)
-        arguments = ["-m", "infra.edge", "serve", "--port", str(port)]
+        arguments = ["-m", "infra.edge", "serve", "--port", str(port), "--environment", environment]
         arguments += ["--work-dir", str(self.edge.work_dir)]
         for service, instances in upstreams.items():
             arguments += ["--upstream", f"{service}={','.join(instances)}"]

@@ -78,7 +78,6 @@ ROUTE_AUDIENCES: dict[Route, Audience] = {
     ("orders", "POST", "/internal/orders/{order_number}/reservations"): SERVICE,
     ("orders", "POST", "/internal/orders/{order_number}/paid"): SERVICE,
     ("orders", "POST", "/internal/orders/{order_number}/refunded"): SERVICE,
-    ("orders", "POST", "/internal/orders/{order_number}/payment-failed"): SERVICE,
     ("orders", "POST", "/internal/orders/{order_number}/expire"): SERVICE,
     ("orders", "GET", "/internal/orders/{order_number}"): SERVICE,
     ("orders", "GET", "/internal/partitions"): OPERATOR,
@@ -90,6 +89,7 @@ ROUTE_AUDIENCES: dict[Route, Audience] = {
     ("payments", "POST", "/refunds"): ADMIN,
     ("payments", "GET", "/payments/{orderNumber}"): ANY_TOKEN,
     ("payments", "POST", "/internal/payments/{order_number}/refund-unclaimed"): SERVICE,
+    ("payments", "POST", "/internal/payments/{order_number}/reconcile"): SERVICE,
     ("payments", "GET", "/internal/partitions"): OPERATOR,
     # Left out of the OpenAPI, checked all the same. A local deployment without COMMERCE_METRICS_TOKEN
     # (as the tests run it) answers anyone; production needs the token (tests/integration/test_hostile_input.py).

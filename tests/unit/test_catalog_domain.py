@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
 from command_api.catalog import domain
+from command_api.catalog.commands import CreateProduct, UpdateProduct
 from command_api.catalog.domain import PRODUCT, ProductState
 from command_api.eventstore.model import Loaded
+from command_api.orders import app as orders_app
+from command_api.payments import app as payments_app
 from event_schemas.catalog import (
+    ProductCreated,
     ProductUpdated,
     StockAdjusted,
     StockReleased,
@@ -19,7 +27,9 @@ from event_schemas.catalog import (
     StockReserved,
 )
 from event_schemas.envelope import Event
-from event_schemas.money import Money
+from event_schemas.money import AmountNotInCurrency, Money, minor_units
+from web import json_numbers
+from web.errors import install_error_handlers
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -171,3 +181,152 @@ def test_settled_outcomes_are_forgotten_after_the_window_but_held_ones_are_kept(
     )
     assert set(product.state.outcomes) == {"order-held", "order-new"}
     assert product.state.held == {"order-held": 1, "order-new": 1}
+
+
+# Prices (issue 17, finding 9): ASCII digits with at most two decimals, as a string or a JSON number
+# written that way, and never finer than the currency's smallest unit.
+
+
+def product_request(price: object, **fields: object) -> dict[str, object]:
+    return {"name": "Mug", "description": "A mug", "price": price, "stock": 1} | fields
+
+
+def body_number(literal: str) -> object:
+    """A price as a JSON number, read the way the catalog's routes read their bodies."""
+    body: dict[str, object] = json_numbers.loads('{"price": ' + literal + "}")
+    return body["price"]
+
+
+BAD_PRICE_TEXTS = [
+    "1e2",
+    "1E2",
+    "1_000",
+    "\u0661\u0660\u0660",  # Arabic-Indic digits: 100
+    "\u0661\u066b\u0665",  # and with the Arabic decimal separator
+    "\uff11\uff10",  # fullwidth digits
+    " 9.99",
+    "9.99 ",
+    "9.99\n",
+    "+5",
+    ".5",
+    "5.",
+    "-5",
+    "19.999",
+    "19.990",
+    "1,5",
+    "Infinity",
+    "NaN",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", BAD_PRICE_TEXTS)
+def test_a_price_string_other_than_ascii_digits_with_two_decimals_is_refused(text: str) -> None:
+    for model in (CreateProduct, UpdateProduct):
+        with pytest.raises(ValidationError) as refused:
+            model.model_validate(product_request(text))
+        assert [error["loc"] for error in refused.value.errors()] == [("price",)]
+
+
+@pytest.mark.parametrize(
+    "literal", ["1e2", "1E+2", "1.5e1", "19.990", "1999e-2", "-5", "NaN", "1e99999999999999999999999999999"]
+)
+def test_a_price_as_a_json_number_is_judged_by_its_text(literal: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        CreateProduct.model_validate(product_request(body_number(literal)))
+    assert [error["loc"] for error in refused.value.errors()] == [("price",)]
+
+
+@pytest.mark.parametrize("price", [19.99, 100.0, True])
+def test_a_float_or_a_boolean_is_never_a_price(price: object) -> None:
+    with pytest.raises(ValidationError, match="price"):
+        CreateProduct.model_validate(product_request(price))
+
+
+@pytest.mark.parametrize(
+    ("price", "exactly"),
+    [
+        ("9.99", Decimal("9.99")),
+        ("0.5", Decimal("0.5")),
+        ("5", Decimal(5)),
+        (5, Decimal(5)),
+        (body_number("19.99"), Decimal("19.99")),
+        (body_number("0.10"), Decimal("0.10")),
+        (body_number("100"), Decimal(100)),
+    ],
+)
+def test_digits_with_at_most_two_decimals_are_the_exact_price(price: object, exactly: Decimal) -> None:
+    parsed = CreateProduct.model_validate(product_request(price)).price
+    assert parsed == exactly and type(parsed) is Decimal
+    assert UpdateProduct.model_validate({"price": price}).price == exactly
+
+
+def test_a_json_number_in_a_body_is_never_a_float() -> None:
+    body = json_numbers.loads(b'{"a": 0.1, "b": 1e400, "c": NaN, "d": 7}')
+    assert [type(value) for value in body.values()] == [json_numbers.NumberText] * 3 + [int]
+    assert body["a"] == Decimal("0.1") and body["a"].text == "0.1"
+    assert body["b"].text == "1e400"
+
+
+def test_a_zero_decimal_currency_takes_whole_prices_only() -> None:
+    with pytest.raises(ValidationError) as refused:
+        CreateProduct.model_validate(product_request("19.99", currency="JPY"))
+    [error] = refused.value.errors()
+    assert (error["loc"], error["type"]) == (("price",), "amount_not_in_currency")
+    assert "JPY takes whole amounts only" in error["msg"]
+    with pytest.raises(ValidationError, match="JPY takes whole amounts only"):
+        CreateProduct.model_validate(product_request(body_number("19.5"), currency="JPY"))
+    assert CreateProduct.model_validate(product_request("1999", currency="JPY")).price == Decimal(1999)
+    assert CreateProduct.model_validate(product_request("19.99", currency="USD")).price == Decimal("19.99")
+
+
+def jpy(amount: str) -> Money:
+    return Money(amount=Decimal(amount), currency="JPY")
+
+
+def test_a_product_is_never_created_at_a_price_its_currency_cannot_hold() -> None:
+    fresh = given()
+    with pytest.raises(domain.PriceNotInCurrency, match="JPY takes whole amounts only") as refused:
+        domain.create(fresh, name="Tea", description="Green", price=jpy("19.99"), stock=1, now=NOW)
+    assert refused.value.field == "price"
+    [event] = domain.create(fresh, name="Tea", description="Green", price=jpy("1999"), stock=1, now=NOW)
+    assert isinstance(event, ProductCreated) and event.price == jpy("1999")
+
+
+def test_a_price_update_its_currency_cannot_hold_is_refused() -> None:
+    tea = given(
+        lambda p: domain.create(p, name="Tea", description="Green", price=jpy("1999"), stock=1, now=NOW)
+    )
+    with pytest.raises(domain.PriceNotInCurrency):
+        domain.update(tea, name=None, description=None, price=jpy("19.99"), stock=None, now=NOW)
+    [event] = domain.update(tea, name=None, description=None, price=jpy("2500"), stock=None, now=NOW)
+    assert isinstance(event, ProductUpdated) and event.price == jpy("2500")
+
+
+def test_minor_units_refuse_an_amount_the_currency_cannot_hold_with_a_domain_error() -> None:
+    assert minor_units(jpy("1999.00")) == 1999
+    with pytest.raises(
+        AmountNotInCurrency, match=re.escape("19.99 is not an amount of JPY: JPY takes whole amounts only")
+    ):
+        minor_units(jpy("19.99"))
+
+
+@pytest.mark.parametrize("context", ["payments", "orders"])
+def test_an_amount_its_currency_cannot_hold_is_answered_409_by_payments_and_orders_never_500(
+    context: str,
+) -> None:
+    """Such an order total predates the catalog's check: paying it is refused, with the reason."""
+    app = FastAPI()
+    errors = {"payments": payments_app.DOMAIN_ERRORS, "orders": orders_app.DOMAIN_ERRORS}[context]
+    install_error_handlers(app, errors)
+
+    @app.post("/create-payment")
+    async def create_payment() -> int:
+        return minor_units(jpy("19.99"))
+
+    response = TestClient(app).post("/create-payment")
+    assert response.status_code == 409, response.text
+    assert response.json() == {
+        "message": "19.99 is not an amount of JPY: JPY takes whole amounts only",
+        "error": "amount_not_in_currency",
+    }

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from fastapi.routing import APIRoute
@@ -53,13 +54,47 @@ def test_the_docker_compose_edge_configuration_is_current() -> None:
     )
 
 
-def test_nginx_accepts_the_rendered_configuration(tmp_path: Path) -> None:
+def test_a_production_edge_refuses_the_simulated_gateway_and_routes_every_other_payments_path(
+    tmp_path: Path,
+) -> None:
+    upstreams = {"payments": ["127.0.0.1:6002"]}
+    local = nginx_config(Edge(8080, upstreams, tmp_path))
+    production = nginx_config(Edge(8080, upstreams, tmp_path, environment="production"))
+    assert "location /simulated-gateway/ { proxy_pass http://payments; }" in local
+    assert "location /simulated-gateway/ { return 404; }" in production
+    assert "/simulated-gateway/ { proxy_pass" not in production
+    for prefix in SERVICE_PATHS["payments"]:
+        if not prefix.startswith("/simulated-gateway/"):
+            assert f"location {prefix} {{ proxy_pass http://payments; }}" in production, prefix
+
+
+def test_a_production_edge_routes_every_public_route_of_a_production_payments_service(tmp_path: Path) -> None:
+    """What a production payments service serves (with Stripe) is reachable at a production edge."""
+    production = Settings.model_validate({"environment": "production", "stripe_secret_key": "sk_test_123"})
+    config = nginx_config(Edge(8080, {"payments": ["127.0.0.1:6002"]}, tmp_path, environment="production"))
+    proxied = re.findall(r"location (\S+) \{ proxy_pass http://payments; \}", config)
+    for route in service_app("payments", production).routes:
+        if isinstance(route, APIRoute) and not route.path.startswith(NOT_AT_THE_EDGE):
+            assert route.path.startswith(tuple(proxied)), route.path
+
+
+@pytest.mark.parametrize("environment", ["local", "production"])
+def test_nginx_accepts_the_rendered_configuration(
+    tmp_path: Path, environment: Literal["local", "production"]
+) -> None:
     nginx = shutil.which("nginx")
     if nginx is None:
         unavailable("nginx is not installed (infra/stack.sh tools nginx)")
         return
     edge = Edge(
-        8080, {"users": ["127.0.0.1:6000", "127.0.0.1:6010"], "catalog": ["127.0.0.1:8000"]}, tmp_path
+        8080,
+        {
+            "users": ["127.0.0.1:6000", "127.0.0.1:6010"],
+            "catalog": ["127.0.0.1:8000"],
+            "payments": ["127.0.0.1:6002"],
+        },
+        tmp_path,
+        environment=environment,
     )
     config = write_config(edge)
     checked = subprocess.run(

@@ -8,10 +8,10 @@ from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from command_api.orders.saga import OrderSaga, Reservation, reservation_id
+from command_api.orders.saga import OrderSaga, OrderView, Reservation, reservation_id
 from event_schemas.money import Money
 from event_schemas.orders import OrderCancelled, OrderLine, OrderPaid, OrderPlaced
-from event_schemas.payments import PaymentSucceeded, RefundedUnits
+from event_schemas.payments import PaymentFailed, PaymentRefunded, PaymentSucceeded, RefundedUnits
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -67,8 +67,8 @@ class Orders:
         self.status = "confirmed" if all(r.reserved for r in results) else "rejected"
         return False
 
-    async def products_of(self, order_number: int) -> list[int]:
-        return self.lines[order_number]
+    async def view(self, order_number: int) -> OrderView:
+        return OrderView(self.status, tuple(self.lines[order_number]))
 
     async def expire(self, order_number: int) -> None:
         self.status = "expired"
@@ -78,9 +78,6 @@ class Orders:
             return False
         self.status = "paid"
         return True
-
-    async def payment_failed(self, order_number: int) -> None:
-        self.status = "cancelled"
 
     async def record_refund(
         self,
@@ -140,12 +137,75 @@ def test_when_an_order_ends_its_holds_are_released_once() -> None:
     assert catalog.moves == Counter(reserved=1, released=1)
 
 
+class CancelledWhileReserving(Orders):
+    """The order is pending when the saga looks, and cancelled by the time the holds are reported."""
+
+    async def record_reservations(self, order_number: int, results: list[Reservation]) -> bool:
+        self.status = "cancelled"
+        return await super().record_reservations(order_number, results)
+
+
 def test_a_hold_made_for_an_order_cancelled_meanwhile_is_given_back() -> None:
-    catalog, orders = Catalog({1001: 5}), Orders({5004: [1001]}, status="cancelled")
+    catalog, orders = Catalog({1001: 5}), CancelledWhileReserving({5004: [1001]})
     asyncio.run(OrderSaga(catalog, orders, Payments()).handle(order_placed((1001, 2))))
     assert catalog.stock == {1001: 5}
     assert catalog.held == {}
     assert reservation_id(5004) == "order-5004"
+
+
+def test_a_replay_of_an_old_orders_placement_reserves_nothing_whenever_it_was_placed() -> None:
+    # The catalog has long forgotten the order's reservation (its outcomes are kept for a day), and
+    # the saga's offsets were lost: the order's own state says the step is done.
+    for status in ("confirmed", "paid", "refunded", "rejected", "cancelled", "expired"):
+        catalog = Catalog({1001: 5})
+        asyncio.run(
+            OrderSaga(catalog, Orders({5004: [1001]}, status), Payments()).handle(order_placed((1001, 2)))
+        )
+        assert catalog.stock == {1001: 5}, status
+        assert catalog.moves == Counter(), status
+
+
+def test_a_declined_payment_leaves_the_order_payable() -> None:
+    orders = Orders({5004: [1001]}, status="confirmed")
+    declined = PaymentFailed(
+        aggregate_id="payment-5004",
+        aggregate_version=2,
+        occurred_at=NOW,
+        order_number=5004,
+        intent_id="pi_1",
+        attempt_id="ch_1",
+        reason="Your card was declined.",
+    )
+    asyncio.run(OrderSaga(Catalog({1001: 5}), orders, Payments()).handle(declined))
+    assert orders.status == "confirmed"
+
+
+def refunded(*units: tuple[int, int]) -> PaymentRefunded:
+    return PaymentRefunded(
+        aggregate_id="payment-5004",
+        aggregate_version=3,
+        occurred_at=NOW,
+        order_number=5004,
+        intent_id="pi_1",
+        refund_id="re_1",
+        amount_minor=200,
+        units=tuple(RefundedUnits(product_id=p, qty=q) for p, q in units),
+        fully=True,
+    )
+
+
+def test_refunded_units_come_back_once_and_only_if_the_order_took_them() -> None:
+    paid_catalog = Catalog({1001: 3})
+    saga = OrderSaga(paid_catalog, Orders({5004: [1001]}, status="paid"), Payments())
+    for _ in range(2):
+        asyncio.run(saga.handle(refunded((1001, 2))))
+    assert paid_catalog.stock == {1001: 5}
+    # A late payment's refund: the order expired and its units went back to stock at expiry.
+    expired_catalog = Catalog({1001: 5})
+    asyncio.run(
+        OrderSaga(expired_catalog, Orders({5004: [1001]}, "expired"), Payments()).handle(refunded((1001, 2)))
+    )
+    assert expired_catalog.stock == {1001: 5}
 
 
 def test_when_an_order_is_paid_its_holds_leave_stock_once() -> None:

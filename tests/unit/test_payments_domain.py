@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -20,6 +21,7 @@ from event_schemas.payments import (
     PaymentSucceeded,
     RefundedUnits,
 )
+from event_schemas.registry import REGISTRY
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ORDER = OrderToPay(5004, 7003, "confirmed", Money(amount=Decimal("19.99")))
@@ -85,28 +87,90 @@ def test_the_gateways_verdict_is_recorded_once() -> None:
     assert domain.record_outcome(payment, intent=intent("processing"), gateway_event_id=None, now=NOW) == []
 
 
-def test_refunds_are_recorded_once_and_never_exceed_what_was_paid() -> None:
+def paid_payment() -> Loaded[PaymentState]:
     payment = initiated()
-    paid = after(
+    return after(
         payment, domain.record_outcome(payment, intent=intent("succeeded"), gateway_event_id=None, now=NOW)
     )
+
+
+PAID_ORDER = OrderToPay(5004, 7003, "paid", Money(amount=Decimal("19.99")), {1001: (1, Decimal("19.99"))})
+
+
+def test_refunds_are_recorded_once_by_the_gateways_refund_id_whoever_reports_them() -> None:
+    paid = paid_payment()
     units = (RefundedUnits(product_id=1001, qty=1),)
     [refunded] = domain.refund(
         paid, refunded=Refund("re_1", "succeeded", 999), units=units, gateway_event_id=None, now=NOW
     )
     assert isinstance(refunded, PaymentRefunded)
     partly = after(paid, [refunded])
+    # The same refund reported again by a webhook (`refund.created`), after the admin's request
+    # recorded it: not counted twice, so a later real refund is not refused.
     assert (
         domain.refund(
-            partly, refunded=Refund("re_1", "succeeded", 999), units=units, gateway_event_id=None, now=NOW
+            partly, refunded=Refund("re_1", "succeeded", 999), units=(), gateway_event_id="evt_9", now=NOW
         )
         == []
     )
+    [second] = domain.refund(
+        partly, refunded=Refund("re_2", "succeeded", 1000), units=(), gateway_event_id="evt_10", now=NOW
+    )
+    assert isinstance(second, PaymentRefunded) and second.fully
     with pytest.raises(domain.RefundNotAllowed):
         domain.refund(
-            partly, refunded=Refund("re_2", "succeeded", 1001), units=(), gateway_event_id=None, now=NOW
+            initiated(), refunded=Refund("re_3", "succeeded", 1), units=(), gateway_event_id=None, now=NOW
         )
+
+
+def test_a_refund_is_planned_within_what_is_left() -> None:
+    paid = paid_payment()
+    plan = domain.plan_refund(paid.state, PAID_ORDER, None)
+    assert (plan.amount_minor, plan.units) == (1999, (RefundedUnits(product_id=1001, qty=1),))
+    [refunded] = domain.refund(
+        paid, refunded=Refund("re_1", "succeeded", 1999), units=plan.units, gateway_event_id=None, now=NOW
+    )
     with pytest.raises(domain.RefundNotAllowed):
-        domain.refund(
-            payment, refunded=Refund("re_3", "succeeded", 1), units=(), gateway_event_id=None, now=NOW
-        )
+        domain.plan_refund(after(paid, [refunded]).state, PAID_ORDER, {1001: 1})
+
+
+def test_a_late_payments_refund_gives_all_of_it_back_and_no_units() -> None:
+    paid = paid_payment()
+    expired = OrderToPay(5004, 7003, "expired", ORDER.total, {1001: (1, Decimal("19.99"))})
+    plan = domain.plan_refund(paid.state, expired, None)
+    assert (plan.amount_minor, plan.units) == (1999, ())
+    with pytest.raises(domain.RefundNotAllowed):
+        domain.plan_refund(paid.state, expired, {1001: 1})
+
+
+def test_a_declined_card_then_a_good_one_pays_the_order() -> None:
+    payment = initiated()
+    declined = intent(failure="Your card was declined.")
+    declined = replace(declined, attempt="ch_declined")
+    [failed] = domain.record_outcome(payment, intent=declined, gateway_event_id=None, now=NOW)
+    assert isinstance(failed, PaymentFailed)
+    after_decline = after(payment, [failed])
+    # The same decline reported again (verify-payment twice, then its webhook) is recorded once.
+    assert domain.record_outcome(after_decline, intent=declined, gateway_event_id=None, now=NOW) == []
+    assert domain.record_outcome(after_decline, intent=declined, gateway_event_id="evt_2", now=NOW) == []
+    # The order is still payable with the same intent.
+    domain.check_payable(after_decline.state, ORDER)
+    [succeeded] = domain.record_outcome(
+        after_decline, intent=intent("succeeded"), gateway_event_id=None, now=NOW
+    )
+    assert isinstance(succeeded, PaymentSucceeded)
+    # A second decline, of another attempt, is a fact of its own.
+    again = replace(declined, attempt="ch_declined_2")
+    assert len(domain.record_outcome(after_decline, intent=again, gateway_event_id=None, now=NOW)) == 1
+
+
+def test_a_failed_payment_of_version_1_is_upcast_with_an_attempt() -> None:
+    record = (
+        b'{"event_id":"6f0c1d3e-8d6b-4a39-9d53-0f0b6c3a4a11","aggregate_id":"payment-5004",'
+        b'"aggregate_version":2,"occurred_at":"2026-01-01T00:00:00Z","correlation_id":null,'
+        b'"causation_id":null,"event_type":"PaymentFailed","schema_version":1,"aggregate_type":"Payment",'
+        b'"payload":{"order_number":5004,"intent_id":"pi_1","reason":"declined","gateway_event_id":null}}'
+    )
+    event = REGISTRY.from_bytes(record)
+    assert isinstance(event, PaymentFailed)
+    assert event.attempt_id == "pi_1:first"

@@ -4,6 +4,7 @@ type (orders and payments per minute), projector batch sizes, and the order saga
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,8 +15,8 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from prometheus_client import REGISTRY as METRICS
 
-from command_api.orders.saga import OrderSaga, step_for
-from command_api.orders.saga_runner import CommandRefused, HttpOrderCommands, OrderSagaRunner
+from command_api.orders.saga import OrderSaga, StepRefused, step_for
+from command_api.orders.saga_runner import HttpOrderCommands, OrderSagaRunner, StepDeadLettered
 from config.settings import Settings
 from event_schemas.envelope import Event
 from event_schemas.money import Money
@@ -83,23 +84,42 @@ class ScriptedSaga:
 
     async def handle(self, event: Event) -> None:
         if getattr(event, "order_number", None) in self.refuse:
-            raise CommandRefused("409 for the test")
+            raise StepRefused("409 for the test")
 
 
-def run_saga(saga: ScriptedSaga, *events: Event) -> None:
-    runner = OrderSagaRunner(
+class RunnerWithoutDatabase(OrderSagaRunner):
+    """Keeps its dead letters in a list."""
+
+    parked: list[int]
+
+    async def _park(
+        self, record: Any, step: str | None, error: BaseException, *, waiting_behind: bool = False
+    ) -> None:
+        self.parked.append(record.offset)
+
+
+def run_saga(saga: ScriptedSaga, *events: Event) -> list[int]:
+    runner = RunnerWithoutDatabase(
         cast(OrderSaga, saga), cast(HttpOrderCommands, None), Settings(), cast(Pool, None)
     )
-    records = [record(event, offset) for offset, event in enumerate(events)]
-    asyncio.run(runner._in_order(TopicPartition(TOPIC, 0), records))
+    runner.parked = []
+
+    async def steps() -> None:
+        for offset, event in enumerate(events):
+            with contextlib.suppress(StepDeadLettered):
+                await runner._take_step(record(event, offset))
+
+    asyncio.run(steps())
+    return runner.parked
 
 
 def test_the_runner_counts_each_step_by_its_outcome() -> None:
     done = sample("saga_steps_total", step="release_stock", outcome="done")
-    refused = sample("saga_steps_total", step="commit_stock", outcome="refused")
-    run_saga(ScriptedSaga(refuse={6004}), cancelled(5004), paid(6004), cancelled(7004))
+    refused = sample("saga_steps_total", step="commit_stock", outcome="dead_lettered")
+    parked = run_saga(ScriptedSaga(refuse={6004}), cancelled(5004), paid(6004), cancelled(7004))
     assert sample("saga_steps_total", step="release_stock", outcome="done") == done + 2
-    assert sample("saga_steps_total", step="commit_stock", outcome="refused") == refused + 1
+    assert sample("saga_steps_total", step="commit_stock", outcome="dead_lettered") == refused + 1
+    assert parked == [1]
 
 
 # the projectors

@@ -30,7 +30,7 @@ export function renderOrdersAdmin(section, app) {
     );
     if (!refunded) return;
     const { amount, currency } = refunded.data;
-    announce(`Refunded ${formatMoney(fromMinorUnits(amount), currency)} of order ${order.orderNumber}.`);
+    announce(`Refunded ${formatMoney(fromMinorUnits(amount, currency), currency)} of order ${order.orderNumber}.`);
     // The order shows the refund once the saga has recorded it: follow it for a moment.
     for (let poll = 0; poll < REFUND_POLLS; poll += 1) {
       const orders = await app.load(fetchPage);

@@ -3,7 +3,7 @@
 
 import { request } from "../api.js";
 import { el, field } from "../elements.js";
-import { formatMoney } from "../money.js";
+import { currencyDecimals, formatMoney } from "../money.js";
 import { announce } from "../notices.js";
 
 const PAGE_SIZE = 10;
@@ -12,11 +12,15 @@ function wholeNumber(value) {
   return value === "" ? null : Number(value); // a fraction goes to the service, which names the field
 }
 
+function priceHint(currency) {
+  return currencyDecimals(currency) === 0 ? `A whole amount of ${currency}, e.g. 1999.` : "A decimal with at most two places, e.g. 19.99.";
+}
+
 function productFields(product, stockLabel) {
   return [
     field("Name", { name: "name", value: product?.name, required: true, maxlength: 200 }),
     field("Description", { name: "description", value: product?.description, required: true, maxlength: 5000 }, { tag: "textarea" }),
-    field("Price", { name: "price", value: product?.price, inputmode: "decimal", required: true, size: 10 }, { hint: "A decimal with at most two places, e.g. 19.99." }),
+    field("Price", { name: "price", value: product?.price, inputmode: "decimal", required: true, size: 10 }, { hint: priceHint(product?.currency ?? "USD") }),
     field(stockLabel, { name: "stock", type: "number", min: 0, step: 1, value: product?.onHand, required: true }),
   ];
 }

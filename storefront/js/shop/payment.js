@@ -43,7 +43,7 @@ function simulatedCardForm(section, payment, app) {
     "form",
     { class: "card-form", "aria-label": "Card" },
     field("Card number", { name: "card", value: "4242 4242 4242 4242", inputmode: "numeric", autocomplete: "off", required: true }, { hint: TEST_CARDS }),
-    el("button", { type: "submit", class: "primary" }, `Pay ${formatMoney(fromMinorUnits(payment.amount), payment.currency)}`),
+    el("button", { type: "submit", class: "primary" }, `Pay ${formatMoney(fromMinorUnits(payment.amount, payment.currency), payment.currency)}`),
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -76,7 +76,7 @@ function stripeCardForm(section, payment, app, Stripe) {
     el("p", { id: "stripe-card-label" }, "Card"),
     mount,
     String(payment.pubKey).startsWith("pk_test_") && el("p", { class: "hint" }, TEST_CARDS),
-    el("button", { type: "submit", class: "primary" }, `Pay ${formatMoney(fromMinorUnits(payment.amount), payment.currency)}`),
+    el("button", { type: "submit", class: "primary" }, `Pay ${formatMoney(fromMinorUnits(payment.amount, payment.currency), payment.currency)}`),
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -108,7 +108,7 @@ function stripeIntentState(section, payment, app) {
       el("dt", {}, "Payment intent"),
       el("dd", {}, el("code", {}, payment.intentId)),
       el("dt", {}, "Amount"),
-      el("dd", {}, formatMoney(fromMinorUnits(payment.amount), payment.currency)),
+      el("dd", {}, formatMoney(fromMinorUnits(payment.amount, payment.currency), payment.currency)),
       el("dt", {}, "Client secret"),
       el("dd", {}, "received (kept in this page only)"),
     ),
