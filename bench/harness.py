@@ -262,6 +262,21 @@ class Harness:
             self._order_services = OrderServices(orders.url, customer_token, saga)
         return self._order_services
 
+    async def own_deployment(self, name: str, order_payment_window_seconds: float = 1800.0) -> Deployment:
+        """A deployment of a scenario's own (dropped at the end of the run), its work in a folder of its own."""
+        work_dir = self.work_dir / name
+        work_dir.mkdir(parents=True, exist_ok=True)
+        deployment = Deployment(
+            self.servers,
+            work_dir,
+            namespace=f"bench{uuid.uuid4().hex[:10]}",
+            order_payment_window_seconds=order_payment_window_seconds,
+        )
+        self.stack.push_async_callback(self._drop_deployment, deployment)
+        self.say(f"provisioning deployment {deployment.namespace} for {name}")
+        await asyncio.to_thread(deployment.provision)
+        return deployment
+
     async def _drop_deployment(self, deployment: Deployment) -> None:
         self.say(f"dropping deployment {deployment.namespace}")
         await delete_indices(self.servers.elasticsearch_url, f"{deployment.namespace.lower()}.")

@@ -21,6 +21,8 @@ from bench.baselines.producer_performance import producer_performance_async
 from bench.baselines.replay import bulk_documents, copy_rows, naive_projector
 from bench.catalog_data import FIXED_TERM, SEARCH_TERMS
 from bench.catalog_replay import replay_rates
+from bench.chaos import PAYMENT_WINDOW_SECONDS, report, run_chaos
+from bench.chaos import start_stack as start_chaos_stack
 from bench.client import send, session
 from bench.cold_start import cold_start_times
 from bench.eventstore_append import compare_appends
@@ -677,6 +679,30 @@ async def storefront(h: Harness) -> None:
     h.record(wrk_row("catalog search through the edge @16 (during the page loads)", result))
 
 
+async def chaos(h: Harness) -> None:
+    """Money under chaos (bench/chaos.py): purchases, declines and retries, cancels, expiries, late
+    payments and refunds while the saga and a payments instance are killed at random; then the books."""
+    deployment = await h.own_deployment("chaos", order_payment_window_seconds=PAYMENT_WINDOW_SECONDS)
+    stack = await asyncio.to_thread(start_chaos_stack, deployment)
+    h.stack.callback(stack.stop)
+    seconds, shoppers = (20.0, 6) if h.size.quick else (300.0, 16)
+    h.say(f"chaos: {seconds:.0f} s of shopping, {shoppers} customers at a time, with kills")
+    tally, books = await asyncio.to_thread(run_chaos, stack, seconds, shoppers, 17)
+    report(tally, books, h.say)
+    details = {name: float(value) for name, value in {**tally.counts, **books.counts}.items()}
+    h.record(
+        Row(
+            "chaos: orders whose money and units balance",
+            float(books.counts["orders"]) if books.balanced else 0.0,
+            "orders",
+            target="every order paid or refunded as its status says; 0 = a violation (see the log)",
+            details=details | {"violations": float(len(books.violations))},
+        )
+    )
+    if not books.balanced:
+        raise RuntimeError("the books do not balance:\n" + "\n".join(books.violations))
+
+
 SCENARIOS: dict[str, Callable[[Harness], Awaitable[None]]] = {
     "trivial": trivial,
     "health": health,
@@ -692,5 +718,6 @@ SCENARIOS: dict[str, Callable[[Harness], Awaitable[None]]] = {
     "cold-start": cold_start,
     "storefront": storefront,
     "orders": orders,
+    "chaos": chaos,
     "memory": memory,
 }

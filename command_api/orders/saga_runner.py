@@ -309,7 +309,7 @@ class OrderSagaRunner:
         ]
         try:
             while True:
-                _watch(background)
+                raise_if_stopped(background)
                 batches = await consumer.getmany(timeout_ms=200, max_records=500)
                 for tp, records in batches.items():
                     for record in records:
@@ -576,7 +576,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._runner.partitions_assigned(set(assigned))
 
 
-def _watch(tasks: list[asyncio.Task[None]]) -> None:
+def raise_if_stopped(tasks: list[asyncio.Task[None]]) -> None:
     """A background task that stopped stops the runner, loudly: nothing dies silently."""
     for task in tasks:
         if task.done():

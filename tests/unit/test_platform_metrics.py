@@ -16,7 +16,12 @@ from aiokafka import ConsumerRecord, TopicPartition
 from prometheus_client import REGISTRY as METRICS
 
 from command_api.orders.saga import OrderSaga, StepRefused, step_for
-from command_api.orders.saga_runner import HttpOrderCommands, OrderSagaRunner, StepDeadLettered
+from command_api.orders.saga_runner import (
+    HttpOrderCommands,
+    OrderSagaRunner,
+    StepDeadLettered,
+    raise_if_stopped,
+)
 from config.settings import Settings
 from event_schemas.envelope import Event
 from event_schemas.money import Money
@@ -176,3 +181,22 @@ def test_a_batch_fetched_before_its_partition_was_started_again_is_not_counted()
 @pytest.mark.parametrize("event", [cancelled(), paid()])
 def test_every_event_type_header_the_projectors_count_by_is_the_registry_s(event: Event) -> None:
     assert dict(REGISTRY.headers(event))["event_type"] == event.event_type.encode()
+
+
+def test_a_background_task_of_the_saga_that_stops_stops_the_runner() -> None:
+    async def scenario() -> None:
+        async def sweep() -> None:
+            raise KeyError("a bug in the sweep")
+
+        async def decisions() -> None:
+            await asyncio.sleep(3600)
+
+        tasks = [asyncio.create_task(sweep(), name="order-expiry-sweep"), asyncio.create_task(decisions())]
+        await asyncio.sleep(0)
+        raise_if_stopped(tasks[1:])  # still running: nothing to say
+        with pytest.raises(RuntimeError, match="order-expiry-sweep stopped") as stopped:
+            raise_if_stopped(tasks)
+        assert isinstance(stopped.value.__cause__, KeyError)
+        tasks[1].cancel()
+
+    asyncio.run(scenario())

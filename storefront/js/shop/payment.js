@@ -29,13 +29,17 @@ import { announce, showError } from "../notices.js";
 
 const TEST_CARDS = "Test cards: 4242 4242 4242 4242 is accepted, 4000 0000 0000 0002 is declined.";
 
+/** Records the gateway's verdict and says it. A declined card is not the end: the order stays held
+ * until its deadline and the same form takes another card (returns "failed" so the form asks again). */
 async function verify(app, intentId) {
   const verified = await app.run(() => request("POST", `/verify-payment/${intentId}`, { token: app.session.token }));
-  if (!verified) return;
-  const { status, intentStatus } = verified.data;
+  if (!verified) return null;
+  const { status, intentStatus, failure } = verified.data;
   if (status === "succeeded") announce("Payment succeeded: the order turns paid in a moment.");
-  else if (status === "failed") announce("The payment failed: the order is cancelled and its stock released.");
+  else if (status === "failed")
+    announce(`The card was declined (${failure ?? "no reason given"}). Your order is still held: try another card.`);
   else announce(`The payment is not complete yet (the gateway says: ${intentStatus}).`);
+  return status;
 }
 
 function simulatedCardForm(section, payment, app) {
@@ -57,8 +61,9 @@ function simulatedCardForm(section, payment, app) {
         }),
       form,
     );
-    if (confirmed) await verify(app, payment.intentId);
+    const status = confirmed ? await verify(app, payment.intentId) : null;
     button.disabled = false;
+    if (status === "failed") form.elements.namedItem("card").select();
   });
   section.append(el("p", {}, "The simulated gateway stands in for a card processor: no money moves."), form);
   form.elements.namedItem("card").focus();
