@@ -109,8 +109,10 @@ def an_order_of(stack: Stack, product_id: int) -> tuple[str, int]:
     return customer, int(placed.json()["orderNumber"])
 
 
-def status_of(stack: Stack, customer: str, order_number: int) -> str:
-    return str(get_order(stack.orders.url, customer, order_number).json()["status"])
+def status_of(stack: Stack, customer: str, order_number: int) -> str | None:
+    """The order's status, once the orders read model has it."""
+    answer = get_order(stack.orders.url, customer, order_number)
+    return str(answer.json()["status"]) if answer.status_code == 200 else None
 
 
 async def produce_garbage(deployment: Deployment, key: bytes) -> None:
