@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     # wait for its turn answers 503.
     password_hashing_concurrency: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1)
     password_hashing_wait_seconds: float = Field(2.0, gt=0)
+    # argon2id's parameters for new hashes: OWASP's Password Storage Cheat Sheet (19 MiB of memory, 2
+    # iterations, 1 lane). A hash made with other parameters is made again at its next successful login.
+    password_hash_memory_kib: int = Field(19_456, ge=8_192)
+    password_hash_iterations: int = Field(2, ge=1)
+    password_hash_lanes: int = Field(1, ge=1)
     # Traces (config/telemetry.py): sent over OTLP/HTTP to this collector (a base URL such as
     # http://127.0.0.1:4318; the standard OTEL_EXPORTER_OTLP_ENDPOINT works too), else appended as one JSON
     # line per span to `traces_file`, else off. Every process may share one file.

@@ -84,6 +84,7 @@ REGISTRY = EventRegistry(
         users.UserRegistered,
         users.UserRoleChanged,
         users.UserSessionsRevoked,
+        users.UserPasswordRehashed,
         catalog.ProductCreated,
         catalog.ProductUpdated,
         catalog.ProductDeleted,

@@ -1,4 +1,4 @@
-"""Events of the users context: registration, roles and sessions."""
+"""Events of the users context: registration, roles, sessions and password hashes."""
 
 from __future__ import annotations
 
@@ -44,3 +44,13 @@ class UserSessionsRevoked(UserEvent):
     event_type: ClassVar[str] = "UserSessionsRevoked"
 
     user_id: int = Field(gt=0)
+
+
+class UserPasswordRehashed(UserEvent):
+    """The user's password hash, made again with the current hashing parameters at a successful login
+    (the password is known only then). Revokes nothing: the password is the same."""
+
+    event_type: ClassVar[str] = "UserPasswordRehashed"
+
+    user_id: int = Field(gt=0)
+    password_hash: str = Field(pattern=r"^\$argon2id\$")

@@ -62,25 +62,42 @@ class AttemptCounters:
         self._timeout = timeout
         self._schema_ready = False
 
-    async def attempt(self, limits: Mapping[str, Limit], now: datetime) -> Verdict:
-        """Count one attempt against each key, and judge it by that key's limit."""
+    async def attempt(
+        self, limits: Mapping[str, Limit], now: datetime, look_at: Mapping[str, Limit] | None = None
+    ) -> Verdict:
+        """Count one attempt against each key of `limits`, and judge it by that key's limit; the keys of
+        `look_at` are judged as if the attempt were counted, but not counted (in the same round trip)."""
         # Rows are locked in one order by every statement, so two attempts never deadlock.
         keys = sorted(((digest(key), limit) for key, limit in limits.items()), key=lambda pair: pair[0])
+        looked_at = [(digest(key), limit) for key, limit in (look_at or {}).items()]
         parameters = {
             "keys": [key for key, _ in keys],
             "window_closes": [limit.window_opened(now) for _, limit in keys],
             "now": now,
         }
 
-        async def count() -> dict[bytes, Count]:
+        async def count() -> tuple[dict[bytes, Count], dict[bytes, Count]]:
             async with self._pool.connection() as conn:
                 await self._ensure_schema(conn)
                 cursor = await conn.execute(_COUNT_ATTEMPT, parameters)
-                rows = await cursor.fetchall()
-            return {bytes(row["key"]): Count(row["hits"], row["window_closes"]) for row in rows}
+                counted = await cursor.fetchall()
+                seen: list[Any] = []
+                if looked_at:
+                    cursor = await conn.execute(
+                        "SELECT key, hits, window_closes FROM attempt_counters"
+                        " WHERE key = ANY(%s) AND window_closes > %s",
+                        ([key for key, _ in looked_at], now),
+                    )
+                    seen = await cursor.fetchall()
+            return (
+                {bytes(row["key"]): Count(row["hits"], row["window_closes"]) for row in counted},
+                {bytes(row["key"]): Count(row["hits"] + 1, row["window_closes"]) for row in seen},
+            )
 
-        counts = await self._within_timeout(count())
-        return strictest(judge(counts[key], limit, now) for key, limit in keys)
+        counts, seen = await self._within_timeout(count())
+        verdicts = [judge(counts[key], limit, now) for key, limit in keys]
+        verdicts += [judge(seen[key], limit, now) for key, limit in looked_at if key in seen]
+        return strictest(verdicts)
 
     async def forget(self, key: str) -> None:
         """Start the key's count afresh (its next attempt opens a new window)."""

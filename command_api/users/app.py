@@ -46,7 +46,11 @@ async def users_command_side(app: FastAPI, settings: Settings) -> AsyncIterator[
     counters = AttemptCounters(pool, timeout=settings.rate_limit_timeout_seconds)
     sweeping = asyncio.create_task(counters.sweep_forever(_SWEEP_SECONDS), name="attempt-counters-sweep")
     hashing = PasswordHashing(
-        PasswordHasher(),
+        PasswordHasher(
+            time_cost=settings.password_hash_iterations,
+            memory_cost=settings.password_hash_memory_kib,
+            parallelism=settings.password_hash_lanes,
+        ),
         concurrency=settings.password_hashing_concurrency,
         wait_seconds=settings.password_hashing_wait_seconds,
     )

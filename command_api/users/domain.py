@@ -10,7 +10,13 @@ from functools import singledispatch
 
 from command_api.eventstore.model import AggregateKind, Loaded
 from event_schemas.envelope import Event
-from event_schemas.users import Role, UserRegistered, UserRoleChanged, UserSessionsRevoked
+from event_schemas.users import (
+    Role,
+    UserPasswordRehashed,
+    UserRegistered,
+    UserRoleChanged,
+    UserSessionsRevoked,
+)
 
 _EMAIL_NAMESPACE = uuid.UUID("6b1f3c1e-0d5e-4c1a-9a57-2f2d3b7e9c41")
 
@@ -59,6 +65,11 @@ def _registered(event: UserRegistered, state: UserState) -> UserState:
 @_apply.register
 def _role_changed(event: UserRoleChanged, state: UserState) -> UserState:
     return replace(state, role=event.role)
+
+
+@_apply.register
+def _rehashed(event: UserPasswordRehashed, state: UserState) -> UserState:
+    return replace(state, password_hash=event.password_hash)
 
 
 def evolve(state: UserState, event: Event) -> UserState:
@@ -114,5 +125,21 @@ def revoke_sessions(user: Loaded[UserState], now: datetime) -> list[Event]:
             aggregate_version=user.version + 1,
             occurred_at=now,
             user_id=user.state.user_id,
+        )
+    ]
+
+
+def rehash_password(user: Loaded[UserState], *, old_hash: str, new_hash: str, now: datetime) -> list[Event]:
+    """Replace the hash the login was checked against by one made with the current parameters; if it
+    changed meanwhile (another login rehashed it first), this one decides nothing."""
+    if not user.state.registered or user.state.password_hash != old_hash:
+        return []
+    return [
+        UserPasswordRehashed(
+            aggregate_id=user.aggregate_id,
+            aggregate_version=user.version + 1,
+            occurred_at=now,
+            user_id=user.state.user_id,
+            password_hash=new_hash,
         )
     ]

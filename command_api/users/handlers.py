@@ -3,6 +3,7 @@ hash passwords (bounded, off the event loop) only on the instance that owns the 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +15,8 @@ from command_api.users.domain import USER, user_aggregate_id
 from command_api.users.limits import AuthAttempts
 from command_api.users.password_hashing import PasswordHashing
 from event_schemas.users import Role
+
+log = logging.getLogger(__name__)
 
 
 class InvalidCredentials(domain.UsersError):
@@ -55,11 +58,28 @@ class UsersHandlers:
         await self.attempts.admit_login(command.email, client, now)
         password_ok = await self.hashing.verify(user.password_hash or None, command.password)
         if not (user.registered and password_ok):
+            await self.attempts.login_failed(command.email, now)
             raise InvalidCredentials("Invalid email or password")
         await self.attempts.login_succeeded(command.email)
+        if self.hashing.needs_rehash(user.password_hash):
+            await self._rehash(command, user.password_hash, now)
         # The token carries the version of the user it was issued at: a later role change or revocation
         # of sessions ends it (auth/revocations.py).
         return self.issuer.issue(user.user_id, user.email, user.role, now, user_version=loaded.version)
+
+    async def _rehash(self, command: LogIn, old_hash: str, now: datetime) -> None:
+        """The password is known only at a login: a hash made with older parameters is made again now.
+        The login stands whatever happens to this (the next login tries again)."""
+        try:
+            new_hash = await self.hashing.hash(command.password)
+            await self.store.execute(
+                USER,
+                user_aggregate_id(command.email),
+                lambda user: domain.rehash_password(user, old_hash=old_hash, new_hash=new_hash, now=now),
+                CommandContext(),
+            )
+        except Exception as error:  # a login never fails for its rehash
+            log.warning("could not rehash a password at login (the next login tries again): %r", error)
 
     async def change_role(self, email: str, role: Role, context: CommandContext, now: datetime) -> Committed:
         return await self.store.execute(

@@ -1,10 +1,12 @@
 """How often a caller may try to log in or register: failed logins per account, login attempts and
 registrations per client address, counted in the counters every instance shares.
 
-A login is counted against its account before the password is checked (so concurrent guesses cannot all
-slip under the limit) and the account's count is forgotten when the password is right: what remains
-counted are failures. Unknown emails are counted exactly like registered ones, so neither the answer nor
-its timing tells whether an account exists."""
+An account counts its failed logins: a login is admitted if the account's failures are under the limit
+(looked at, not counted), a wrong password counts one, and a right one forgets them. So correct logins
+never count against an account, however many arrive at once; concurrent wrong guesses can pass the
+look together, at most as many as the owner hashes at once (`password_hashing_concurrency`) over the
+limit. A client address counts every login attempt. Unknown emails are counted exactly like registered
+ones, so neither the answer nor its timing tells whether an account exists."""
 
 from __future__ import annotations
 
@@ -50,14 +52,18 @@ class AuthAttempts:
     limits: AuthLimits
 
     async def admit_login(self, email: str, address: str, now: datetime) -> None:
-        verdict = await self.counters.attempt(
-            {
-                _failures_of(email): self.limits.login_failures_per_account,
-                f"login-attempts:{address}": self.limits.login_attempts_per_address,
-            },
-            now,
+        """The address's attempt is counted; the account's failures are only looked at."""
+        _enforce(
+            await self.counters.attempt(
+                {f"login-attempts:{address}": self.limits.login_attempts_per_address},
+                now,
+                look_at={_failures_of(email): self.limits.login_failures_per_account},
+            )
         )
-        _enforce(verdict)
+
+    async def login_failed(self, email: str, now: datetime) -> None:
+        """A wrong password (or an unknown email) counts against the account."""
+        await self.counters.attempt({_failures_of(email): self.limits.login_failures_per_account}, now)
 
     async def login_succeeded(self, email: str) -> None:
         """The right password: the account's earlier failures no longer count against it."""

@@ -16,7 +16,10 @@ import pytest
 
 from command_api.eventstore.partitioning import partition_of
 from command_api.users.domain import USER, user_aggregate_id
+from event_schemas import topics
+from event_schemas.users import UserPasswordRehashed, UserRegistered
 from tests.support.deployment import Deployment
+from tests.support.kafka_log import committed_events
 from tests.support.processes import HttpService, wait_until_partitions_split
 from tests.support.servers import Servers
 from tests.support.users_client import PASSWORD, new_email
@@ -240,3 +243,54 @@ def test_with_postgresql_not_answering_login_and_registration_answer_503_within_
                 assert took < 5, f"{route}: the 503 should come within the 1 s timeout, took {took:.1f}s"
         finally:
             service.stop()
+
+
+def test_correct_logins_at_once_are_never_refused_and_an_old_hash_is_made_again_at_login(
+    own_deployment: Deployment,
+) -> None:
+    """The account counts failures, not logins in flight; a hash of argon2-cffi's old defaults is
+    rehashed with the current (OWASP) parameters at the next successful login, once."""
+    email = new_email()
+    old_parameters = {
+        "COMMERCE_PASSWORD_HASH_MEMORY_KIB": "65536",
+        "COMMERCE_PASSWORD_HASH_ITERATIONS": "3",
+        "COMMERCE_PASSWORD_HASH_LANES": "4",
+    }
+    before = own_deployment.gateway(
+        "users", side="command", name="users-old-hashes", env=old_parameters
+    ).start()
+    try:
+        assert register(before, email, client="192.0.2.200").status_code == 201
+    finally:
+        before.stop()
+    limited = {"COMMERCE_LOGIN_FAILURES_PER_ACCOUNT": "3", "COMMERCE_PASSWORD_HASHING_WAIT_SECONDS": "60"}
+    service = own_deployment.gateway("users", side="command", name="users-owasp-hashes", env=limited).start()
+    try:
+
+        async def at_once() -> list[httpx.Response]:
+            async with httpx.AsyncClient(timeout=60) as client:
+                return await asyncio.gather(
+                    *(
+                        client.post(
+                            f"{service.url}/auth/login",
+                            json={"email": email, "password": PASSWORD},
+                            headers={"X-Forwarded-For": f"198.51.100.{200 + n}"},
+                        )
+                        for n in range(16)
+                    )
+                )
+
+        statuses = [response.status_code for response in asyncio.run(at_once())]
+        assert statuses == [200] * 16, statuses
+        assert log_in(service, email, client="198.51.100.250").status_code == 200
+    finally:
+        service.stop()
+    log = committed_events(
+        own_deployment.servers.kafka_bootstrap, topics.in_namespace(own_deployment.namespace, topics.USERS)
+    )
+    hashes = [
+        event.password_hash for event, _ in log if isinstance(event, UserRegistered | UserPasswordRehashed)
+    ]
+    assert hashes[0].startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert len(hashes) == 2, "rehashed once, however many logins saw the old hash"
+    assert hashes[1].startswith("$argon2id$v=19$m=19456,t=2,p=1$")

@@ -9,7 +9,7 @@ import pytest
 from command_api.eventstore.model import Loaded
 from command_api.users import domain
 from command_api.users.domain import USER, UserState, user_aggregate_id
-from event_schemas.users import UserRegistered, UserSessionsRevoked
+from event_schemas.users import UserPasswordRehashed, UserRegistered, UserSessionsRevoked
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
@@ -85,3 +85,19 @@ def test_revoking_a_users_sessions_is_recorded_every_time_and_changes_nothing_el
 def test_revoking_the_sessions_of_an_unknown_user_is_refused() -> None:
     with pytest.raises(domain.UnknownUser):
         domain.revoke_sessions(fresh(), NOW)
+
+
+def test_a_password_is_rehashed_once_against_the_hash_the_login_checked() -> None:
+    loaded = fresh()
+    [registered] = domain.register(
+        loaded, username="ada", email="ada@example.com", password_hash=HASH, role="customer", now=NOW
+    )
+    user = Loaded(loaded.aggregate_id, USER.evolve(loaded.state, registered), 1, 8003)
+    newer = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"
+    [rehashed] = domain.rehash_password(user, old_hash=HASH, new_hash=newer, now=NOW)
+    assert isinstance(rehashed, UserPasswordRehashed)
+    after = Loaded(user.aggregate_id, USER.evolve(user.state, rehashed), 2, 8003)
+    assert after.state.password_hash == newer
+    # A second login that checked the old hash at the same time decides nothing.
+    assert domain.rehash_password(after, old_hash=HASH, new_hash=newer, now=NOW) == []
+    assert domain.rehash_password(fresh(), old_hash=HASH, new_hash=newer, now=NOW) == []
