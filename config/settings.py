@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     # line per span to `traces_file`, else off. Every process may share one file.
     otlp_endpoint: str = ""
     traces_file: Path | None = None
+    # The traces file is renamed to `<file>.1` at this size (the one before is dropped): at most twice it.
+    traces_file_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     # The share of user actions traced (a trace begun elsewhere keeps its caller's choice).
     traces_sample_ratio: float = Field(1.0, ge=0, le=1)
     # `json`: one object per line with the trace and correlation ids; `text`: for a human at a terminal.

@@ -87,7 +87,7 @@ def _exporter(settings: Settings) -> SpanExporter | None:
     if settings.traces_file is not None:
         from config.span_file import JsonLinesSpanExporter
 
-        return JsonLinesSpanExporter(settings.traces_file)
+        return JsonLinesSpanExporter(settings.traces_file, settings.traces_file_max_bytes)
     return None
 
 

@@ -4,16 +4,22 @@ on, serves the storefront and the admin page, and answers in the services' JSON 
 refuses a request itself.
 
 `python -m infra.edge serve --port 8080 --upstream users=127.0.0.1:6000,127.0.0.1:6010 ...` writes the
-configuration and becomes nginx (in the foreground, so `./run` and the tests own its process). Its
+configuration and runs nginx in the foreground as its child (so `./run` and the tests own its process,
+and nginx dies with it), renaming the access log to `access.log.1` when it is full. Its
 `--environment` is COMMERCE_ENVIRONMENT's unless given.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -249,8 +255,46 @@ def main() -> None:
         args.port, dict(args.upstream), args.work_dir.resolve(), host=args.host, environment=environment
     )
     write_config(edge)
+    sys.exit(run_nginx(edge))
+
+
+# The access log is renamed to access.log.1 at this size (the one before is dropped): at most twice it.
+ACCESS_LOG_MAX_BYTES = 64 * 1024 * 1024
+
+
+def run_nginx(edge: Edge, check_every: float = 5.0, max_bytes: int = ACCESS_LOG_MAX_BYTES) -> int:
+    """nginx in the foreground, as this process's child (it dies with this process), with its access
+    log bounded: nginx cannot rotate its own logs, so this process renames the full one and has nginx
+    reopen it (SIGUSR1). Signals to stop are passed on; the exit status is nginx's."""
     command = nginx_command(edge)
-    os.execv(command[0], command)  # noqa: S606 (the edge is nginx itself; `./run` keeps its pid)
+    nginx = subprocess.Popen(command, preexec_fn=_die_with_parent)  # no threads yet
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
+        signal.signal(signum, lambda received, _: nginx.send_signal(received))
+    access_log = edge.work_dir / "access.log"
+    while True:
+        try:
+            return nginx.wait(timeout=check_every)
+        except subprocess.TimeoutExpired:
+            rotate_when_full(access_log, max_bytes, lambda: nginx.send_signal(signal.SIGUSR1))
+
+
+def rotate_when_full(log: Path, max_bytes: int, reopen: Callable[[], None]) -> bool:
+    """Rename a full log to `<log>.1` and have its writer reopen it; True if it did."""
+    try:
+        if log.stat().st_size < max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    os.replace(log, log.with_name(log.name + ".1"))
+    reopen()
+    return True
+
+
+def _die_with_parent() -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 if __name__ == "__main__":

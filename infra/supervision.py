@@ -55,6 +55,8 @@ START_RETRIES = 10
 # Every process stops cleanly on SIGTERM; one still running this long after it gets SIGKILL (as its
 # whole process group: nginx's workers, a gateway's snapshot child).
 STOP_WAIT_SECONDS = 20
+# A process log is rotated to NAME.log.1 at this size: at most twice it per process.
+PROCESS_LOG_MAX_BYTES = 64 * 1024 * 1024
 # How long `up` waits for an HTTP process's health URL, and for supervisord to answer.
 HEALTH_WAIT_SECONDS = 90
 DAEMON_WAIT_SECONDS = 30
@@ -189,7 +191,9 @@ serverurl=unix://{_literal(str(supervision.socket))}
             "killasgroup=true",
             "redirect_stderr=true",
             f"stdout_logfile={_literal(str(supervision.process_log(process.name)))}",
-            "stdout_logfile_maxbytes=0",
+            # Bounded: at most this and one rotated log (NAME.log.1) per process.
+            f"stdout_logfile_maxbytes={PROCESS_LOG_MAX_BYTES}",
+            "stdout_logfile_backups=1",
         ]
         if process.environment:
             lines.append(f"environment={_environment(process.environment)}")

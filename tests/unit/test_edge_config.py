@@ -22,6 +22,7 @@ from infra.edge import (
     STOREFRONT,
     Edge,
     nginx_config,
+    rotate_when_full,
     write_config,
 )
 from tests.support.servers import unavailable
@@ -112,3 +113,15 @@ def test_the_storefronts_service_prefixes_are_the_edges() -> None:
     for service, prefixes in re.findall(r"(\w+): \[([^\]]*)\]", table.group(1)):
         named = set(re.findall(r'"([^"]+)"', prefixes))
         assert named and named <= set(SERVICE_PATHS[service]), service
+
+
+def test_a_full_access_log_is_renamed_and_its_writer_reopens_it(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    reopened: list[bool] = []
+    assert not rotate_when_full(log, 100, lambda: reopened.append(True))  # none yet
+    log.write_bytes(b"x" * 99)
+    assert not rotate_when_full(log, 100, lambda: reopened.append(True))
+    log.write_bytes(b"x" * 100)
+    assert rotate_when_full(log, 100, lambda: reopened.append(True))
+    assert reopened == [True]
+    assert not log.exists() and (tmp_path / "access.log.1").read_bytes() == b"x" * 100

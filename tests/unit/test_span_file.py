@@ -55,6 +55,23 @@ def test_a_line_cut_short_by_a_killed_process_is_skipped(tmp_path: Path) -> None
     assert [span["name"] for span in read_spans(path)] == ["whole"]
 
 
+def test_the_file_is_rotated_once_at_its_size_by_whichever_process_writes_first(tmp_path: Path) -> None:
+    path = tmp_path / "spans.jsonl"
+    providers = []
+    for service in ("catalog", "orders"):
+        provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(path, max_bytes=2048)))
+        providers.append(provider)
+    for n in range(40):
+        with providers[n % 2].get_tracer("tests").start_as_current_span(f"span {n}"):
+            pass
+    assert path.stat().st_size < 2048 + 1024  # rotated, not grown
+    kept = [span["name"] for span in read_spans(path)]
+    assert kept == [f"span {n}" for n in range(40 - len(kept), 40)], "the newest, in order, none twice"
+    assert (tmp_path / "spans.jsonl.1").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spans.jsonl", "spans.jsonl.1"]
+
+
 def test_a_trace_across_processes_reads_as_one_waterfall(tmp_path: Path) -> None:
     path = tmp_path / "spans.jsonl"
     orders = process("orders", path).get_tracer("tests")

@@ -15,6 +15,7 @@ from supervisor.datatypes import RestartUnconditionally
 from supervisor.options import ServerOptions
 
 from infra.supervision import (
+    PROCESS_LOG_MAX_BYTES,
     START_RETRIES,
     START_SECONDS,
     STOP_WAIT_SECONDS,
@@ -106,7 +107,7 @@ def test_a_program_runs_its_arguments_after_the_sweep_with_its_environment_and_i
     assert worker.directory == str(tmp_path)
     assert worker.stdout_logfile == str(tmp_path / "run" / "users-projector.log")
     assert worker.redirect_stderr
-    assert worker.stdout_logfile_maxbytes == 0
+    assert (worker.stdout_logfile_maxbytes, worker.stdout_logfile_backups) == (PROCESS_LOG_MAX_BYTES, 1)
     assert groups["users"].process_configs[0].environment == {}
 
 
