@@ -40,7 +40,7 @@ from bench.report import Row, wrk_row
 from bench.steady_writes import Spec, SteadyWrites
 from command_api.eventstore.partitioning import ID_STRIDE
 from event_schemas import topics
-from tests.support.users_client import new_email, register, token_for
+from tests.support.users_client import PASSWORD, new_email, register, token_for
 
 READ_TARGET = ">= 0.5x, p99 <= 20 ms"
 COMMAND_TARGET = ">= 3x, >= 3,000/s, p99 <= 50 ms"
@@ -101,6 +101,27 @@ async def validate(h: Harness) -> None:
     result = await h.load(services.users_url, 16, script)
     h.record(
         wrk_row("users GET /auth/validate @16 (customer)", result, target=READ_TARGET).compared_with(baseline)
+    )
+
+
+async def login(h: Harness) -> None:
+    """users POST /auth/login at 16 connections, one account's right password (an argon2id check each;
+    the bench's deployment lifts the limits on callers, as a load from one address would hit them)."""
+    services = await h.services()
+    email = new_email()
+    registered = await asyncio.to_thread(register, services.users_url, email)
+    if registered.status_code != 201:
+        raise RuntimeError(f"registering a customer answered {registered.status_code}: {registered.text}")
+    body = json.dumps({"email": email, "password": PASSWORD})
+    script = h.script(
+        "login", "fixed_request.lua", {"method": "POST", "path": "/auth/login", "body": body, "token": ""}
+    )
+    h.say("users POST /auth/login at 16 connections")
+    result = await h.load(services.users_url, 16, script)
+    h.record(
+        wrk_row(
+            "users POST /auth/login @16 (right password)", result, target=">= 2x the Node system (>= 19/s)"
+        )
     )
 
 
@@ -708,6 +729,7 @@ SCENARIOS: dict[str, Callable[[Harness], Awaitable[None]]] = {
     "health": health,
     "product": product,
     "validate": validate,
+    "login": login,
     "search": search,
     "create": create,
     "adjust": adjust,
