@@ -17,9 +17,6 @@ orders, whole or one unit. Afterwards, from the gateway's own records and the lo
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import random
 import threading
 import time
@@ -49,6 +46,7 @@ from tests.support.orders_client import (
     replica_knows,
 )
 from tests.support.processes import HttpService, ServiceProcess
+from tests.support.stripe_webhooks import intent_event, signed
 from tests.support.users_client import bearer
 from tests.support.waiting import eventually
 
@@ -211,9 +209,15 @@ class Shopper:
             answer = self.payments_call("POST", f"/verify-payment/{data['intentId']}", headers=bearer(token))
             self.tally.count("settled by verify-payment")
         else:
-            body, signature = signed_intent_event(
-                data["intentId"], order_number, data["amount"], data["currency"]
+            event = intent_event(
+                "payment_intent.succeeded",
+                data["intentId"],
+                order_number,
+                data["amount"],
+                "succeeded",
+                data["currency"],
             )
+            body, signature = signed(event, WEBHOOK_SECRET)
             answer = self.payments_call(
                 "POST",
                 "/webhooks/stripe",
@@ -272,33 +276,6 @@ class Shopper:
 
     def abandon(self, token: str, order_number: int) -> None:
         return None
-
-
-def signed_intent_event(intent_id: str, order_number: int, amount: int, currency: str) -> tuple[bytes, str]:
-    """`payment_intent.succeeded` as Stripe would send it for the intent, signed with the test secret."""
-    event = {
-        "id": f"evt_{uuid.uuid4().hex[:24]}",
-        "object": "event",
-        "type": "payment_intent.succeeded",
-        "api_version": "2026-08-26.dahlia",
-        "created": int(time.time()),
-        "livemode": False,
-        "data": {
-            "object": {
-                "id": intent_id,
-                "object": "payment_intent",
-                "amount": amount,
-                "currency": currency.lower(),
-                "status": "succeeded",
-                "metadata": {"orderNumber": str(order_number)},
-                "last_payment_error": None,
-            }
-        },
-    }
-    payload = json.dumps(event).encode()
-    timestamp = int(time.time())
-    mac = hmac.new(WEBHOOK_SECRET.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
-    return payload, f"t={timestamp},v1={mac}"
 
 
 def refund_some(stack: ChaosStack, tally: Tally, rng: random.Random, stop: threading.Event) -> None:

@@ -4,14 +4,11 @@ webhooks signed the way Stripe signs them, and nobody pays with the simulated ga
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +25,8 @@ from tests.support.kafka_log import committed_events
 from tests.support.orders_client import add_to_cart, get_order, new_customer_id, order_settled, place_order
 from tests.support.processes import HttpService, ServiceProcess, free_port
 from tests.support.servers import REPO, Servers
+from tests.support.stripe_webhooks import intent_event, refund_event
+from tests.support.stripe_webhooks import signed as signed_with
 from tests.support.users_client import bearer
 from tests.support.waiting import eventually
 
@@ -68,35 +67,7 @@ def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def signed(event: dict[str, Any], secret: str = WEBHOOK_SECRET, at: int | None = None) -> tuple[bytes, str]:
-    """The body and the Stripe-Signature header, computed the way Stripe signs a webhook."""
-    payload = json.dumps(event).encode()
-    timestamp = int(time.time()) if at is None else at
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
-    return payload, f"t={timestamp},v1={mac}"
-
-
-def intent_event(kind: str, intent_id: str, order_number: int, amount: int, status: str) -> dict[str, Any]:
-    return {
-        "id": f"evt_{uuid.uuid4().hex[:24]}",
-        "object": "event",
-        "type": kind,
-        "api_version": "2026-08-26.dahlia",
-        "created": int(time.time()),
-        "livemode": False,
-        "data": {
-            "object": {
-                "id": intent_id,
-                "object": "payment_intent",
-                "amount": amount,
-                "currency": "usd",
-                "status": status,
-                "metadata": {"orderNumber": str(order_number), "userId": "1"},
-                "last_payment_error": None
-                if status == "succeeded"
-                else {"message": "Your card was declined."},
-            }
-        },
-    }
+    return signed_with(event, secret, at)
 
 
 def post_webhook(payments: HttpService, body: bytes, signature: str) -> httpx.Response:
@@ -194,27 +165,6 @@ def test_a_purchase_paid_through_stripe_is_confirmed_by_a_signed_webhook_once(st
         within=30,
         what="the admin's refunded unit back in stock",
     )
-
-
-def refund_event(kind: str, refund_id: str, intent_id: str, amount: int) -> dict[str, Any]:
-    return {
-        "id": f"evt_{uuid.uuid4().hex[:24]}",
-        "object": "event",
-        "type": kind,
-        "api_version": "2026-08-26.dahlia",
-        "created": int(time.time()),
-        "livemode": False,
-        "data": {
-            "object": {
-                "id": refund_id,
-                "object": "refund",
-                "amount": amount,
-                "currency": "usd",
-                "payment_intent": intent_id,
-                "status": "succeeded",
-            }
-        },
-    }
 
 
 def test_a_payment_failed_webhook_leaves_the_order_payable_until_a_later_success(stack: StripeStack) -> None:
