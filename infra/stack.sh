@@ -17,7 +17,7 @@
 # Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), KAFKA_CLUSTER_PORT (9092: the cluster's
 # nodes listen on it, +2, +4; their controllers on +1, +3, +5), PG_PORT (5432), ES_PORT (9200),
 # ES_TRANSPORT_PORT (9300), STACK_READY_TIMEOUT (120 s), PG_DATABASES ("users catalog orders payments"),
-# ES_JAVA_HOME (default: the JDK of `java` on PATH), JAVA_HOME (Kafka's JDK; default: `java` on PATH),
+# PG_MAX_CONNECTIONS (200), ES_JAVA_HOME (default: the JDK of `java` on PATH), JAVA_HOME (Kafka's JDK; default: `java` on PATH),
 # STRIPE_MOCK_PORT (12111; plain HTTP). stripe-mock is built with `go` (on PATH) on first use.
 set -euo pipefail
 
@@ -33,6 +33,7 @@ ES_TRANSPORT_PORT=${ES_TRANSPORT_PORT:-9300}
 STRIPE_MOCK_PORT=${STRIPE_MOCK_PORT:-12111}
 READY_TIMEOUT=${STACK_READY_TIMEOUT:-120}
 PG_DATABASES=${PG_DATABASES:-users catalog orders payments}
+PG_MAX_CONNECTIONS=${PG_MAX_CONNECTIONS:-200}
 
 DEFAULT_SERVERS=(postgres kafka elasticsearch stripe-mock) # what `up` starts when given no names
 ALL_SERVERS=(postgres kafka kafka-cluster elasticsearch stripe-mock)
@@ -590,8 +591,10 @@ postgres_start() {
   local sockets="'$PG_RUN'"
   if ((${#PG_RUN} > 90)); then sockets="''"; fi
   log "postgres: starting on 127.0.0.1:$PG_PORT"
+  # 200 connections, not 100: the tests and the bench run several deployments of the platform side by
+  # side on this one server (the bench's chaos run met "too many clients" at 100).
   as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$READY_TIMEOUT" \
-    -o "-p $PG_PORT -k $sockets -c listen_addresses=127.0.0.1" start >/dev/null 9>&- ||
+    -o "-p $PG_PORT -k $sockets -c listen_addresses=127.0.0.1 -c max_connections=$PG_MAX_CONNECTIONS" start >/dev/null 9>&- ||
     fail_with_log postgres "pg_ctl start failed"
 }
 
