@@ -348,7 +348,10 @@ class OrderSagaRunner:
         task.add_done_callback(forget)
 
     async def _step(self, tp: TopicPartition, record: Any) -> None:
+        """The record's step, done or dead-lettered; only then may the position pass it. A step cut
+        short (its partition revoked, the runner stopping) stays in flight, so the next owner takes it."""
         key: OrderKey = (tp.topic, tp.partition, record.key)
+        taken = False
         try:
             if key in self._blocked:
                 await self._park(
@@ -357,13 +360,13 @@ class OrderSagaRunner:
                     WaitingBehind("an earlier step of this order is in the saga's dead letters"),
                     waiting_behind=True,
                 )
-                return
-            await self._take_step(record)
-        except StepDeadLettered:
-            pass
+            else:
+                with contextlib.suppress(StepDeadLettered):
+                    await self._take_step(record)
+            taken = True
         finally:
             self._in_flight -= 1
-            if (progress := self._progress.get(tp)) is not None:
+            if taken and (progress := self._progress.get(tp)) is not None:
                 progress.finished(record.offset)
 
     async def _take_step(self, record: Any) -> None:

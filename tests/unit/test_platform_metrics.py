@@ -200,3 +200,28 @@ def test_a_background_task_of_the_saga_that_stops_stops_the_runner() -> None:
         tasks[1].cancel()
 
     asyncio.run(scenario())
+
+
+class HangingSaga:
+    """Takes no step to its end (a command side that never answers)."""
+
+    async def handle(self, event: Event) -> None:
+        await asyncio.Event().wait()
+
+
+def test_a_step_cut_short_is_never_passed_by_the_committed_position() -> None:
+    async def scenario() -> int | None:
+        runner = RunnerWithoutDatabase(
+            cast(OrderSaga, HangingSaga()), cast(HttpOrderCommands, None), Settings(), cast(Pool, None)
+        )
+        runner.parked = []
+        tp = TopicPartition(TOPIC, 0)
+        runner._dispatch(tp, record(cancelled(5004), 7))
+        await asyncio.sleep(0.01)
+        for task in list(runner._chains.values()):  # the partition is revoked mid-step
+            task.cancel()
+        await asyncio.gather(*runner._chains.values(), return_exceptions=True)
+        return runner._progress[tp].committable()
+
+    # The next owner starts at offset 7, and takes the step again.
+    assert asyncio.run(scenario()) == 7
