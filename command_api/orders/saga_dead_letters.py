@@ -2,8 +2,8 @@
 
 A step lands here when a command side refuses it for good (a 4xx no compensation answers), when it
 stays unavailable past the saga's bounded retries, or when its record cannot be decoded. Its record
-(key, value, headers) is kept in `saga_dead_letters` in the orders database, beside the saga's
-expiry sweep, and published to the topic's dead-letter topic for other tools. The order's later
+(key, value, headers) is kept in `saga_dead_letters` in the orders database, which the saga's expiry
+sweep already uses, written before the record's offset may be committed. The order's later
 records wait behind it (`waiting_behind`), so that one order's steps never run out of order, while
 every other order goes on. The operator decides (`python -m command_api.orders.saga_runner retry` or
 `skip`); the running saga instance that owns the partition carries the decision out, then runs the

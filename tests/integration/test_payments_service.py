@@ -278,12 +278,7 @@ def test_a_refund_gives_money_back_once_and_its_units_return_to_stock(
     )
     data = create_payment(payments_service, customer, order_number).json()["data"]
     pay(payments_service, data, PAYS)
-    assert (
-        httpx.post(
-            f"{payments_service.url}/verify-payment/{data['intentId']}", headers=bearer(customer)
-        ).json()["status"]
-        == "succeeded"
-    )
+    assert verify(payments_service, customer, data["intentId"])["status"] == "succeeded"
     eventually(lambda: stock(catalog_service, product_id) == (3, 0, 3), within=30, what="units out of stock")
 
     url = f"{payments_service.url}/refunds"
