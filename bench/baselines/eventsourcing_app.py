@@ -91,10 +91,17 @@ class Catalog(Application[UUID]):
         raise ConcurrentUpdate(f"product {product_id} changed under {SAVE_ATTEMPTS} attempts; retry")
 
 
+# The library's aggregate cache, on, as its users would run it against ours (which keeps its aggregates
+# in memory): an LRU of this many aggregates, each brought up to date from the database on a hit (the
+# library's fast-forward), so concurrent requests still see each other's writes.
+AGGREGATE_CACHE_SIZE = 20_000
+
+
 def persistence_env(database_url: str) -> dict[str, str]:
     """The library's configuration (environment keys) for a PostgreSQL URL; tables created on start."""
     params = conninfo_to_dict(database_url)
     return {
+        "AGGREGATE_CACHE_MAXSIZE": str(AGGREGATE_CACHE_SIZE),
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": str(params["dbname"]),
         "POSTGRES_HOST": str(params.get("host") or "127.0.0.1"),
