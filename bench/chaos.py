@@ -30,10 +30,11 @@ import httpx
 import psycopg
 
 from command_api.catalog.domain import PRODUCT, ProductState
+from command_api.orders.domain import ORDER, OrderState
 from event_schemas import topics
 from event_schemas.catalog import ProductCreated, StockAdjusted
 from event_schemas.money import minor_units
-from event_schemas.orders import OrderPaid, OrderPlaced, OrderRefunded, OrderStatus
+from event_schemas.orders import OrderPaid, OrderPlaced, OrderRefunded
 from event_schemas.payments import PaymentFailed, PaymentRefunded
 from tests.support.catalog_client import created
 from tests.support.deployment import Deployment
@@ -54,6 +55,7 @@ WEBHOOK_SECRET = "whsec_chaos_" + "0" * 24  # a test endpoint's secret, not a re
 PAYS = "4242424242424242"
 DECLINED = "4000000000000002"
 PAYMENT_WINDOW_SECONDS = 8.0
+ORDER_PREFIX = ORDER.id_prefix or "order-"
 JOURNEYS = {
     "pay": 35,
     "decline_then_pay": 20,
@@ -379,7 +381,7 @@ def ledger(stack: ChaosStack) -> Ledger:
 
     orders_log, payments_log, catalog_log = log(topics.ORDERS), log(topics.PAYMENTS), log(topics.CATALOG)
     placed: dict[int, OrderPlaced] = {}
-    status: dict[int, OrderStatus] = {}
+    orders: dict[int, OrderState] = {}  # folded as the Order aggregate folds itself
     paid_times: Counter[int] = Counter()
     refunded_minor: Counter[int] = Counter()
     units_back: Counter[int] = Counter()
@@ -389,9 +391,8 @@ def ledger(stack: ChaosStack) -> Ledger:
             continue
         if isinstance(event, OrderPlaced):
             placed[number] = event
-        new_status = _status_after(event)
-        if new_status is not None and not (isinstance(event, OrderRefunded) and not event.fully):
-            status[number] = new_status
+        if event.aggregate_id.startswith(ORDER_PREFIX):
+            orders[number] = ORDER.evolve(orders.get(number, ORDER.initial), event)
         if isinstance(event, OrderPaid):
             paid_times[number] += 1
         if isinstance(event, OrderRefunded):
@@ -399,10 +400,13 @@ def ledger(stack: ChaosStack) -> Ledger:
             for unit in event.units:
                 units_back[unit.product_id] += unit.qty
 
+    def status_of(number: int) -> str:
+        return orders.get(number, ORDER.initial).status or "pending"
+
     captured, given_back, captures = _gateway_money(deployment)
     violations: list[str] = []
     for number, order in placed.items():
-        state = status.get(number, "pending")
+        state = status_of(number)
         if state in ("pending", "confirmed"):
             violations.append(f"order {number} is still {state}")
         if paid_times[number] > 1 or captures[number] > 1:
@@ -449,7 +453,7 @@ def ledger(stack: ChaosStack) -> Ledger:
     if reconciled.returncode != 0:
         violations.append(f"reconciliation found discrepancies:\n{reconciled.stdout}{reconciled.stderr}")
 
-    by_status = Counter(status.get(number, "pending") for number in placed)
+    by_status = Counter(status_of(number) for number in placed)
     counts = {
         "orders": len(placed),
         **{f"orders {name}": n for name, n in sorted(by_status.items())},
@@ -460,19 +464,6 @@ def ledger(stack: ChaosStack) -> Ledger:
         "money refunded (minor units)": sum(given_back.values()),
     }
     return Ledger(counts, violations)
-
-
-def _status_after(event: Any) -> OrderStatus | None:
-    names: dict[str, OrderStatus] = {
-        "OrderPlaced": "pending",
-        "OrderConfirmed": "confirmed",
-        "OrderRejected": "rejected",
-        "OrderCancelled": "cancelled",
-        "OrderExpired": "expired",
-        "OrderPaid": "paid",
-        "OrderRefunded": "refunded",
-    }
-    return names.get(event.event_type)
 
 
 def _gateway_money(deployment: Deployment) -> tuple[Counter[int], Counter[int], Counter[int]]:

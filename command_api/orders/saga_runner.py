@@ -460,14 +460,12 @@ class OrderSagaRunner:
         self._blocked.discard(key)
 
     async def _open_letters(self, owned: set[TopicPartition] | list[TopicPartition]) -> list[SagaDeadLetter]:
+        owned = set(owned)
         async with self._database.connection() as conn:
-            return [
-                letter
-                for letter in await saga_dead_letters.open_letters(
-                    conn, self._topics, sorted({tp.partition for tp in owned})
-                )
-                if TopicPartition(letter.topic, letter.partition) in set(owned)
-            ]
+            letters = await saga_dead_letters.open_letters(
+                conn, self._topics, sorted({tp.partition for tp in owned})
+            )
+        return [letter for letter in letters if TopicPartition(letter.topic, letter.partition) in owned]
 
     def _owned(self) -> set[TopicPartition]:
         return set() if self._consumer is None else set(self._consumer.assignment())
@@ -487,9 +485,8 @@ class OrderSagaRunner:
     async def _stop_partitions(self, partitions: list[TopicPartition], grace: float) -> None:
         """Let the partitions' steps finish (for a while: they are idempotent, so a step cut short is
         repeated by the next owner), commit what is done, and forget them."""
-        running = [
-            task for key, task in self._chains.items() if TopicPartition(key[0], key[1]) in set(partitions)
-        ]
+        stopping = set(partitions)
+        running = [task for key, task in self._chains.items() if TopicPartition(key[0], key[1]) in stopping]
         if running:
             _, late = await asyncio.wait(running, timeout=grace)
             for task in late:
@@ -498,9 +495,7 @@ class OrderSagaRunner:
         await self._commit(partitions)
         for tp in partitions:
             self._progress.pop(tp, None)
-        self._blocked = {
-            key for key in self._blocked if TopicPartition(key[0], key[1]) not in set(partitions)
-        }
+        self._blocked = {key for key in self._blocked if TopicPartition(key[0], key[1]) not in stopping}
 
     async def _commit(self, partitions: list[TopicPartition]) -> None:
         assert self._consumer is not None

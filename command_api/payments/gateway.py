@@ -59,6 +59,11 @@ class Refund:
     status: str
     amount_minor: int
 
+    @property
+    def gives_money_back(self) -> bool:
+        """Done, or on its way (pending): not failed or canceled."""
+        return self.status not in ("failed", "canceled")
+
 
 @dataclass(frozen=True)
 class GatewayPayment:
@@ -72,7 +77,7 @@ class GatewayPayment:
     @property
     def refunded(self) -> tuple[Refund, ...]:
         """The refunds that gave money back, or will (not failed or canceled)."""
-        return tuple(refund for refund in self.refunds if refund.status not in ("failed", "canceled"))
+        return tuple(refund for refund in self.refunds if refund.gives_money_back)
 
 
 class PaymentGateway(Protocol):

@@ -203,10 +203,23 @@ class PaymentsHandlers:
         payment = await self._payment(order_number)
         if payment.intent_id != intent_id:
             return None
+        return await self._record_refunds(order_number, payment, refunds, gateway_event_id, context, now)
+
+    async def _record_refunds(
+        self,
+        order_number: int,
+        payment: PaymentState,
+        refunds: list[Refund],
+        gateway_event_id: str | None,
+        context: CommandContext,
+        now: datetime,
+    ) -> PaymentState:
+        """Refunds the gateway made, money only, each recorded once (the aggregate decides by refund id)."""
         for refunded in refunds:
-            if refunded.status in ("failed", "canceled"):
-                continue
-            payment = await self._record_refund(order_number, refunded, (), gateway_event_id, context, now)
+            if refunded.gives_money_back:
+                payment = await self._record_refund(
+                    order_number, refunded, (), gateway_event_id, context, now
+                )
         return payment
 
     async def _record_outcome(
@@ -251,10 +264,8 @@ class PaymentsHandlers:
         state = await self._record_outcome(order_number, intent, None, context, now)
         if state.status != "succeeded":
             return state
-        for refunded in await self.gateway.refunds_of(payment.intent_id):
-            if refunded.status not in ("failed", "canceled") and refunded.refund_id not in state.refund_ids:
-                state = await self._record_refund(order_number, refunded, (), None, context, now)
-        return state
+        refunds = await self.gateway.refunds_of(payment.intent_id)
+        return await self._record_refunds(order_number, state, refunds, None, context, now)
 
     async def _payment(self, order_number: int) -> PaymentState:
         """The order's payment as its writer knows it now."""

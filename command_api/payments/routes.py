@@ -18,12 +18,11 @@ from command_api.payments.stripe_gateway import intent_from_stripe, refunds_from
 from event_schemas.money import amount_text
 from web.errors import error_responses
 
-router = APIRouter(tags=["payments"], responses=error_responses(400, 401, 403, 404, 409, 413, 422, 502, 503))
+ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 502, 503)
+router = APIRouter(tags=["payments"], responses=ERRORS)
 # Anyone who holds an intent's client secret pays it with a test card here: mounted only with the simulated
 # gateway, which production never runs (command_api/payments/app.py).
-simulated_gateway_router = APIRouter(
-    tags=["simulated gateway"], responses=error_responses(400, 401, 403, 404, 409, 413, 422, 502, 503)
-)
+simulated_gateway_router = APIRouter(tags=["simulated gateway"], responses=ERRORS)
 
 
 async def get_handlers(request: Request) -> PaymentsHandlers:

@@ -73,6 +73,11 @@ def _intent(row: dict[str, Any]) -> Intent:
     )
 
 
+def _refund(row: dict[str, Any]) -> Refund:
+    """The simulated gateway's refunds succeed at once."""
+    return Refund(row["id"], "succeeded", row["amount_minor"])
+
+
 class SimulatedGateway:
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
@@ -159,7 +164,7 @@ class SimulatedGateway:
             )
             earlier = await cursor.fetchone()
             if earlier is not None:
-                return Refund(earlier["id"], "succeeded", earlier["amount_minor"])
+                return _refund(earlier)
             cursor = await conn.execute(
                 "UPDATE simulated_payment_intents SET refunded_minor = refunded_minor + %s"
                 " WHERE id = %s AND status = 'succeeded' AND refunded_minor + %s <= amount_minor RETURNING id",
@@ -184,7 +189,7 @@ class SimulatedGateway:
                 "SELECT id, amount_minor FROM simulated_refunds WHERE intent_id = %s ORDER BY id",
                 (intent_id,),
             )
-            return [Refund(row["id"], "succeeded", row["amount_minor"]) for row in await cursor.fetchall()]
+            return [_refund(row) for row in await cursor.fetchall()]
 
     async def payments(self) -> AsyncIterator[GatewayPayment]:
         """Its own records, as Stripe's list API would give them."""
@@ -197,9 +202,7 @@ class SimulatedGateway:
             )
             refunds: dict[str, list[Refund]] = {}
             for row in await cursor.fetchall():
-                refunds.setdefault(row["intent_id"], []).append(
-                    Refund(row["id"], "succeeded", row["amount_minor"])
-                )
+                refunds.setdefault(row["intent_id"], []).append(_refund(row))
         for intent in intents:
             captured = intent.amount_minor if intent.succeeded else 0
             yield GatewayPayment(intent, captured, tuple(refunds.get(intent.intent_id, ())))

@@ -45,6 +45,11 @@ def _attempt(intent: dict[str, Any], error: dict[str, Any] | None) -> str | None
     return str(charge) if charge else None
 
 
+def refund_from_stripe(refund: dict[str, Any]) -> Refund:
+    """A Refund as the API (or a webhook event) gives it, as a plain dict, in the port's terms."""
+    return Refund(str(refund["id"]), str(refund.get("status") or ""), int(refund["amount"]))
+
+
 def refunds_from_stripe(event_type: str, resource: Any) -> tuple[str | None, list[Refund]]:
     """The intent and the refunds a webhook event reports: one Refund object (`refund.*`,
     `charge.refund.updated`), or the refunds a Charge lists (`charge.refunded`; Stripe lists them only
@@ -54,11 +59,7 @@ def refunds_from_stripe(event_type: str, resource: Any) -> tuple[str | None, lis
         listed = (document.get("refunds") or {}).get("data") or []
     else:
         listed = [document]
-    refunds = [
-        Refund(str(refund["id"]), str(refund.get("status") or ""), int(refund["amount"]))
-        for refund in listed
-        if refund.get("id") and refund.get("amount")
-    ]
+    refunds = [refund_from_stripe(refund) for refund in listed if refund.get("id") and refund.get("amount")]
     intent = document.get("payment_intent")
     if isinstance(intent, dict):
         intent = intent.get("id")
@@ -109,16 +110,13 @@ class StripeGateway:
                 options={"idempotency_key": idempotency_key},
             )
         )
-        return Refund(refund.id, refund.status or "", int(refund.amount))
+        return refund_from_stripe(refund.to_dict())
 
     async def refunds_of(self, intent_id: str) -> list[Refund]:
         page = await self._call(
             self._client.v1.refunds.list_async(params={"payment_intent": intent_id, "limit": 100})
         )
-        return [
-            Refund(refund.id, refund.status or "", int(refund.amount))
-            async for refund in page.auto_paging_iter()
-        ]
+        return [refund_from_stripe(refund.to_dict()) async for refund in page.auto_paging_iter()]
 
     async def payments(self) -> AsyncIterator[GatewayPayment]:
         """Every PaymentIntent of the account, a page of 100 at a time (Stripe's list API), with the
@@ -126,7 +124,7 @@ class StripeGateway:
         page = await self._call(self._client.v1.payment_intents.list_async(params={"limit": 100}))
         async for resource in page.auto_paging_iter():
             intent = intent_from_stripe(resource)
-            captured = int(resource.get("amount_received") or 0)
+            captured = int(resource.to_dict().get("amount_received") or 0)
             refunds = tuple(await self.refunds_of(intent.intent_id)) if captured else ()
             yield GatewayPayment(intent, captured, refunds)
 

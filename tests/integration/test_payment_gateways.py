@@ -55,6 +55,24 @@ def test_the_stripe_adapter_creates_retrieves_and_refunds_intents_on_stripe_mock
     asyncio.run(run())
 
 
+def test_the_stripe_adapter_pages_through_intents_and_refunds_for_reconciliation(servers: Servers) -> None:
+    gateway = StripeGateway(TEST_KEY, "pk_test_123", api_base=servers.stripe_mock_url)
+
+    async def run() -> None:
+        listed = []
+        async for payment in gateway.payments():
+            listed.append(payment)
+            if len(listed) == 3:
+                break
+        assert listed, "stripe-mock lists its fixture intents"
+        assert all(payment.intent.intent_id.startswith("pi_") for payment in listed)
+        assert all(payment.captured_minor >= 0 for payment in listed)
+        refunds = await gateway.refunds_of(listed[0].intent.intent_id)
+        assert all(refund.refund_id.startswith("re_") and refund.amount_minor > 0 for refund in refunds)
+
+    asyncio.run(run())
+
+
 def test_the_stripe_adapter_says_unavailable_when_stripe_does_not_answer_and_refused_for_a_bad_key(
     servers: Servers,
 ) -> None:
