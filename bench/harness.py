@@ -24,12 +24,20 @@ from auth.tokens import load_issuer
 from bench.baselines.eventsourcing_app import eventsourcing_database
 from bench.catalog_data import create_products, product_bodies, wait_until_visible
 from bench.load import LuaValue, WrkResult, render_script, run_wrk
+from bench.platform import Platform
+from bench.procfs import descendants, proc_status_kib
 from bench.report import Row, wrk_row
 from bench.throwaway import delete_indices, delete_namespace_topics, drop_databases
 from tests.support.deployment import Deployment
 from tests.support.edge import EdgeProcess, address
 from tests.support.orders_client import new_customer_id
-from tests.support.processes import HttpService, ServiceProcess, free_port, wait_until_partitions_split
+from tests.support.processes import (
+    HttpService,
+    ServiceProcess,
+    free_port,
+    wait_until_partitions_split,
+    wait_until_split,
+)
 from tests.support.servers import Servers
 
 
@@ -86,18 +94,6 @@ def process_id(process: ServiceProcess) -> int:
     return popen.pid
 
 
-def proc_status_kib(pid: int, field: str) -> int | None:
-    """A `kB` field of /proc/PID/status (VmRSS, VmHWM), None once the process is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(f"{field}:"):
-                    return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return None
-
-
 def wait_answering(url: str, process: ServiceProcess, within: float = 90) -> None:
     """Wait until `url` answers 200 (the app has run its start-up), failing early if `process` exits."""
     deadline = time.monotonic() + within
@@ -129,6 +125,7 @@ class Harness:
         self._product_error: Exception | None = None
         self._trivial: dict[int, Row] = {}
         self._edge: EdgeProcess | None = None
+        self._platform: Platform | None = None
 
     def say(self, message: str) -> None:
         elapsed = int(time.monotonic() - self._begun)
@@ -262,6 +259,23 @@ class Harness:
             self._order_services = OrderServices(orders.url, customer_token, saga)
         return self._order_services
 
+    async def platform(self) -> Platform:
+        """`./run up`'s platform (bench/platform.py) on a deployment of its own, every command partition
+        owned; stopped at the end of the run."""
+        if self._platform is None:
+            deployment = await self.own_deployment("platform")
+            platform = Platform(deployment, self.work_dir / "platform")
+            self.stack.callback(platform.down)
+            self.say(f"starting the platform as ./run up runs it (logs in {platform.supervision.run_dir})")
+            await asyncio.to_thread(platform.up)
+            token = deployment.admin_token()
+            for context in ("users", "catalog", "orders", "payments"):
+                urls = platform.instance_urls(context)
+                partitions = deployment.settings.kafka_partitions
+                await asyncio.to_thread(wait_until_split, context, urls, partitions, token)
+            self._platform = platform
+        return self._platform
+
     async def own_deployment(self, name: str, order_payment_window_seconds: float = 1800.0) -> Deployment:
         """A deployment of a scenario's own (dropped at the end of the run), its work in a folder of its own."""
         work_dir = self.work_dir / name
@@ -386,24 +400,3 @@ class Harness:
         own = proc_status_kib(os.getpid(), "VmHWM")
         rows.append(Row("peak RSS: the bench driver", None if own is None else own / 1024, "MiB"))
         return rows
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (worker processes behind one port, for example)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])  # the command name may hold spaces
-        children.setdefault(parent, []).append(int(entry.name))
-    found: list[int] = []
-    pending = list(children.get(pid, []))
-    while pending:
-        child = pending.pop()
-        found.append(child)
-        pending.extend(children.get(child, []))
-    return sorted(found)

@@ -114,6 +114,10 @@ class Confirmations:
     after_answer_ms: list[float] = field(default_factory=list)  # POST /orders answered -> confirmed read
     after_send_ms: list[float] = field(default_factory=list)  # POST /orders sent -> confirmed read
     command_ms: list[float] = field(default_factory=list)  # POST /orders sent -> answered
+    cart_ms: list[float] = field(default_factory=list)  # POST /cart sent -> answered
+    # POST /orders answered -> GET /orders/{n} answers "confirmed" (when the run polls the read model)
+    visible_ms: list[float] = field(default_factory=list)
+    polls: int = 0  # GET /orders/{n} sent
     first_failure: str = ""
 
     @property
@@ -169,15 +173,31 @@ async def place_orders(
     decisions: OrderDecisions,
     count: int,
     concurrency: int,
+    poll_every: float | None = None,
 ) -> Confirmations:
-    """`count` new customers, `concurrency` at a time, each ordering one unit of a product (in turn)."""
+    """`count` new customers, `concurrency` at a time, each ordering one unit of a product (in turn).
+    With `poll_every`, each customer then asks `GET /orders/{n}` that often until it shows the order
+    confirmed, as a client does (from the decision's read on: the read model cannot show it sooner)."""
     result = Confirmations(orders=count)
     numbers = iter(range(count))
+
+    async def visible(http: aiohttp.ClientSession, order_number: int, headers: dict[str, str]) -> bool:
+        assert poll_every is not None
+        deadline = time.perf_counter() + DECISION_WAIT
+        while time.perf_counter() < deadline:
+            result.polls += 1
+            answer = await send(http, "GET", f"{orders_url}/orders/{order_number}", headers=headers)
+            if answer.status == 200 and answer.json()["status"] == "confirmed":
+                return True
+            await asyncio.sleep(poll_every)
+        return False
 
     async def customer(http: aiohttp.ClientSession, number: int) -> None:
         headers = {"Authorization": f"Bearer {customer_token()}"}
         line = {"productId": product_ids[number % len(product_ids)], "qty": 1}
+        carted = time.perf_counter()
         added = await send(http, "POST", f"{orders_url}/cart", body=line, headers=headers)
+        result.cart_ms.append((time.perf_counter() - carted) * 1000)
         if added.status != 200:
             result.failed(f"POST /cart answered {added.status}: {added.text[:300]}")
             return
@@ -197,6 +217,13 @@ async def place_orders(
             result.rejected += 1
             result.failed(f"order {order_number} was {decision.status}")
             return
+        if poll_every is not None:
+            if not await visible(http, order_number, headers):
+                result.failed(
+                    f"GET /orders/{order_number} did not show it confirmed within {DECISION_WAIT:.0f}s"
+                )
+                return
+            result.visible_ms.append((time.perf_counter() - answered) * 1000)
         result.command_ms.append((answered - sent) * 1000)
         result.after_answer_ms.append((decision.read_at - answered) * 1000)
         result.after_send_ms.append((decision.read_at - sent) * 1000)

@@ -36,6 +36,7 @@ from bench.order_confirmation import (
     wait_until_replicated,
 )
 from bench.page_load import PageLoads, page_loads
+from bench.platform_rows import platform
 from bench.report import Row, wrk_row
 from bench.steady_writes import Spec, SteadyWrites
 from command_api.eventstore.partitioning import ID_STRIDE
@@ -741,5 +742,6 @@ SCENARIOS: dict[str, Callable[[Harness], Awaitable[None]]] = {
     "storefront": storefront,
     "orders": orders,
     "chaos": chaos,
+    "platform": platform,
     "memory": memory,
 }

@@ -111,16 +111,21 @@ def wait_until_partitions_split(
     context: str, instances: list[HttpService], partitions: int, admin_token: str
 ) -> None:
     """Wait until the instances' command sides own disjoint sets of ready partitions covering them all."""
+    wait_until_split(context, [instance.url for instance in instances], partitions, admin_token)
 
-    def ready(instance: HttpService) -> set[int]:
+
+def wait_until_split(context: str, urls: list[str], partitions: int, admin_token: str) -> None:
+    """`wait_until_partitions_split` for the instances at these base URLs."""
+
+    def ready(url: str) -> set[int]:
         headers = {"Authorization": f"Bearer {admin_token}"}
-        body = httpx.get(f"{instance.url}/internal/partitions", headers=headers, timeout=5).json()[context]
+        body = httpx.get(f"{url}/internal/partitions", headers=headers, timeout=5).json()[context]
         return set(body["ready"])
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        owned = [ready(instance) for instance in instances]
+        owned = [ready(url) for url in urls]
         if all(owned) and sum(map(len, owned)) == partitions == len(set().union(*owned)):
             return
         time.sleep(0.2)
-    raise AssertionError(f"{len(instances)} instances did not share the {partitions} partitions of {context}")
+    raise AssertionError(f"{len(urls)} instances did not share the {partitions} partitions of {context}")
