@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.procfs import cpu_seconds, descendants, machine_cpu_seconds, rss_mib
+from bench.procfs import cpu_seconds, descendants, machine_cpu_seconds, rss_mib, server_pids
 from infra.supervision import Supervision, Supervisor, parse_table
 from tests.support.deployment import Deployment
 from tests.support.processes import free_port
@@ -150,6 +150,8 @@ class Usage:
     platform_cpu_seconds: float = 0.0
     machine_cpu_seconds: float = 0.0
     samples: int = 0
+    # CPU seconds of each process of the platform (its children included) and of each server.
+    cpu_by_process: dict[str, float] = field(default_factory=dict)
 
 
 @contextmanager
@@ -167,6 +169,7 @@ def sampled(platform: Platform, every: float = 0.5) -> Iterator[Usage]:
             done.wait(every)
 
     bench = [os.getpid()]
+    each_before = cpu_by_process(platform)
     platform_before, machine_before, bench_before = (
         cpu_seconds(platform.pids()),
         machine_cpu_seconds(),
@@ -182,3 +185,13 @@ def sampled(platform: Platform, every: float = 0.5) -> Iterator[Usage]:
         usage.platform_cpu_seconds = cpu_seconds(platform.pids()) - platform_before
         bench_used = cpu_seconds(bench) - bench_before
         usage.machine_cpu_seconds = machine_cpu_seconds() - machine_before - bench_used
+        each_after = cpu_by_process(platform)
+        usage.cpu_by_process = {
+            name: used - each_before.get(name, 0.0) for name, used in sorted(each_after.items())
+        }
+
+
+def cpu_by_process(platform: Platform) -> dict[str, float]:
+    """CPU seconds so far of each of the platform's processes and of each server."""
+    groups = {**platform.processes(), **server_pids()}
+    return {name: cpu_seconds(pids) for name, pids in groups.items()}

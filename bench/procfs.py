@@ -62,3 +62,28 @@ def machine_cpu_seconds() -> float:
     values = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = values[3] + values[4]
     return (sum(values[:8]) - idle) / CLOCK_TICKS
+
+
+# The servers' processes, by what their command lines hold.
+SERVERS = {
+    "kafka": "kafka.Kafka",
+    "postgres": "postgres",
+    "elasticsearch": "org.elasticsearch.bootstrap.Elasticsearch",
+}
+
+
+def server_pids() -> dict[str, list[int]]:
+    """The local servers' processes (PostgreSQL's backends among them), by server."""
+    found: dict[str, list[int]] = {name: [] for name in SERVERS}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        for name, mark in SERVERS.items():
+            # PostgreSQL's processes name themselves ("postgres: users db ... idle").
+            if command.startswith(mark) if name == "postgres" else mark in command:
+                found[name].append(int(entry.name))
+    return found

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 from fastapi import Request, Response
 
 from command_api.eventstore.errors import NotOwner
@@ -10,6 +9,7 @@ from config.telemetry import http_client_span, inject_http_headers
 from web.acknowledged_writes import ACKNOWLEDGED_WRITES, CALLER
 from web.client_address import FORWARDED_FOR, forwarded_for
 from web.errors import error_body
+from web.service_http import ServiceHttp, Unreachable
 
 CONSISTENCY_HEADER = "x-consistency-token"
 
@@ -17,9 +17,7 @@ FORWARDED_HEADER = "x-commerce-forwarded"
 _HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
 
 
-async def forward_to_owner(
-    request: Request, error: NotOwner, client: httpx.AsyncClient, own_url: str
-) -> Response:
+async def forward_to_owner(request: Request, error: NotOwner, client: ServiceHttp, own_url: str) -> Response:
     """Replay the request at the owner; one hop only, so a rebalance in progress cannot make a loop."""
     if error.owner_url is None or error.owner_url == own_url or FORWARDED_HEADER in request.headers:
         return error_body(
@@ -30,25 +28,26 @@ async def forward_to_owner(
     # The owner counts per-address limits: it must learn this caller's address, not this instance's, nor
     # an address the caller made up (the owner believes the header only because it trusts this instance).
     headers[FORWARDED_FOR] = forwarded_for(request)
-    url = error.owner_url.rstrip("/") + request.url.path
+    url = (
+        error.owner_url.rstrip("/")
+        + request.url.path
+        + (f"?{request.url.query}" if request.url.query else "")
+    )
     with http_client_span(request.method, url) as span:
         inject_http_headers(headers)  # the owner's span is a child of this hop, not of the caller's
         try:
             upstream = await client.request(
-                request.method,
-                url,
-                params=request.query_params,
-                content=await request.body(),
-                headers=headers,
+                request.method, url, content=await request.body(), headers=headers
             )
-        except httpx.HTTPError as failure:
+        except Unreachable as failure:
             return error_body(
-                503, "owner_unreachable", f"The instance owning this aggregate did not answer: {failure!r}"
+                503, "owner_unreachable", f"The instance owning this aggregate did not answer: {failure}"
             )
-        span.set_attribute("http.response.status_code", upstream.status_code)
-    _remember_for_caller(upstream.headers.get(CONSISTENCY_HEADER))
-    kept = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP | {"content-encoding"}}
-    return Response(upstream.content, status_code=upstream.status_code, headers=kept)
+        span.set_attribute("http.response.status_code", upstream.status)
+    _remember_for_caller(upstream.header(CONSISTENCY_HEADER))
+    # The body arrives decoded, so its content-encoding no longer applies.
+    kept = {k: v for k, v in upstream.headers if k.lower() not in _HOP_BY_HOP | {"content-encoding"}}
+    return Response(upstream.body, status_code=upstream.status, headers=kept)
 
 
 def _remember_for_caller(token: str | None) -> None:

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 
 from command_api.eventstore.errors import (
@@ -27,6 +26,7 @@ from config.settings import Settings
 from event_schemas import topics
 from event_schemas.registry import REGISTRY
 from web.routing import add_routes
+from web.service_http import ServiceHttp
 
 # Errors of the event store itself, the same in every context.
 EVENT_STORE_ERRORS: dict[type[Exception], tuple[int, str]] = {
@@ -55,7 +55,7 @@ async def command_side(
     )
     app.state.event_stores = {**getattr(app.state, "event_stores", {}), context: store}
     await store.start()
-    async with httpx.AsyncClient(timeout=settings.command_timeout_seconds * 2) as forwarding_client:
+    async with ServiceHttp(timeout=settings.command_timeout_seconds * 2) as forwarding_client:
         app.state.forwarding_client = forwarding_client
         try:
             await store.wait_until_ready(within=120)

@@ -27,10 +27,10 @@ import logging
 import sys
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import psycopg
 import psycopg_pool
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -61,6 +61,7 @@ from event_schemas.registry import REGISTRY
 from projectors.runtime.failures import is_transient, until_done
 from read_models.orders import ORDERS_TABLE
 from read_models.pool import Pool, make_pool
+from web.service_http import Answer, ServiceHttp, Unreachable
 
 log = logging.getLogger("order-saga")
 
@@ -72,12 +73,28 @@ DUE_FOR_EXPIRY = sql.SQL(
 ).format(table=sql.Identifier(ORDERS_TABLE))
 
 
+@dataclass(frozen=True)
+class Reply:
+    """A command side's answer to one of the saga's calls."""
+
+    method: str
+    path: str
+    answer: Answer
+
+    @property
+    def status_code(self) -> int:
+        return self.answer.status
+
+    def json(self) -> Any:
+        return self.answer.json()
+
+
 class ServiceClient:
     """HTTP calls to a command side as the saga service. A 5xx, a 429 or no answer is retried with
     backoff for `retry_for` seconds, then the step is given up as unavailable (its dead letter)."""
 
     def __init__(
-        self, http: httpx.AsyncClient, base_url: str, issuer: ServiceTokenIssuer, retry_for: float = 60.0
+        self, http: ServiceHttp, base_url: str, issuer: ServiceTokenIssuer, retry_for: float = 60.0
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
@@ -92,7 +109,7 @@ class ServiceClient:
             self._token, self._token_renewed = service_token(self._issuer, SERVICE_NAME, now), now
         return f"Bearer {self._token}"
 
-    async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+    async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Reply:
         """The answer, once it is not a 5xx (or 429): those, and network errors, are retried until
         `retry_for` has passed."""
         delay = 0.05
@@ -105,13 +122,13 @@ class ServiceClient:
                     headers["X-Correlation-Id"] = correlation_id
                 inject_http_headers(headers)  # the step's trace goes on
                 try:
-                    response = await self._http.request(method, url, json=body, headers=headers)
-                    if response.status_code < 500 and response.status_code != 429:
-                        span.set_attribute("http.response.status_code", response.status_code)
-                        return response
-                    problem = f"{response.status_code} {response.text[:200]}"
-                except httpx.HTTPError as error:
-                    problem = repr(error)
+                    answer = await self._http.request(method, url, json_body=body, headers=headers)
+                    if answer.status < 500 and answer.status != 429:
+                        span.set_attribute("http.response.status_code", answer.status)
+                        return Reply(method, path, answer)
+                    problem = f"{answer.status} {answer.text[:200]}"
+                except Unreachable as error:
+                    problem = str(error)
                 if asyncio.get_running_loop().time() + delay > give_up_at:
                     raise StepUnavailable(f"{method} {path}: {problem} (retried for {self._retry_for:.0f}s)")
                 log.warning("%s %s: %s; retrying in %.2fs", method, path, problem, delay)
@@ -120,10 +137,8 @@ class ServiceClient:
                 delay = min(delay * 2, 5.0)
 
 
-def _refused(response: httpx.Response) -> StepRefused:
-    return StepRefused(
-        f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text[:300]}"
-    )
+def _refused(reply: Reply) -> StepRefused:
+    return StepRefused(f"{reply.method} {reply.path}: {reply.status_code} {reply.answer.text[:300]}")
 
 
 class HttpCatalogCommands:
@@ -385,6 +400,8 @@ class OrderSagaRunner:
                 event, record.headers, TopicPartition(record.topic, record.partition), record.offset
             ):
                 await self._saga.handle(event)
+                # One line per step, with the step's trace and correlation ids (logged inside its span).
+                log.info("order saga: %s done (%s:%s)", step, record.partition, record.offset)
         except StepFailed as failed:
             saga_metrics.STEPS.labels(step, "dead_lettered").inc()
             await self._park(record, step, failed)
@@ -586,9 +603,8 @@ async def run(settings: Settings) -> None:
     if settings.projector_metrics_port:
         saga_metrics.serve_metrics(settings.projector_metrics_host, settings.projector_metrics_port)
     issuer = load_service_issuer(settings)
-    timeout = httpx.Timeout(settings.command_timeout_seconds * 2)
     async with (
-        httpx.AsyncClient(timeout=timeout) as http,
+        ServiceHttp(timeout=settings.command_timeout_seconds * 2) as http,
         make_pool(settings.orders_database_url) as database,
     ):
         retry_for = settings.saga_step_retry_seconds

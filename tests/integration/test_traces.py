@@ -118,7 +118,7 @@ def test_placing_an_order_is_one_trace_from_the_request_through_kafka_to_project
     assert server["service"] == "catalog-command"
     assert by_id[server["parent_span_id"]]["parent_span_id"] == step["span_id"]
     assert server["attributes"]["commerce.correlation_id"] == correlation_id
-    # The saga's log lines (httpx notes each call it sends) carry the step's trace and correlation ids.
+    # The saga's log line for the step carries the step's trace and correlation ids.
     saga_log = [
         json.loads(line) for line in (deployment.work_dir / "order-saga.log").read_text().splitlines()
     ]
