@@ -266,15 +266,19 @@ class Harness:
             deployment = await self.own_deployment("platform")
             platform = Platform(deployment, self.work_dir / "platform")
             self.stack.callback(platform.down)
-            self.say(f"starting the platform as ./run up runs it (logs in {platform.supervision.run_dir})")
-            await asyncio.to_thread(platform.up)
-            token = deployment.admin_token()
-            for context in ("users", "catalog", "orders", "payments"):
-                urls = platform.instance_urls(context)
-                partitions = deployment.settings.kafka_partitions
-                await asyncio.to_thread(wait_until_split, context, urls, partitions, token)
+            await self.start_platform(platform)
             self._platform = platform
         return self._platform
+
+    async def start_platform(self, platform: Platform) -> None:
+        """Start it (again), and wait until every command partition is owned."""
+        self.say(f"starting the platform as ./run up runs it (logs in {platform.supervision.run_dir})")
+        await asyncio.to_thread(platform.up)
+        token = platform.deployment.admin_token()
+        for context in ("users", "catalog", "orders", "payments"):
+            urls = platform.instance_urls(context)
+            partitions = platform.deployment.settings.kafka_partitions
+            await asyncio.to_thread(wait_until_split, context, urls, partitions, token)
 
     async def own_deployment(self, name: str, order_payment_window_seconds: float = 1800.0) -> Deployment:
         """A deployment of a scenario's own (dropped at the end of the run), its work in a folder of its own."""

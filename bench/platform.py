@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.procfs import cpu_seconds, descendants, machine_cpu_seconds, rss_mib, server_pids
+from bench.procfs import cpu_seconds, descendants, machine_cpu_seconds, pss_mib, rss_mib, server_pids
 from infra.supervision import Supervision, Supervisor, parse_table
 from tests.support.deployment import Deployment
 from tests.support.processes import free_port
@@ -51,6 +51,8 @@ PLATFORM_SETTINGS = (
     "registrations_per_address",
 )
 
+TRACE_EXPORTS = ("COMMERCE_TRACES_FILE", "COMMERCE_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
 
 @dataclass
 class Platform:
@@ -60,6 +62,9 @@ class Platform:
     directory: Path
     edge_port: int = field(default_factory=free_port)
     prometheus_port: int = field(default_factory=free_port)
+    # As `./run up` runs it: every process writes its spans to a file, and Prometheus scrapes them all.
+    # Off: no spans recorded or exported, and no Prometheus (each process still counts its metrics).
+    telemetry: bool = True
 
     @property
     def edge_url(self) -> str:
@@ -74,14 +79,19 @@ class Platform:
         deployment = {
             key: value for key, value in self.deployment.env.items() if _setting(key) in PLATFORM_SETTINGS
         }
+        # Where spans go: the file `./run up` names, or nowhere (whatever the bench's own environment says).
+        inherited = {key: value for key, value in os.environ.items() if key not in TRACE_EXPORTS}
+        traces = (
+            {"COMMERCE_TRACES_FILE": str(self.directory / "traces" / "spans.jsonl")} if self.telemetry else {}
+        )
         return {
-            **os.environ,
+            **inherited,
             **deployment,
+            **traces,
             "COMMERCE_PORT_OFFSET": str(PORT_OFFSET),
             "COMMERCE_PLATFORM_DIR": str(self.directory),
             "EDGE_PORT": str(self.edge_port),
             "PROMETHEUS_PORT": str(self.prometheus_port),
-            "COMMERCE_TRACES_FILE": str(self.directory / "traces" / "spans.jsonl"),
         }
 
     def table(self) -> str:
@@ -93,6 +103,8 @@ class Platform:
     def up(self) -> None:
         (self.directory / "traces").mkdir(parents=True, exist_ok=True)
         self._supervision("up")
+        if not self.telemetry:
+            Supervisor(self.supervision).stop("prometheus")
 
     def down(self) -> None:
         if self.supervision.pid_file.exists():
@@ -146,6 +158,7 @@ class Usage:
     PostgreSQL connections, and CPU time (the platform's, and the whole machine's but the bench's own)."""
 
     peak_rss_mib: float = 0.0
+    peak_pss_mib: float = 0.0
     peak_connections: int = 0
     platform_cpu_seconds: float = 0.0
     machine_cpu_seconds: float = 0.0
@@ -163,7 +176,9 @@ def sampled(platform: Platform, every: float = 0.5) -> Iterator[Usage]:
 
     def sample() -> None:
         while not done.is_set():
-            usage.peak_rss_mib = max(usage.peak_rss_mib, rss_mib(platform.pids()))
+            pids = platform.pids()
+            usage.peak_rss_mib = max(usage.peak_rss_mib, rss_mib(pids))
+            usage.peak_pss_mib = max(usage.peak_pss_mib, pss_mib(pids))
             usage.peak_connections = max(usage.peak_connections, platform.postgres_connections())
             usage.samples += 1
             done.wait(every)

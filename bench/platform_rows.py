@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from urllib.parse import quote
 
 from bench.catalog_data import SEARCH_TERMS, create_products, product_bodies, wait_until_visible
@@ -26,6 +27,7 @@ from tests.support.orders_client import new_customer_id
 from tests.support.users_client import PASSWORD, new_email, register, token_for
 
 ON_PLATFORM = "./run up"
+TELEMETRY_OFF = "./run up, telemetry off"
 MEMORY_TARGET = "<= 600 MiB"
 CONNECTIONS_TARGET = "<= 40"
 # The Node system's figures on this machine (issue 18), which the targets double.
@@ -41,22 +43,27 @@ NEW_PRODUCT = json.dumps(
 ADJUSTMENT = json.dumps({"delta": 1, "reason": "bench"})
 
 
-def usage_rows(what: str, usage: Usage, seconds: float) -> list[Row]:
+def usage_rows(on: str, what: str, usage: Usage, seconds: float) -> list[Row]:
     return [
         Row(
-            f"{ON_PLATFORM}: RSS of the platform's processes, summed ({what}, peak)",
+            f"{on}: RSS of the platform's processes, summed ({what}, peak)",
             usage.peak_rss_mib,
             "MiB",
             target=MEMORY_TARGET,
         ),
         Row(
-            f"{ON_PLATFORM}: PostgreSQL connections of the platform ({what}, peak)",
+            f"{on}: PSS of the platform's processes, summed ({what}, peak; shared pages counted once)",
+            usage.peak_pss_mib,
+            "MiB",
+        ),
+        Row(
+            f"{on}: PostgreSQL connections of the platform ({what}, peak)",
             float(usage.peak_connections),
             "connections",
             target=CONNECTIONS_TARGET,
         ),
         Row(
-            f"{ON_PLATFORM}: CPU of the platform's processes ({what})",
+            f"{on}: CPU of the platform's processes ({what})",
             100 * usage.platform_cpu_seconds / seconds,
             "% of a core",
             details={"cpu_seconds": usage.platform_cpu_seconds, "seconds": seconds},
@@ -71,7 +78,7 @@ async def idle(h: Harness, platform: Platform) -> None:
     prometheus_before = cpu_seconds(prometheus)
     with sampled(platform) as usage:
         await asyncio.sleep(seconds)
-    for row in usage_rows("idle", usage, seconds):
+    for row in usage_rows(ON_PLATFORM, "idle", usage, seconds):
         h.record(row)
     h.record(
         Row(
@@ -83,35 +90,37 @@ async def idle(h: Harness, platform: Platform) -> None:
     )
 
 
-async def reads(h: Harness, platform: Platform) -> list[int]:
-    deployment, edge = platform.deployment, platform.edge_url
-    admin = deployment.admin_token()
+async def catalog(h: Harness, platform: Platform) -> list[int]:
+    """The products the reads and adjustments run on, created through the edge and waited for."""
+    edge = platform.edge_url
     h.say(f"creating {h.size.products:,} products through the edge")
-    created = await create_products(edge, admin, list(product_bodies(h.size.products, seed=11)))
+    created = await create_products(
+        edge, platform.deployment.admin_token(), list(product_bodies(h.size.products, seed=11))
+    )
     await wait_until_visible(edge, created, within=120 + h.size.products / 50)
-    ids = created.ids
+    return created.ids
+
+
+async def reads(h: Harness, platform: Platform, ids: list[int], on: str) -> list[Row]:
+    edge = platform.edge_url
     script = h.script(
         "platform-get-product",
         "spread_ids.lua",
         {"method": "GET", "path": "/products/{id}", "ids": ids, "body": "", "token": ""},
     )
-    h.say(f"{ON_PLATFORM}: GET /products/{{id}} through the edge at 16 connections")
-    h.record(
-        wrk_row(f"{ON_PLATFORM}: GET /products/{{id}} @16 ({len(ids):,} ids)", await h.load(edge, 16, script))
-    )
+    h.say(f"{on}: GET /products/{{id}} through the edge at 16 connections")
+    product = wrk_row(f"{on}: GET /products/{{id}} @16 ({len(ids):,} ids)", await h.load(edge, 16, script))
     paths = [f"/products?search={quote(term)}&limit=20" for term in SEARCH_TERMS]
     script = h.script("platform-search", "rotate_paths.lua", {"paths": paths})
-    h.say(f"{ON_PLATFORM}: search through the edge at 16 connections")
-    h.record(
-        wrk_row(
-            f"{ON_PLATFORM}: search, {len(paths)} rotating terms @16 ({len(ids):,} products)",
-            await h.load(edge, 16, script),
-        )
+    h.say(f"{on}: search through the edge at 16 connections")
+    search = wrk_row(
+        f"{on}: search, {len(paths)} rotating terms @16 ({len(ids):,} products)",
+        await h.load(edge, 16, script),
     )
-    return ids
+    return [product, search]
 
 
-async def users(h: Harness, platform: Platform) -> None:
+async def users(h: Harness, platform: Platform, on: str) -> list[Row]:
     edge = platform.edge_url
     email = new_email()
     registered = await asyncio.to_thread(register, edge, email)
@@ -123,39 +132,34 @@ async def users(h: Harness, platform: Platform) -> None:
         "fixed_request.lua",
         {"method": "GET", "path": "/auth/validate", "body": "", "token": token},
     )
-    h.say(f"{ON_PLATFORM}: GET /auth/validate through the edge at 16 connections")
-    h.record(wrk_row(f"{ON_PLATFORM}: GET /auth/validate @16", await h.load(edge, 16, script)))
+    h.say(f"{on}: GET /auth/validate through the edge at 16 connections")
+    validate = wrk_row(f"{on}: GET /auth/validate @16", await h.load(edge, 16, script))
     body = json.dumps({"email": email, "password": PASSWORD})
     script = h.script(
         "platform-login",
         "fixed_request.lua",
         {"method": "POST", "path": "/auth/login", "body": body, "token": ""},
     )
-    h.say(f"{ON_PLATFORM}: POST /auth/login through the edge at 16 connections")
-    h.record(
-        wrk_row(
-            f"{ON_PLATFORM}: POST /auth/login @16 (right password)",
-            await h.load(edge, 16, script),
-            target=LOGIN_TARGET,
-        )
+    h.say(f"{on}: POST /auth/login through the edge at 16 connections")
+    login = wrk_row(
+        f"{on}: POST /auth/login @16 (right password)", await h.load(edge, 16, script), target=LOGIN_TARGET
     )
+    return [validate, login]
 
 
-async def commands(h: Harness, platform: Platform, ids: list[int]) -> None:
+async def commands(h: Harness, platform: Platform, ids: list[int], on: str) -> list[Row]:
     edge, admin = platform.edge_url, platform.deployment.admin_token()
     script = h.script(
         "platform-create",
         "fixed_request.lua",
         {"method": "POST", "path": "/products", "body": NEW_PRODUCT, "token": admin},
     )
-    h.say(f"{ON_PLATFORM}: POST /products through the edge at 64 connections")
-    h.record(
-        wrk_row(
-            f"{ON_PLATFORM}: POST /products (admin) @64",
-            await h.load(edge, 64, script),
-            unit="commands/s",
-            target=COMMAND_TARGET,
-        )
+    h.say(f"{on}: POST /products through the edge at 64 connections")
+    create = wrk_row(
+        f"{on}: POST /products (admin) @64",
+        await h.load(edge, 64, script),
+        unit="commands/s",
+        target=COMMAND_TARGET,
     )
     adjusted = ids[: h.size.adjusted_products]
     script = h.script(
@@ -169,18 +173,17 @@ async def commands(h: Harness, platform: Platform, ids: list[int]) -> None:
             "token": admin,
         },
     )
-    h.say(f"{ON_PLATFORM}: stock adjustments through the edge at 64 connections")
-    h.record(
-        wrk_row(
-            f"{ON_PLATFORM}: POST /products/{{id}}/stock-adjustments @64 ({len(adjusted):,} products)",
-            await h.load(edge, 64, script),
-            unit="commands/s",
-            target=COMMAND_TARGET,
-        )
+    h.say(f"{on}: stock adjustments through the edge at 64 connections")
+    adjust = wrk_row(
+        f"{on}: POST /products/{{id}}/stock-adjustments @64 ({len(adjusted):,} products)",
+        await h.load(edge, 64, script),
+        unit="commands/s",
+        target=COMMAND_TARGET,
     )
+    return [create, adjust]
 
 
-async def selling(h: Harness, platform: Platform) -> None:
+async def selling(h: Harness, platform: Platform, on: str) -> list[Row]:
     """CUSTOMERS customers at a time put a product in a cart, order it and ask GET /orders/{n} until
     it shows the order confirmed, all through the edge; with the CPU every process spent meanwhile."""
     deployment, edge = platform.deployment, platform.edge_url
@@ -196,11 +199,11 @@ async def selling(h: Harness, platform: Platform) -> None:
     topic = topics.in_namespace(deployment.namespace, topics.ORDERS)
     count = h.size.orders
     async with OrderDecisions(h.servers.kafka_bootstrap, topic, partitions) as decisions:
-        h.say(f"{ON_PLATFORM} warm-up: {2 * CUSTOMERS} orders")
+        h.say(f"{on} warm-up: {2 * CUSTOMERS} orders")
         await place_orders(
             edge, customer_token, products, decisions, 2 * CUSTOMERS, CUSTOMERS, ORDER_POLL_SECONDS
         )
-        h.say(f"{ON_PLATFORM}: {count:,} orders through the edge, {CUSTOMERS} customers at a time")
+        h.say(f"{on}: {count:,} orders through the edge, {CUSTOMERS} customers at a time")
         with sampled(platform) as usage:
             run = await place_orders(
                 edge, customer_token, products, decisions, count, CUSTOMERS, ORDER_POLL_SECONDS
@@ -224,9 +227,9 @@ async def selling(h: Harness, platform: Platform) -> None:
         "platform_cpu_seconds": usage.platform_cpu_seconds,
         "machine_cpu_seconds": usage.machine_cpu_seconds,
     }
-    h.record(
+    return [
         Row(
-            f"{ON_PLATFORM}: cart + order, answered -> confirmed in GET /orders/{{n}}, "
+            f"{on}: cart + order, answered -> confirmed in GET /orders/{{n}}, "
             f"{CUSTOMERS} customers ({count:,} orders)",
             confirmed / run.seconds,
             "orders/s",
@@ -236,30 +239,25 @@ async def selling(h: Harness, platform: Platform) -> None:
             target=ORDER_TARGET,
             details=details,
             max_ms=max(run.visible_ms),
-        )
-    )
-    h.record(
+        ),
         Row(
-            f"{ON_PLATFORM}: POST /orders answered (same run)",
+            f"{on}: POST /orders answered (same run)",
             None,
             "",
             percentile(run.command_ms, 0.5),
             percentile(run.command_ms, 0.99),
             max_ms=max(run.command_ms),
-        )
-    )
-    h.record(
+        ),
         Row(
-            f"{ON_PLATFORM}: CPU per confirmed order, every process but the bench's",
+            f"{on}: CPU per confirmed order, every process but the bench's",
             1000 * usage.machine_cpu_seconds / confirmed,
             "ms",
             target="<= 15 ms",
             details={"platform_only_ms": 1000 * usage.platform_cpu_seconds / confirmed}
             | {f"{name}_ms": 1000 * used / confirmed for name, used in usage.cpu_by_process.items()},
-        )
-    )
-    for row in usage_rows("selling", usage, run.seconds):
-        h.record(row)
+        ),
+        *usage_rows(on, "selling", usage, run.seconds),
+    ]
 
 
 def memory_details(platform: Platform) -> dict[str, float]:
@@ -270,18 +268,36 @@ def memory_details(platform: Platform) -> dict[str, float]:
     }
 
 
+async def measured(h: Harness, platform: Platform, ids: list[int], on: str) -> list[Row]:
+    """Every figure under load, in order: reads, logins, commands, selling."""
+    return [
+        *await reads(h, platform, ids, on),
+        *await users(h, platform, on),
+        *await commands(h, platform, ids, on),
+        *await selling(h, platform, on),
+    ]
+
+
 async def platform(h: Harness) -> None:
-    """Every `platform` figure, in order, on one start of the platform."""
+    """Every `platform` figure: idle, then under load with the telemetry `./run up` runs (spans to a
+    file, Prometheus), then again on the same data with it off, each row beside its twin."""
     started = await h.platform()
     await idle(h, started)
-    ids = await reads(h, started)
-    await users(h, started)
-    await commands(h, started, ids)
-    await selling(h, started)
+    ids = await catalog(h, started)
+    with_telemetry = await measured(h, started, ids, ON_PLATFORM)
     each = memory_details(started)
+    h.say("restarting the platform with its telemetry off (no spans, no Prometheus)")
+    await asyncio.to_thread(started.down)
+    started.telemetry = False
+    await h.start_platform(started)
+    without = await measured(h, started, ids, TELEMETRY_OFF)
+    for on, off in zip(with_telemetry, without, strict=True):
+        # The ratio is what the telemetry leaves of a rate (or adds to a cost).
+        h.record(on.compared_with(replace(off, label="telemetry off")) if on.value is not None else on)
+        h.record(off)
     h.record(
         Row(
-            f"{ON_PLATFORM}: RSS of the platform's processes at the end",
+            f"{ON_PLATFORM}: RSS of the platform's processes after the load",
             sum(each.values()),
             "MiB",
             details=each,

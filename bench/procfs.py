@@ -45,6 +45,19 @@ def rss_mib(pids: list[int]) -> float:
     return sum(proc_status_kib(pid, "VmRSS") or 0 for pid in pids) / 1024
 
 
+def pss_mib(pids: list[int]) -> float:
+    """Proportional set size, summed: each page shared by N processes counts 1/N in each, so the sum is
+    what the processes cost together (an RSS sum counts the shared libraries once per process)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                total += next((int(line.split()[1]) for line in rollup if line.startswith("Pss:")), 0)
+        except OSError:
+            continue
+    return total / 1024
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User and system CPU time the processes have used so far (their ended children's included)."""
     total = 0

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     catalog_database_url: str = "postgresql://catalog@127.0.0.1:5432/catalog"
     orders_database_url: str = "postgresql://orders@127.0.0.1:5432/orders"
     payments_database_url: str = "postgresql://payments@127.0.0.1:5432/payments"
+    # Connections one process keeps to one database at most, shared by all it does there (a gateway's
+    # command and query sides, a projector process's projections; a query side's change-notice
+    # listener has one more). `./run up` runs 13 such processes, and PostgreSQL's connections are few:
+    # a query or a batch takes a millisecond or so, and a process keeps only a few in flight at once.
+    database_pool_size: int = Field(3, ge=1)
 
     elasticsearch_url: str = "http://127.0.0.1:9200"
 

@@ -10,12 +10,12 @@ from config.logging import configure_logging
 from config.process import tune_garbage_collector
 from config.settings import ConfigurationError, get_settings
 from config.telemetry import configure_tracing
-from gateway.apps import SERVICES, service_app
+from gateway.apps import PORTS, service_app
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m gateway")
-    parser.add_argument("service", choices=sorted(SERVICES))
+    parser.add_argument("service", choices=sorted(PORTS))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int)
     parser.add_argument("--side", choices=["both", "command", "query"], default="both")
@@ -24,7 +24,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     tune_garbage_collector()
-    port = args.port or SERVICES[args.service].port
+    port = args.port or PORTS[args.service]
     settings = get_settings()
     if not settings.instance_url:
         settings = settings.model_copy(update={"instance_url": f"http://{args.host}:{port}"})

@@ -3,6 +3,7 @@ stay separate packages and can also be run apart (`python -m gateway catalog --s
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -12,15 +13,7 @@ from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from auth.verification import token_verification
-from command_api.catalog import app as catalog_commands
-from command_api.orders import app as orders_commands
-from command_api.payments import app as payments_commands
-from command_api.users import app as users_commands
 from config.settings import Settings
-from query_api.catalog import app as catalog_queries
-from query_api.orders import app as orders_queries
-from query_api.payments import app as payments_queries
-from query_api.users import app as users_queries
 from web.acknowledged_writes import CallerMiddleware
 from web.body_limit import BodyLimitMiddleware
 from web.errors import install_error_handlers
@@ -45,48 +38,30 @@ class Service:
     query_errors: dict[type[Exception], tuple[int, str]] = field(default_factory=dict)
 
 
-SERVICES = {
-    "users": Service(
-        6000,
-        users_commands.users_command_side,
-        users_commands.install_command_side,
-        users_commands.DOMAIN_ERRORS,
-        users_queries.users_query_side,
-        users_queries.install_query_side,
-        users_queries.DOMAIN_ERRORS,
-    ),
-    "catalog": Service(
-        8000,
-        catalog_commands.catalog_command_side,
-        catalog_commands.install_command_side,
-        catalog_commands.DOMAIN_ERRORS,
-        catalog_queries.catalog_query_side,
-        catalog_queries.install_query_side,
-        catalog_queries.DOMAIN_ERRORS,
-    ),
-    "orders": Service(
-        9000,
-        orders_commands.orders_command_side,
-        orders_commands.install_command_side,
-        orders_commands.DOMAIN_ERRORS,
-        orders_queries.orders_query_side,
-        orders_queries.install_query_side,
-        orders_queries.DOMAIN_ERRORS,
-    ),
-    "payments": Service(
-        6002,
-        payments_commands.payments_command_side,
-        payments_commands.install_command_side,
-        payments_commands.DOMAIN_ERRORS,
-        payments_queries.payments_query_side,
-        payments_queries.install_query_side,
-        payments_queries.DOMAIN_ERRORS,
-    ),
-}
+# Each service on the seed's port. Its modules are imported only by a process that serves it
+# (`service`): a users gateway need not carry the catalog's Elasticsearch client, which alone is 35 MiB
+# of every process that imports it.
+PORTS = {"users": 6000, "catalog": 8000, "orders": 9000, "payments": 6002}
+
+
+def load_service(name: str) -> Service:
+    """The service's sides: `<name>_command_side` and friends of `command_api.<name>.app`, and of
+    `query_api.<name>.app`."""
+    commands = importlib.import_module(f"command_api.{name}.app")
+    queries = importlib.import_module(f"query_api.{name}.app")
+    return Service(
+        PORTS[name],
+        getattr(commands, f"{name}_command_side"),
+        commands.install_command_side,
+        commands.DOMAIN_ERRORS,
+        getattr(queries, f"{name}_query_side"),
+        queries.install_query_side,
+        queries.DOMAIN_ERRORS,
+    )
 
 
 def service_app(name: str, settings: Settings, side: Side = "both") -> FastAPI:
-    service = SERVICES[name]
+    service = load_service(name)
     commands = side in ("both", "command")
     queries = side in ("both", "query") and service.query_side is not None
 

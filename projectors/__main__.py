@@ -21,8 +21,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-
-from elasticsearch import AsyncElasticsearch
+from typing import TYPE_CHECKING
 
 from config.logging import configure_logging
 from config.process import run_until_terminated, tune_garbage_collector
@@ -50,11 +49,14 @@ from projectors.runtime.metrics import serve_metrics
 from projectors.runtime.offsets import ensure_offsets_table, stored_offsets
 from projectors.runtime.postgres_runner import PostgresProjectionRunner, reset
 from projectors.runtime.projection import Projection
-from projectors.runtime.rebuild import rebuild_index, rebuild_tables
 from projectors.runtime.replay import end_offsets
-from projectors.runtime.search_runner import DocumentProjection, SearchProjectionRunner
 from projectors.users.projection import UsersProjection
-from read_models.pool import make_pool
+from read_models.pool import make_pool, shared_pool
+
+if TYPE_CHECKING:  # the Elasticsearch client is imported only by a process that projects into it (35 MiB)
+    from elasticsearch import AsyncElasticsearch
+
+    from projectors.runtime.search_runner import DocumentProjection
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ def lookup(name: str, settings: Settings) -> Registered:
 
 @asynccontextmanager
 async def elasticsearch(settings: Settings) -> AsyncIterator[AsyncElasticsearch]:
+    from elasticsearch import AsyncElasticsearch
+
     async with AsyncElasticsearch(settings.elasticsearch_url, request_timeout=30) as es:
         yield es
 
@@ -113,8 +117,11 @@ async def run(names: list[str], settings: Settings) -> None:
         async def run_one(name: str) -> None:
             entry = lookup(name, settings)
             group_id = in_namespace(settings.namespace, f"{name}-projector")
-            async with make_pool(entry.database_url) as pool:
+            # The process's projections on one database share a pool: each applies one batch at a time.
+            async with shared_pool(entry.database_url, settings.database_pool_size) as pool:
                 if entry.index is not None:
+                    from projectors.runtime.search_runner import SearchProjectionRunner
+
                     async with elasticsearch(settings) as es:
                         await SearchProjectionRunner(
                             entry.index,
@@ -183,6 +190,8 @@ async def decide(name: str, partition: int, decision: Decision, settings: Settin
 
 
 async def rebuild(name: str, settings: Settings) -> None:
+    from projectors.runtime.rebuild import rebuild_index, rebuild_tables
+
     entry = lookup(name, settings)
 
     def progress(line: str) -> None:

@@ -17,7 +17,7 @@ from config.settings import Settings
 from query_api.consistency import BadConsistencyToken, ProjectionBehind
 from query_api.read_model_feed import ReadModelDatabase, ReadModelFeed
 from read_models.log_ends import LogEnds
-from read_models.pool import make_pool
+from read_models.pool import shared_pool
 
 # Errors of reading a PostgreSQL read model, the same in every context.
 READ_MODEL_ERRORS: dict[type[Exception], tuple[int, str]] = {
@@ -36,8 +36,10 @@ async def query_side(
     app.state.consistency_wait_seconds = settings.consistency_wait_seconds
     feed = ReadModelFeed(database_url)
     following = asyncio.create_task(feed.follow(), name="read-model-feed")
-    pool = make_pool(database_url)
-    await pool.open(wait=False)  # PostgreSQL may be down: the queries answer 503 until it is back
+    # Opened lazily (PostgreSQL may be down: the queries answer 503 until it is back), and shared with the
+    # command side when both run in this process.
+    stack = contextlib.AsyncExitStack()
+    pool = await stack.enter_async_context(shared_pool(database_url, settings.database_pool_size))
     log_ends = LogEnds(settings.kafka_bootstrap_servers)
     try:
         yield ReadModelDatabase(
@@ -53,4 +55,4 @@ async def query_side(
         following.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await following
-        await pool.close()
+        await stack.aclose()

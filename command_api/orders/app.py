@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
 import psycopg
@@ -19,7 +19,7 @@ from config.settings import Settings
 from event_schemas import topics
 from event_schemas.money import AmountNotInCurrency
 from read_models.log_ends import LogEnds
-from read_models.pool import make_pool
+from read_models.pool import shared_pool
 
 DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     domain.ProductUnavailable: (404, "product_not_found"),
@@ -47,8 +47,10 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
 
 @asynccontextmanager
 async def orders_command_side(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
-    replica = make_pool(settings.orders_database_url)
-    await replica.open(wait=False)
+    stack = AsyncExitStack()
+    replica = await stack.enter_async_context(
+        shared_pool(settings.orders_database_url, settings.database_pool_size)
+    )
     log_ends = LogEnds(settings.kafka_bootstrap_servers)
     try:
         async with command_side(
@@ -69,7 +71,7 @@ async def orders_command_side(app: FastAPI, settings: Settings) -> AsyncIterator
             yield
     finally:
         await log_ends.stop()
-        await replica.close()
+        await stack.aclose()
 
 
 def install_command_side(app: FastAPI, settings: Settings) -> None:

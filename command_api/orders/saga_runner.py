@@ -605,7 +605,7 @@ async def run(settings: Settings) -> None:
     issuer = load_service_issuer(settings)
     async with (
         ServiceHttp(timeout=settings.command_timeout_seconds * 2) as http,
-        make_pool(settings.orders_database_url) as database,
+        make_pool(settings.orders_database_url, max_size=settings.database_pool_size) as database,
     ):
         retry_for = settings.saga_step_retry_seconds
         catalog = HttpCatalogCommands(ServiceClient(http, settings.catalog_url, issuer, retry_for))

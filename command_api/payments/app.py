@@ -4,7 +4,7 @@ simulated one in local mode only), the replica of the orders, and the event stor
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import psycopg
 import psycopg_pool
@@ -21,7 +21,7 @@ from config.settings import Settings
 from event_schemas import topics
 from event_schemas.money import AmountNotInCurrency
 from read_models.log_ends import LogEnds
-from read_models.pool import Pool, make_pool
+from read_models.pool import Pool, shared_pool
 from web.routing import add_routes
 
 DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
@@ -56,8 +56,10 @@ def payment_gateway(settings: Settings, database: Pool) -> gateway.PaymentGatewa
 @asynccontextmanager
 async def payments_command_side(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     app.state.stripe_webhook_secret = settings.stripe_webhook_secret
-    database = make_pool(settings.payments_database_url)
-    await database.open(wait=False)
+    stack = AsyncExitStack()
+    database = await stack.enter_async_context(
+        shared_pool(settings.payments_database_url, settings.database_pool_size)
+    )
     log_ends = LogEnds(settings.kafka_bootstrap_servers)
     try:
         async with command_side(
@@ -76,7 +78,7 @@ async def payments_command_side(app: FastAPI, settings: Settings) -> AsyncIterat
             yield
     finally:
         await log_ends.stop()
-        await database.close()
+        await stack.aclose()
 
 
 def install_command_side(app: FastAPI, settings: Settings) -> None:

@@ -22,7 +22,7 @@ from command_api.users.password_hashing import HashingBusy, PasswordHashing
 from command_api.users.routes import router
 from config.settings import Settings
 from event_schemas import topics
-from read_models.pool import make_pool
+from read_models.pool import shared_pool
 
 DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     domain.EmailAlreadyRegistered: (409, "email_taken"),
@@ -40,9 +40,12 @@ _SWEEP_SECONDS = 60.0
 
 @asynccontextmanager
 async def users_command_side(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
-    # The command side's own small pool: it may run without the query side, which has the other one.
-    pool = make_pool(settings.users_database_url, max_size=4, timeout=settings.rate_limit_timeout_seconds)
-    await pool.open(wait=False)  # PostgreSQL may be down: login and registration answer 503 until it is back
+    # Shared with the query side when both run in this process. It opens lazily: PostgreSQL may be down,
+    # and login and registration answer 503 until it is back.
+    stack = contextlib.AsyncExitStack()
+    pool = await stack.enter_async_context(
+        shared_pool(settings.users_database_url, settings.database_pool_size)
+    )
     counters = AttemptCounters(pool, timeout=settings.rate_limit_timeout_seconds)
     sweeping = asyncio.create_task(counters.sweep_forever(_SWEEP_SECONDS), name="attempt-counters-sweep")
     hashing = PasswordHashing(
@@ -68,7 +71,7 @@ async def users_command_side(app: FastAPI, settings: Settings) -> AsyncIterator[
         with contextlib.suppress(asyncio.CancelledError):
             await sweeping
         hashing.close()
-        await pool.close()
+        await stack.aclose()
 
 
 def install_command_side(app: FastAPI, settings: Settings) -> None:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import elastic_transport
 import psycopg
 import pydantic
-from elasticsearch import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +36,13 @@ def is_transient(error: BaseException) -> bool:
         # OperationalError: connection lost or refused, server shutting down, pool timeout,
         # serialization failure, deadlock, lock timeout, out of resources.
         return True
-    if isinstance(error, elastic_transport.ConnectionError | elastic_transport.ConnectionTimeout):
+    # Elasticsearch's errors come only from a process that imported its client; the others do not
+    # import it for this (it is 35 MiB of every process that does).
+    transport = sys.modules.get("elastic_transport")
+    if transport is not None and isinstance(error, transport.ConnectionError | transport.ConnectionTimeout):
         return True
-    if isinstance(error, ApiError):
+    client = sys.modules.get("elasticsearch")
+    if client is not None and isinstance(error, client.ApiError):
         return is_transient_status(error.status_code)
     return False
 

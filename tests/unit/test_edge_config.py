@@ -13,7 +13,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from config.settings import Settings
-from gateway.apps import SERVICES, service_app
+from gateway.apps import PORTS, service_app
 from infra.edge import (
     DOCKER_CONFIG,
     DOCKER_EDGE,
@@ -31,7 +31,7 @@ from tests.support.servers import unavailable
 NOT_AT_THE_EDGE = ("/internal/", "/health", "/metrics", "/docs", "/redoc", "/openapi.json")
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
+@pytest.mark.parametrize("service", sorted(PORTS))
 def test_every_public_route_of_a_service_is_routed_to_that_service(service: str) -> None:
     app = service_app(service, Settings())
     public = [
@@ -46,7 +46,7 @@ def test_every_public_route_of_a_service_is_routed_to_that_service(service: str)
 
 
 def test_the_seed_ports_are_the_services_ports() -> None:
-    assert {name: service.port for name, service in SERVICES.items()} == SEED_PORTS
+    assert PORTS == SEED_PORTS
 
 
 def test_the_docker_compose_edge_configuration_is_current() -> None:
