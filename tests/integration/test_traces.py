@@ -31,7 +31,11 @@ def traced(own_deployment: Deployment) -> Iterator[tuple[Deployment, HttpService
     """The catalog's command side, the orders service, its projectors and the saga, tracing to a file."""
     deployment = own_deployment
     traces = deployment.work_dir / "traces.jsonl"
-    env = {"COMMERCE_TRACES_FILE": str(traces), "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    env = {
+        "COMMERCE_TRACES_FILE": str(traces),
+        "COMMERCE_TRACES_SAMPLE_RATIO": "1",  # every action: the test follows one
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
     catalog = deployment.gateway("catalog", side="command", env=env)
     orders = deployment.gateway("orders", env=env)
     projectors = deployment.projector("orders-products", "orders-carts", "orders", env=env)
