@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import socket
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from contextvars import ContextVar
 from urllib.parse import urlsplit
 
@@ -21,9 +22,16 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import Link, Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import Attributes
 
 from config.settings import Settings
 
@@ -39,6 +47,12 @@ _TRACE_HEADERS = frozenset((TRACEPARENT, TRACESTATE, CORRELATION_HEADER))
 # What one user action's logs and spans share across processes: set from the request's
 # X-Correlation-Id (or X-Request-Id), the command's own id, or the event being handled.
 CORRELATION_ID: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+
+# Whether the user action being served is traced, decided once where it enters this process (an HTTP
+# request, web/tracing.py; a saga step, from its record) before any span: None where nothing decided.
+# An action decided against makes no span at all, here or in the processes it calls (it sends them an
+# unsampled `traceparent`), and costs next to nothing.
+ACTION_SAMPLED: ContextVar[bool | None] = ContextVar("action_sampled", default=None)
 
 # Every module's spans come from this one tracer: until `configure_tracing` runs it is the API's proxy,
 # which hands out non-recording spans.
@@ -63,14 +77,62 @@ def configure_tracing(service_name: str, settings: Settings) -> bool:
             "service.instance.id": f"{socket.gethostname()}:{os.getpid()}",
         }
     )
-    provider = TracerProvider(
-        resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.traces_sample_ratio))
-    )
+    provider = TracerProvider(resource=resource, sampler=ActionSampler(settings.traces_sample_ratio))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     _configured = True
     log.info("tracing %s to %s", service_name, _destination(settings))
     return True
+
+
+class ActionSampler(Sampler):
+    """ParentBased(TraceIdRatioBased), but a root span follows the decision its action's entry took
+    (ACTION_SAMPLED), so that a request is traced whole or not at all, and one not traced makes no span."""
+
+    def __init__(self, ratio: float) -> None:
+        self._ratio = ratio
+        self._parent_based = ParentBased(TraceIdRatioBased(ratio))
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        decided = ACTION_SAMPLED.get()
+        if decided is not None and not trace.get_current_span(parent_context).get_span_context().is_valid:
+            return SamplingResult(Decision.RECORD_AND_SAMPLE if decided else Decision.DROP, attributes)
+        return self._parent_based.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"ActionSampler{{{self._ratio}}}"
+
+    def decide(self, traceparent: str | None) -> bool:
+        """Whether an action that enters with this `traceparent` header (or none) is traced: as its
+        caller decided, else one in 1/ratio."""
+        if traceparent is not None:
+            parts = traceparent.strip().split("-")
+            if len(parts) == 4 and len(parts[3]) == 2:
+                with contextlib.suppress(ValueError):
+                    return bool(int(parts[3], 16) & 0x01)
+        return random.random() < self._ratio  # noqa: S311 (a sampling draw, not a secret)
+
+
+def decide_action(traceparent: str | None) -> bool:
+    """Decide whether the action entering now (with the caller's `traceparent`, if any) is traced, and
+    note it for its spans."""
+    sampler = getattr(trace.get_tracer_provider(), "sampler", None)
+    if not isinstance(sampler, ActionSampler):
+        return True  # a provider of another making (a test's) decides with its own sampler
+    sampled = sampler.decide(traceparent)
+    ACTION_SAMPLED.set(sampled)
+    return sampled
 
 
 def _exporter(settings: Settings) -> SpanExporter | None:
@@ -137,11 +199,16 @@ def kafka_trace_context(headers: Iterable[tuple[str, bytes]] | None) -> tuple[Co
 
 def inject_http_headers(headers: MutableMapping[str, str]) -> None:
     """Carry the current span's context on an outgoing request; an incoming request's own
-    `traceparent`, copied along, is replaced by ours."""
-    if recording():
+    `traceparent`, copied along, is replaced by ours. An action decided against tells the callee so
+    (a `traceparent` with its sampled flag off), so that it does not trace its part of the action."""
+    traced = recording()
+    if traced or ACTION_SAMPLED.get() is False:
         for name in [name for name in headers if name.lower() in (TRACEPARENT, TRACESTATE)]:
             del headers[name]
+    if traced:
         _W3C.inject(headers)
+    elif ACTION_SAMPLED.get() is False:
+        headers[TRACEPARENT] = f"00-{random.getrandbits(128):032x}-{random.getrandbits(64) or 1:016x}-00"
 
 
 @contextlib.contextmanager

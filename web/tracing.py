@@ -14,7 +14,7 @@ from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from config.telemetry import CORRELATION_ID
+from config.telemetry import CORRELATION_ID, decide_action
 
 # Polled by probes and scrapers: a span each would bury the traces of users' actions.
 _UNTRACED_PATHS = frozenset(("/health", "/metrics"))
@@ -23,8 +23,16 @@ _CORRELATION_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 _CORRELATION_HEADERS = (b"x-correlation-id", b"x-request-id")
 
 
-def _polled(scope: MutableMapping[str, Any]) -> bool:
-    return scope.get("path") in _UNTRACED_PATHS
+def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    """FastAPI's `exclude`: asked once per request before it makes the server span, so the request's
+    sampling is decided here (config/telemetry.py, `decide_action`), and a request not traced costs no
+    span work at all (with one made and dropped, the telemetry cost a fifth of the platform's reads)."""
+    if scope.get("path") in _UNTRACED_PATHS:
+        return True
+    traceparent = next(
+        (bytes(value).decode("latin-1") for name, value in scope["headers"] if name == b"traceparent"), None
+    )
+    return not decide_action(traceparent)
 
 
 def request_telemetry() -> TelemetryConfig:
@@ -38,7 +46,7 @@ def request_telemetry() -> TelemetryConfig:
         "metrics": False,
         "logs": False,
         "auto_configure": False,
-        "exclude": _polled,
+        "exclude": _untraced,
     }
 
 

@@ -12,7 +12,7 @@ from aiokafka import TopicPartition
 from opentelemetry.trace import SpanKind
 
 from command_api.orders.saga import step_for
-from config.telemetry import CORRELATION_ID, TRACER, kafka_trace_context, tracing
+from config.telemetry import ACTION_SAMPLED, CORRELATION_ID, TRACER, kafka_trace_context, tracing
 from event_schemas.envelope import Event
 
 
@@ -28,6 +28,15 @@ def step_span(
             yield
             return
         appended_in, _ = kafka_trace_context(headers)
+        if appended_in is None:
+            # The action that appended the event was not traced: neither is its step, nor what the step
+            # asks of the other services (they hear so from the calls' headers).
+            decided = ACTION_SAMPLED.set(False)
+            try:
+                yield
+            finally:
+                ACTION_SAMPLED.reset(decided)
+            return
         attributes = {
             "commerce.saga.step": step,
             "commerce.event_type": event.event_type,
