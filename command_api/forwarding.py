@@ -14,6 +14,9 @@ from web.service_http import ServiceHttp, Unreachable
 CONSISTENCY_HEADER = "x-consistency-token"
 
 FORWARDED_HEADER = "x-commerce-forwarded"
+# On the answer to a forwarded internal call (the order saga's): where it went, so that the caller can
+# send the partition's next calls there itself. Public routes never name the platform's instances.
+OWNER_HEADER = "x-commerce-owner"
 _HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
 
 
@@ -47,6 +50,8 @@ async def forward_to_owner(request: Request, error: NotOwner, client: ServiceHtt
     _remember_for_caller(upstream.header(CONSISTENCY_HEADER))
     # The body arrives decoded, so its content-encoding no longer applies.
     kept = {k: v for k, v in upstream.headers if k.lower() not in _HOP_BY_HOP | {"content-encoding"}}
+    if request.url.path.startswith("/internal/"):
+        kept[OWNER_HEADER] = error.owner_url
     return Response(upstream.body, status_code=upstream.status, headers=kept)
 
 

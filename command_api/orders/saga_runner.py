@@ -39,6 +39,7 @@ from psycopg import sql
 
 from auth.tokens import ServiceTokenIssuer, load_service_issuer, service_token
 from command_api.eventstore.partitioning import ID_STRIDE
+from command_api.forwarding import OWNER_HEADER
 from command_api.orders import saga_dead_letters, saga_metrics
 from command_api.orders.saga import (
     OrderSaga,
@@ -91,7 +92,12 @@ class Reply:
 
 class ServiceClient:
     """HTTP calls to a command side as the saga service. A 5xx, a 429 or no answer is retried with
-    backoff for `retry_for` seconds, then the step is given up as unavailable (its dead letter)."""
+    backoff for `retry_for` seconds, then the step is given up as unavailable (its dead letter).
+
+    A call about one aggregate names its partition, and goes straight to the instance that owns it once
+    known: an instance that forwards one of the saga's calls says where it went (`X-Commerce-Owner`,
+    command_api/forwarding.py), which saves every later call about that partition the forwarding hop.
+    An owner that fails or refuses is forgotten, and the next attempt asks `base_url` again."""
 
     def __init__(
         self, http: ServiceHttp, base_url: str, issuer: ServiceTokenIssuer, retry_for: float = 60.0
@@ -102,6 +108,7 @@ class ServiceClient:
         self._retry_for = retry_for
         self._token = ""
         self._token_renewed = datetime.min.replace(tzinfo=UTC)
+        self._owners: dict[int, str] = {}  # partition -> its owner's base URL, as last heard
 
     def _authorization(self) -> str:
         now = datetime.now(UTC)
@@ -109,26 +116,35 @@ class ServiceClient:
             self._token, self._token_renewed = service_token(self._issuer, SERVICE_NAME, now), now
         return f"Bearer {self._token}"
 
-    async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Reply:
+    async def call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, partition: int | None = None
+    ) -> Reply:
         """The answer, once it is not a 5xx (or 429): those, and network errors, are retried until
         `retry_for` has passed."""
         delay = 0.05
-        url = self._base_url + path
         give_up_at = asyncio.get_running_loop().time() + self._retry_for
-        with http_client_span(method, url) as span:
+        with http_client_span(method, self._base_url + path) as span:
             while True:
+                base = (
+                    self._owners.get(partition, self._base_url) if partition is not None else self._base_url
+                )
                 headers = {"Authorization": self._authorization()}
                 if (correlation_id := CORRELATION_ID.get()) is not None:  # the event's, a UUID
                     headers["X-Correlation-Id"] = correlation_id
                 inject_http_headers(headers)  # the step's trace goes on
                 try:
-                    answer = await self._http.request(method, url, json_body=body, headers=headers)
+                    answer = await self._http.request(method, base + path, json_body=body, headers=headers)
+                    owner = answer.header(OWNER_HEADER)
+                    if partition is not None and owner:
+                        self._owners[partition] = owner.rstrip("/")
                     if answer.status < 500 and answer.status != 429:
                         span.set_attribute("http.response.status_code", answer.status)
                         return Reply(method, path, answer)
                     problem = f"{answer.status} {answer.text[:200]}"
                 except Unreachable as error:
                     problem = str(error)
+                if partition is not None:
+                    self._owners.pop(partition, None)
                 if asyncio.get_running_loop().time() + delay > give_up_at:
                     raise StepUnavailable(f"{method} {path}: {problem} (retried for {self._retry_for:.0f}s)")
                 log.warning("%s %s: %s; retrying in %.2fs", method, path, problem, delay)
@@ -150,6 +166,7 @@ class HttpCatalogCommands:
             "POST",
             "/internal/reservations",
             {"orderId": order_id, "productId": product_id, "quantity": quantity},
+            partition=product_id % ID_STRIDE,
         )
         if response.status_code in (404, 409, 422):
             # No such product, or a line the catalog will never hold: the order is rejected (and what
@@ -169,13 +186,18 @@ class HttpCatalogCommands:
 
     async def return_stock(self, order_id: str, refund_id: str, product_id: int, qty: int) -> None:
         body = {"orderId": order_id, "refundId": refund_id, "productId": product_id, "quantity": qty}
-        response = await self._client.call("POST", "/internal/stock-returns", body)
+        response = await self._client.call(
+            "POST", "/internal/stock-returns", body, partition=product_id % ID_STRIDE
+        )
         if response.status_code != 200:
             raise _refused(response)
 
     async def _settle(self, how: str, order_id: str, product_id: int) -> None:
         response = await self._client.call(
-            "POST", f"/internal/reservations/{how}", {"orderId": order_id, "productId": product_id}
+            "POST",
+            f"/internal/reservations/{how}",
+            {"orderId": order_id, "productId": product_id},
+            partition=product_id % ID_STRIDE,
         )
         if response.status_code not in (200, 404):
             raise _refused(response)
@@ -192,13 +214,17 @@ class HttpOrderCommands:
                 for result in results
             ]
         }
-        response = await self._client.call("POST", f"/internal/orders/{order_number}/reservations", body)
+        response = await self._client.call(
+            "POST", f"/internal/orders/{order_number}/reservations", body, partition=order_number % ID_STRIDE
+        )
         if response.status_code != 200:
             raise _refused(response)
         return bool(response.json()["releaseHeld"])
 
     async def view(self, order_number: int) -> OrderView:
-        response = await self._client.call("GET", f"/internal/orders/{order_number}")
+        response = await self._client.call(
+            "GET", f"/internal/orders/{order_number}", partition=order_number % ID_STRIDE
+        )
         if response.status_code != 200:
             raise _refused(response)
         answer = response.json()
@@ -209,6 +235,7 @@ class HttpOrderCommands:
             "POST",
             f"/internal/orders/{order_number}/paid",
             {"intentId": intent_id, "amountMinor": amount_minor},
+            partition=order_number % ID_STRIDE,
         )
         if response.status_code == 409:  # too late, paid by another payment, or not its total: refunded
             log.warning("the order cannot take its payment: %s", _refused(response))
@@ -231,12 +258,16 @@ class HttpOrderCommands:
             "units": [{"productId": unit.product_id, "qty": unit.qty} for unit in units],
             "fully": fully,
         }
-        response = await self._client.call("POST", f"/internal/orders/{order_number}/refunded", body)
+        response = await self._client.call(
+            "POST", f"/internal/orders/{order_number}/refunded", body, partition=order_number % ID_STRIDE
+        )
         if response.status_code not in (200, 409):  # 409: an order never paid (a late payment's refund)
             raise _refused(response)
 
     async def expire(self, order_number: int) -> None:
-        response = await self._client.call("POST", f"/internal/orders/{order_number}/expire")
+        response = await self._client.call(
+            "POST", f"/internal/orders/{order_number}/expire", partition=order_number % ID_STRIDE
+        )
         if response.status_code not in (200, 404):
             raise _refused(response)
 
