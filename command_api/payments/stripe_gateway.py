@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import stripe
-
 from command_api.payments.gateway import (
     GatewayError,
     GatewayPayment,
@@ -70,6 +68,8 @@ class StripeGateway:
     def __init__(
         self, secret_key: str, publishable_key: str, api_base: str | None = None, timeout: float = 10
     ) -> None:
+        import stripe  # here, not at the top: a payments service on the simulated gateway never loads it
+
         self._client = stripe.StripeClient(
             secret_key,
             base_addresses={"api": api_base} if api_base else None,
@@ -131,6 +131,8 @@ class StripeGateway:
     @staticmethod
     async def _call(request: Any) -> Any:
         """Stripe's errors in the port's terms (the message never carries a secret)."""
+        import stripe
+
         try:
             return await request
         except (stripe.APIConnectionError, stripe.RateLimitError) as error:
@@ -157,6 +159,8 @@ WEBHOOK_TOLERANCE_SECONDS = 300
 
 def verified_webhook(payload: bytes, signature: str | None, secret: str) -> Any:
     """The event, if Stripe signed it with the endpoint's secret within the tolerance."""
+    import stripe
+
     try:
         return stripe.Webhook.construct_event(payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS)
     except stripe.SignatureVerificationError as error:
