@@ -19,13 +19,15 @@ class AggregateKind(Generic[S]):
 
     A numbered kind (`id_prefix` set) is identified by a number the store allocates when the aggregate
     is created (`<id_prefix><number>`), and lives in the partition its number names; any other kind
-    lives where its id hashes to.
+    lives where its id hashes to, or, with `partition_key`, where that key of its id hashes to (an
+    aggregate that one command changes together with another lives beside it, in one partition).
     """
 
     name: str
     initial: S
     evolve: Callable[[S, Event], S]
     id_prefix: str | None = None
+    partition_key: Callable[[str], str] | None = None
     # Bump it when the state's shape changes: snapshots of another version are then ignored (the
     # partition is replayed from the log once, and snapshotted anew).
     state_version: int = 1

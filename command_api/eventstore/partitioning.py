@@ -22,7 +22,8 @@ def partition_for_key(key: bytes, partitions: int) -> int:
 def partition_of(kind: AggregateKind[Any], aggregate_id: str, partitions: int) -> int:
     """Where an aggregate lives: a numbered one in the partition its number names, others by hash."""
     if kind.id_prefix is None:
-        return partition_for_key(aggregate_id.encode(), partitions)
+        key = aggregate_id if kind.partition_key is None else kind.partition_key(aggregate_id)
+        return partition_for_key(key.encode(), partitions)
     number = aggregate_id.removeprefix(kind.id_prefix)
     if not number.isdigit() or int(number) % ID_STRIDE >= partitions or int(number) < ID_STRIDE:
         raise UnknownAggregate(f"no {kind.name} has id {number}")

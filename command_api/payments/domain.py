@@ -320,13 +320,25 @@ def _evolve_request(state: PaymentRequestState, event: Event) -> PaymentRequestS
     return PaymentRequestState(event.order_number) if isinstance(event, PaymentRequested) else state
 
 
+def payment_request_id(order_number: int, scoped_key: str) -> str:
+    """A create-payment key's claim for one order. It lives in its payment's partition: create-payment
+    claims the key and initiates the payment in one request, and one request can only reach one
+    partition's owner (a claim hashed by the key alone sat, with two instances, on the other instance
+    half the time, and the request could never succeed)."""
+    return f"payment-request-{order_number}-{scoped_key}"
+
+
+def _beside_its_payment(request_id: str) -> str:
+    order_number = int(request_id.removeprefix("payment-request-").split("-", 1)[0])
+    return payment_aggregate_id(order_number)
+
+
 PAYMENT_REQUEST = AggregateKind[PaymentRequestState](
-    name="PaymentRequest", initial=PaymentRequestState(), evolve=_evolve_request
+    name="PaymentRequest",
+    initial=PaymentRequestState(),
+    evolve=_evolve_request,
+    partition_key=_beside_its_payment,
 )
-
-
-def payment_request_id(scoped_key: str) -> str:
-    return f"payment-request-{scoped_key}"
 
 
 def claim_request(request: Loaded[PaymentRequestState], *, order_number: int, now: datetime) -> list[Event]:

@@ -5,7 +5,7 @@ failure finds the same intent; the order's facts come from the payments side's r
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from command_api.eventstore.model import CommandContext, EventStore
@@ -68,14 +68,17 @@ class PaymentsHandlers:
         self, customer_id: int, order_number: int, context: CommandContext, now: datetime
     ) -> PaymentAnswer:
         """The order's intent, made once; asked again (after a decline, say), the same intent. With an
-        Idempotency-Key, the key is claimed for this order first: the same key for another order is
-        refused, and a retry is answered as the first request was, whatever happened since."""
+        Idempotency-Key, the key is claimed for this order first, and a retry is answered as the first
+        request was, whatever happened since. A key is the order's own, as on every keyed route whose
+        command names its aggregate: the same key for another order is that order's request."""
         order = await self._order(customer_id, order_number)
         replayed = False
         if context.idempotency_key is not None:
+            own_key = f"order-{order_number}:{context.idempotency_key}"
+            context = replace(context, idempotency_key=own_key)
             claimed = await self.store.execute(
                 domain.PAYMENT_REQUEST,
-                domain.payment_request_id(context.idempotency_key),
+                domain.payment_request_id(order_number, own_key),
                 lambda request: domain.claim_request(request, order_number=order_number, now=now),
                 context,
             )

@@ -4,6 +4,7 @@ order payable, and a payment the order can no longer take is refunded."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ from tests.support.catalog_client import created, get_product
 from tests.support.deployment import Deployment
 from tests.support.kafka_log import committed_events
 from tests.support.orders_client import add_to_cart, get_order, new_customer_id, order_settled, place_order
-from tests.support.processes import HttpService
+from tests.support.processes import HttpService, wait_until_partitions_split
 from tests.support.users_client import bearer
 from tests.support.waiting import eventually
 
@@ -218,7 +219,7 @@ def test_a_success_the_order_can_no_longer_take_is_refunded_once_and_no_units_co
     assert stock(catalog_service, product_id) == (5, 0, 5)
 
 
-def test_an_idempotency_key_of_create_payment_answers_its_first_request_and_no_other(
+def test_an_idempotency_key_of_create_payment_answers_its_first_request_and_is_its_orders_own(
     payments_service: HttpService,
     orders_service: HttpService,
     catalog_service: HttpService,
@@ -247,9 +248,11 @@ def test_an_idempotency_key_of_create_payment_answers_its_first_request_and_no_o
     assert replay.status_code == 200, replay.text
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json()["data"]["intentId"] == first.json()["data"]["intentId"]
-    reused = keyed(second_order)
-    assert reused.status_code == 422, reused.text
-    assert reused.json()["error"] == "idempotency_key_reused"
+    # A key is the order's own: for another order it is that order's first request, with its own intent.
+    other = keyed(second_order)
+    assert other.status_code == 200, other.text
+    assert "Idempotent-Replayed" not in other.headers
+    assert other.json()["data"]["intentId"] != first.json()["data"]["intentId"]
 
 
 def test_only_a_confirmed_order_of_ones_own_can_be_paid(
@@ -347,3 +350,34 @@ def test_reconciliation_finds_a_capture_the_log_missed_and_repairs_it(
     eventually(lambda: stock(catalog_service, product_id) == (3, 0, 3), within=30, what="units out of stock")
     again = deployment.run_module("payments", "reconcile", check=False)
     assert data["intentId"] not in again.stdout, again.stdout
+
+
+def test_create_payment_with_a_key_succeeds_on_either_of_two_instances(
+    orders_service: HttpService,
+    catalog_service: HttpService,
+    payments_service: HttpService,
+    deployment: Deployment,
+    admin_token: str,
+) -> None:
+    """A keyed create-payment claims its key and initiates the payment in one request: both must live
+    in one partition, or, with two instances, half the orders could never be paid (503
+    `partition_moving` for as long as the customer retried, as the storefront keys every command)."""
+    second = deployment.gateway("payments", name="payments-second").start()
+    partitions = deployment.settings.kafka_partitions
+    try:
+        wait_until_partitions_split("payments", [payments_service, second], partitions, admin_token)
+        for _ in range(6):
+            customer, order_number, _ = confirmed_order(
+                orders_service, catalog_service, deployment, admin_token
+            )
+            for instance in (payments_service, second):
+                answer = httpx.post(
+                    f"{instance.url}/create-payment",
+                    json={"orderNumber": order_number},
+                    headers=bearer(customer) | {"Idempotency-Key": str(uuid.uuid4())},
+                    timeout=30,
+                )
+                assert answer.status_code == 200, answer.text
+    finally:
+        second.stop()
+        wait_until_partitions_split("payments", [payments_service], partitions, admin_token)

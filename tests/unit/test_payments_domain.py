@@ -6,12 +6,21 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from uuid import uuid4
 
 import pytest
 
 from command_api.eventstore.model import Loaded
+from command_api.eventstore.partitioning import partition_of
 from command_api.payments import domain
-from command_api.payments.domain import PAYMENT, OrderToPay, PaymentState
+from command_api.payments.domain import (
+    PAYMENT,
+    PAYMENT_REQUEST,
+    OrderToPay,
+    PaymentState,
+    payment_aggregate_id,
+    payment_request_id,
+)
 from command_api.payments.gateway import Intent, Refund
 from event_schemas.envelope import Event
 from event_schemas.money import Money, minor_units
@@ -174,3 +183,14 @@ def test_a_failed_payment_of_version_1_is_upcast_with_an_attempt() -> None:
     event = REGISTRY.from_bytes(record)
     assert isinstance(event, PaymentFailed)
     assert event.attempt_id == "pi_1:first"
+
+
+@pytest.mark.parametrize("partitions", [2, 6, 12])
+def test_a_create_payment_keys_claim_lives_in_its_payments_partition(partitions: int) -> None:
+    """create-payment claims its key and initiates the payment in one request, which reaches one
+    partition's owner: with the claim anywhere else, it could never succeed on two instances."""
+    for order_number in range(1000, 1200):
+        for key in ("k", "pay-1-2", str(uuid4())):
+            claim = partition_of(PAYMENT_REQUEST, payment_request_id(order_number, key), partitions)
+            payment = partition_of(PAYMENT, payment_aggregate_id(order_number), partitions)
+            assert claim == payment
