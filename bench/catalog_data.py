@@ -5,6 +5,7 @@ have applied them, so that the read figures measure reads and not a projection c
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 import uuid
@@ -66,6 +67,12 @@ SEARCH_TERMS = (
     "wirless", "keybord", "headphnes", "monitr", "blendr",
 )  # fmt: skip
 FIXED_TERM = "mouse"
+
+# The bodies of the command figures: `POST /products`, and `POST /products/{id}/stock-adjustments`.
+NEW_PRODUCT = json.dumps(
+    {"name": "Bench gadget", "description": "Created by the bench", "price": "19.99", "stock": 1000}
+)
+ADJUSTMENT = json.dumps({"delta": 1, "reason": "bench"})
 
 
 def product_bodies(count: int, seed: int = 7) -> Iterator[dict[str, Any]]:

@@ -24,7 +24,7 @@ import psycopg
 
 from bench.procfs import cpu_seconds, descendants, machine_cpu_seconds, pss_mib, rss_mib, server_pids
 from infra.supervision import Supervision, Supervisor, parse_table
-from tests.support.deployment import Deployment
+from tests.support.deployment import CALLER_LIMITS, PLACE, Deployment
 from tests.support.processes import free_port
 from tests.support.servers import REPO
 
@@ -32,24 +32,8 @@ from tests.support.servers import REPO
 # `./run up` and of the servers.
 PORT_OFFSET = 20000
 # The settings a bench's deployment passes to the platform: where its data lives, and the limits on
-# callers lifted (Deployment lifts them; a load from one address would hit them at once).
-PLATFORM_SETTINGS = (
-    "namespace",
-    "kafka_bootstrap_servers",
-    "users_database_url",
-    "catalog_database_url",
-    "orders_database_url",
-    "payments_database_url",
-    "elasticsearch_url",
-    "jwt_private_key_file",
-    "jwt_public_key_file",
-    "service_private_key_file",
-    "service_public_key_file",
-    "snapshot_key_file",
-    "login_failures_per_account",
-    "login_attempts_per_address",
-    "registrations_per_address",
-)
+# callers lifted (a load from one address would reach them at once); nothing else.
+PLATFORM_SETTINGS = (*PLACE, *CALLER_LIMITS)
 
 TRACE_EXPORTS = ("COMMERCE_TRACES_FILE", "COMMERCE_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 

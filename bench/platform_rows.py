@@ -10,7 +10,14 @@ import json
 from dataclasses import replace
 from urllib.parse import quote
 
-from bench.catalog_data import SEARCH_TERMS, create_products, product_bodies, wait_until_visible
+from bench.catalog_data import (
+    ADJUSTMENT,
+    NEW_PRODUCT,
+    SEARCH_TERMS,
+    create_products,
+    product_bodies,
+    wait_until_visible,
+)
 from bench.harness import Harness
 from bench.lag import percentile
 from bench.order_confirmation import (
@@ -20,7 +27,7 @@ from bench.order_confirmation import (
     wait_until_replicated,
 )
 from bench.platform import Platform, Usage, sampled
-from bench.procfs import cpu_seconds, proc_status_kib
+from bench.procfs import cpu_seconds, rss_mib
 from bench.report import Row, wrk_row
 from event_schemas import topics
 from tests.support.orders_client import new_customer_id
@@ -37,10 +44,6 @@ ORDER_TARGET = ">= 60 orders/s; answered -> confirmed shown p50 <= 100 ms, p99 <
 CUSTOMERS = 20
 # How often a customer asks GET /orders/{n} whether its order is confirmed.
 ORDER_POLL_SECONDS = 0.01
-NEW_PRODUCT = json.dumps(
-    {"name": "Bench gadget", "description": "Created by the bench", "price": "19.99", "stock": 1000}
-)
-ADJUSTMENT = json.dumps({"delta": 1, "reason": "bench"})
 
 
 def usage_rows(on: str, what: str, usage: Usage, seconds: float) -> list[Row]:
@@ -262,10 +265,7 @@ async def selling(h: Harness, platform: Platform, on: str) -> list[Row]:
 
 def memory_details(platform: Platform) -> dict[str, float]:
     """Each process's RSS now, in MiB (children summed into their process)."""
-    return {
-        name: sum(proc_status_kib(pid, "VmRSS") or 0 for pid in pids) / 1024
-        for name, pids in platform.processes().items()
-    }
+    return {name: rss_mib(pids) for name, pids in platform.processes().items()}
 
 
 async def measured(h: Harness, platform: Platform, ids: list[int], on: str) -> list[Row]:

@@ -19,7 +19,7 @@ import httpx
 
 from bench.baselines.producer_performance import producer_performance_async
 from bench.baselines.replay import bulk_documents, copy_rows, naive_projector
-from bench.catalog_data import FIXED_TERM, SEARCH_TERMS
+from bench.catalog_data import ADJUSTMENT, FIXED_TERM, NEW_PRODUCT, SEARCH_TERMS
 from bench.catalog_replay import replay_rates
 from bench.chaos import PAYMENT_WINDOW_SECONDS, report, run_chaos
 from bench.chaos import start_stack as start_chaos_stack
@@ -45,10 +45,6 @@ from tests.support.users_client import PASSWORD, new_email, register, token_for
 
 READ_TARGET = ">= 0.5x, p99 <= 20 ms"
 COMMAND_TARGET = ">= 3x, >= 3,000/s, p99 <= 50 ms"
-NEW_PRODUCT = json.dumps(
-    {"name": "Bench gadget", "description": "Created by the bench", "price": "19.99", "stock": 1000}
-)
-ADJUSTMENT = json.dumps({"delta": 1, "reason": "bench"})
 # The own-writes figure: stock adjustments per second into the gateway that serves the reads, and the
 # COMMERCE_OWN_WRITES_WAIT_SECONDS of its two gateways.
 OWN_WRITES_RATE = 150

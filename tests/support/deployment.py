@@ -24,7 +24,8 @@ from infra.topics import ensure_topics
 from tests.support.processes import HttpService, ServiceProcess, free_port
 from tests.support.servers import Servers
 
-_OVERRIDDEN = (
+# Where a deployment lives: its topics, databases, index and keys.
+PLACE = (
     "namespace",
     "kafka_bootstrap_servers",
     "kafka_replication_factor",
@@ -33,19 +34,22 @@ _OVERRIDDEN = (
     "catalog_database_url",
     "orders_database_url",
     "payments_database_url",
-    "order_payment_window_seconds",
-    "order_expiry_sweep_seconds",
     "elasticsearch_url",
     "jwt_private_key_file",
     "jwt_public_key_file",
     "service_private_key_file",
     "service_public_key_file",
     "snapshot_key_file",
+)
+# The limits on callers, which a load from one address reaches at once.
+CALLER_LIMITS = ("login_failures_per_account", "login_attempts_per_address", "registrations_per_address")
+_OVERRIDDEN = (
+    *PLACE,
+    *CALLER_LIMITS,
+    "order_payment_window_seconds",
+    "order_expiry_sweep_seconds",
     "command_timeout_seconds",
     "projector_max_batch",
-    "login_failures_per_account",
-    "login_attempts_per_address",
-    "registrations_per_address",
     "password_hashing_wait_seconds",
     "max_open_orders_per_customer",
     "max_held_units_per_customer",
