@@ -1,7 +1,12 @@
 """Following the users topic into the revocations view, in every process that verifies tokens.
 
 One consumer per process and no consumer group: it is assigned every partition of the users topic,
-reads it from the start (committed records only) and keeps following it. Records are skipped by their
+reads it from the view's horizon (committed records only) and keeps following it. The horizon is one
+token lifetime (and the clock skew allowed) back: a revocation older than that ends only tokens
+that have expired, so what the feed reads at start is bounded by an hour of the topic, not its
+history. Kafka finds where that hour starts in each partition by the records' timestamps
+(`offsets_for_times`: the first record stamped at or after it; each record is stamped when its event
+is appended, at or after the event's own time, so no revocation within the hour is before it). Records are skipped by their
 event-type header, so only role changes and revoked sessions are decoded. About once a second it asks
 where the topic ends and, having read that far, confirms the view up to the moment it asked: a view
 left unconfirmed (Kafka out of reach) makes the verifier refuse old admin tokens (auth/revocations.py).
@@ -60,6 +65,10 @@ class RevocationFeed:
         self._readable = True
         self._out_of_reach = False  # for logging the loss and return of Kafka once each
         self._task: asyncio.Task[None] | None = None
+        # Where the feed started reading each partition, last time it connected, and how many revoking
+        # records it has read since it started (for operators, tests).
+        self.started_at: dict[int, int] = {}
+        self.revocations_read = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="revocation-feed")
@@ -94,7 +103,7 @@ class RevocationFeed:
                 retry = self._retry_every
                 consumer.subscribe([self._topic])  # without a group: every partition is assigned to it
                 await self._follow(consumer)
-            except (KafkaError, OSError) as error:
+            except (KafkaError, OSError, TimeoutError) as error:
                 self._lost_kafka(error)
             except Exception:  # never die unobserved: the view would go stale without a word
                 log.exception("revocations feed failed; starting it again")
@@ -106,11 +115,15 @@ class RevocationFeed:
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         loop = asyncio.get_running_loop()
+        started: set[TopicPartition] = set()
         while True:
             partitions = consumer.assignment()
-            if not partitions:  # the topic's partitions are not known yet
-                await self._read(consumer, 0.05)
+            if not partitions:  # the topic's partitions are not known yet (nothing is read before the seek)
+                await asyncio.sleep(0.05)
                 continue
+            if partitions - started:
+                await self._start_at_horizon(consumer, partitions - started)
+                started |= partitions
             asked_at = self._clock()
             ends = await self._ends(consumer, partitions)
             if ends is None:  # Kafka did not answer: read what comes, ask again
@@ -126,6 +139,19 @@ class RevocationFeed:
             next_round = loop.time() + self._confirm_every
             while (left := next_round - loop.time()) > 0:
                 await self._read(consumer, left)
+
+    async def _start_at_horizon(self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition]) -> None:
+        """Seek each partition to the first record of the last token lifetime (its end if none)."""
+        horizon_ms = int(self._view.horizon(self._clock()) * 1000)
+        found = await asyncio.wait_for(
+            consumer.offsets_for_times(dict.fromkeys(partitions, max(horizon_ms, 0))), self._request_timeout
+        )
+        ends = await asyncio.wait_for(consumer.end_offsets(list(partitions)), self._request_timeout)
+        for partition in partitions:
+            at = found.get(partition)
+            offset = ends[partition] if at is None else at.offset
+            consumer.seek(partition, offset)
+            self.started_at[partition.partition] = offset
 
     async def _ends(
         self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition]
@@ -170,6 +196,7 @@ class RevocationFeed:
                 )
             self._readable = False
             return
+        self.revocations_read += 1
         self._view.apply(event)
 
     def _lost_kafka(self, error: BaseException) -> None:

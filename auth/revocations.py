@@ -65,9 +65,13 @@ class Revocations:
         """The feed has read every record committed before `as_of`."""
         self._confirmed_until = max(self._confirmed_until, as_of)
 
+    def horizon(self, now: float) -> float:
+        """Revocations older than this end only tokens that have expired by now."""
+        return now - self._token_ttl - CLOCK_SKEW_SECONDS
+
     def forget_expired(self, now: float) -> None:
         """Drop the revocations whose tokens have all expired by now."""
-        horizon = now - self._token_ttl - CLOCK_SKEW_SECONDS
+        horizon = self.horizon(now)
         for user_id in [u for u, revocation in self._by_user.items() if revocation.occurred_at < horizon]:
             del self._by_user[user_id]
 

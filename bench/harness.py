@@ -55,10 +55,14 @@ class Size:
     orders: int  # placed and waited for until confirmed
     cold_start_events: int  # in the log a command side starts on
     page_loads: int  # of the storefront in Chromium, idle and under load
+    state_aggregates: int  # in the store of a command side owning every partition
+    state_commands: int  # on its hot and on its cold working set
 
 
-QUICK = Size(True, 3, 1, 1_000, 200, 2, 2_000, 50_000, 20_000, 200, 100_000, 8)
-FULL = Size(False, 15, 3, 10_000, 1_000, 5, 20_000, 500_000, 1_000_000, 1_000, 1_000_000, 30)
+QUICK = Size(True, 3, 1, 1_000, 200, 2, 2_000, 50_000, 20_000, 200, 100_000, 8, 20_000, 640)
+FULL = Size(
+    False, 15, 3, 10_000, 1_000, 5, 20_000, 500_000, 1_000_000, 1_000, 1_000_000, 30, 10_000_000, 6_400
+)
 
 
 @dataclass(frozen=True)

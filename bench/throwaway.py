@@ -23,7 +23,7 @@ async def delete_namespace_topics(bootstrap_servers: str, namespaces: Sequence[s
         doomed = [
             topic
             for namespace in namespaces
-            for name in topics.ALL + topics.DEAD_LETTERS + topics.SNAPSHOTS
+            for name in topics.ALL + topics.DEAD_LETTERS + topics.CHECKPOINTS
             if (topic := topics.in_namespace(namespace, name)) in existing
         ]
         if doomed:

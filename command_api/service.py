@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 
+from command_api.checkpoint_key import load_checkpoint_key
 from command_api.eventstore.errors import (
     ConcurrencyConflict,
     EventStoreUnavailable,
@@ -17,11 +18,10 @@ from command_api.eventstore.errors import (
     NotOwner,
     UnknownAggregate,
 )
-from command_api.eventstore.kafka_store import KafkaEventStore
+from command_api.eventstore.kafka_store import KafkaEventStore, instance_folder
 from command_api.eventstore.model import AggregateKind
 from command_api.forwarding import forward_to_owner
 from command_api.ownership import ownership_router
-from command_api.snapshot_key import load_snapshot_key
 from config.settings import Settings
 from event_schemas import topics
 from event_schemas.registry import REGISTRY
@@ -49,8 +49,10 @@ async def command_side(
         kinds=kinds,
         registry=REGISTRY,
         timeout=settings.command_timeout_seconds,
-        snapshot_key=load_snapshot_key(settings),
-        snapshot_every=settings.snapshot_every_records,
+        checkpoint_key=load_checkpoint_key(settings),
+        checkpoint_every=settings.checkpoint_every_records,
+        state_dir=settings.state_dir / instance_folder(settings.instance_url),
+        cache_aggregates=settings.state_cache_aggregates,
         replication_factor=settings.kafka_replication_factor,
     )
     app.state.event_stores = {**getattr(app.state, "event_stores", {}), context: store}

@@ -48,11 +48,15 @@ class Settings(BaseSettings):
     # customer's or an admin's token, and the users service cannot sign a service's.
     service_private_key_file: Path = Path(".local/keys/service-ed25519.pem")
     service_public_key_file: Path = Path(".local/keys/service-ed25519.pub.pem")
-    # The key that signs the command side's snapshots (derived state kept in Kafka): a snapshot that
-    # does not carry its signature is ignored. Local mode creates one on first use.
-    snapshot_key_file: Path = Path(".local/keys/snapshot.key")
-    # A partition's writer snapshots its state after this many records since the last snapshot.
-    snapshot_every_records: int = Field(20_000, ge=1)
+    # The key that signs the command side's checkpoints (derived state kept in Kafka): a checkpoint
+    # that does not carry its signature is ignored. Local mode creates one on first use.
+    checkpoint_key_file: Path = Path(".local/keys/checkpoint.key")
+    # A partition's writer checkpoints its store after this many records since the last checkpoint.
+    checkpoint_every_records: int = Field(20_000, ge=1)
+    # Where a command-side instance keeps its partitions' stores (derived data: a folder per instance).
+    state_dir: Path = Path(".local/state")
+    # Aggregates a partition's writer keeps in memory, besides those changed since its last flush.
+    state_cache_aggregates: int = Field(10_000, ge=1)
     jwt_issuer: str = "commerce-users"
     # The `iss` of service tokens: it names the key that signed them (auth/tokens.py, TokenVerifier).
     service_issuer: str = "commerce-services"

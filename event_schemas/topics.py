@@ -23,13 +23,13 @@ def dead_letters(topic: str) -> str:
 DEAD_LETTERS: Final = tuple(dead_letters(topic) for topic in ALL)
 
 
-def snapshots(topic: str) -> str:
-    """Where the command side keeps snapshots of its partitions' state (compacted: derived data, one
-    record per partition kept; deleting it costs a full replay, never a fact)."""
-    return f"{topic}.snapshots"
+def checkpoints(topic: str) -> str:
+    """Where the command side keeps checkpoints of its partitions' stores (compacted: derived data,
+    one checkpoint per partition kept; deleting it costs a full replay, never a fact)."""
+    return f"{topic}.checkpoints"
 
 
-SNAPSHOTS: Final = tuple(snapshots(topic) for topic in ALL)
+CHECKPOINTS: Final = tuple(checkpoints(topic) for topic in ALL)
 
 
 def in_namespace(namespace: str, name: str) -> str:

@@ -53,7 +53,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 START_SECONDS = 5
 START_RETRIES = 10
 # Every process stops cleanly on SIGTERM; one still running this long after it gets SIGKILL (as its
-# whole process group: nginx's workers, a gateway's snapshot child).
+# whole process group: nginx's workers).
 STOP_WAIT_SECONDS = 20
 # A process log is rotated to NAME.log.1 at this size: at most twice it per process.
 PROCESS_LOG_MAX_BYTES = 64 * 1024 * 1024

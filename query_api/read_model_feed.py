@@ -41,12 +41,19 @@ class ReadCache(Generic[V]):
     model's row key and lose only the keys a notice names; the others (keyed by a query) lose
     everything on every notice of their projection."""
 
+    # What one cache may hold, in the answers' bytes (a page or a search answer holds up to 100
+    # products, and clients choose the keys): the oldest entries go first past either bound.
+    MAX_BYTES = 32 * 1024 * 1024
+
     def __init__(self, feed: ReadModelFeed, *, by_key: bool, ttl: float, max_entries: int) -> None:
         self._feed = feed
         self.by_key = by_key
         self._ttl = ttl
         self._max_entries = max_entries
-        self._entries: dict[Hashable, tuple[float, V]] = {}  # key -> (expiry, answer), oldest first
+        self._entries: dict[
+            Hashable, tuple[float, V, int]
+        ] = {}  # key -> (expiry, answer, bytes), oldest first
+        self.bytes = 0
         # Moves with every drop, so an answer read from the database before a notice arrived is not
         # stored after it (it may be older than what the notice announced).
         self.generation = 0
@@ -87,26 +94,46 @@ class ReadCache(Generic[V]):
         if entry is None or not self._feed.listening:
             return None
         if entry[0] < time.monotonic():
-            del self._entries[key]
+            self._remove(key)
             return None
         return entry[1]
 
     def _put(self, key: Hashable, answer: V, generation: int) -> None:
         if generation != self.generation or not self._feed.listening:
             return
-        if len(self._entries) >= self._max_entries:
-            del self._entries[next(iter(self._entries))]
-        self._entries[key] = (time.monotonic() + self._ttl, answer)
+        size = _size(answer)
+        self._remove(key)
+        while self._entries and (
+            len(self._entries) >= self._max_entries or self.bytes + size > self.MAX_BYTES
+        ):
+            self._remove(next(iter(self._entries)))
+        self._entries[key] = (time.monotonic() + self._ttl, answer, size)
+        self.bytes += size
+
+    def _remove(self, key: Hashable) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.bytes -= entry[2]
 
     def drop(self, keys: Iterable[Hashable] | None) -> None:
         self.generation += 1
         if keys is None or not self.by_key:
             self._entries.clear()
+            self.bytes = 0
             self._loading.clear()  # a load begun before the change must not answer reads after it
             return
         for key in keys:
-            self._entries.pop(key, None)
+            self._remove(key)
             self._loading.pop(key, None)
+
+
+def _size(answer: object) -> int:
+    """The bytes an answer holds (answers are rendered JSON, alone or with what goes with it)."""
+    if isinstance(answer, bytes):
+        return len(answer)
+    if isinstance(answer, tuple):
+        return sum(len(part) for part in answer if isinstance(part, bytes))
+    return 0
 
 
 class ReadModelFeed:

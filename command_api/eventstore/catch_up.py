@@ -24,6 +24,11 @@ class UnreadableRecord(Exception):
         self.reason = reason
 
 
+class NotThisLog(Exception):
+    """The state was folded from another log than the partition's (the topic was deleted and made
+    again, a cluster replaced): the record it last folded is not where it says."""
+
+
 class CatchUpStalled(Exception):
     """No record arrived for a while although the partition's end is further on (the broker is gone)."""
 
@@ -36,8 +41,10 @@ async def read_to_end(
     *,
     stall_timeout: float,
 ) -> None:
-    """Fold every committed record from where `state` stopped to the end of the partition. Bounded by
-    progress, not by total time: a long log takes as long as it takes, a dead broker fails soon."""
+    """Fold every committed record from where `state` stopped to the end of the partition, flushing the
+    state to its store as it goes. Bounded by progress, not by total time: a long log takes as long as
+    it takes, a dead broker fails soon. A state that was folded from another log is refused
+    (`NotThisLog`) before anything is folded into it."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         enable_auto_commit=False,
@@ -49,6 +56,7 @@ async def read_to_end(
     try:
         consumer.assign([partition])
         end = (await consumer.end_offsets([partition]))[partition]
+        await _check_same_log(consumer, partition, state, registry, end, stall_timeout)
         consumer.seek(partition, state.next_offset)
         while (reached := await consumer.position(partition)) < end:
             batches = await consumer.getmany(
@@ -65,9 +73,41 @@ async def read_to_end(
                 except (UnknownEvent, ValidationError, ValueError, KeyError, TypeError) as error:
                     raise UnreadableRecord(partition, record.offset, _reason(error)) from error
                 state.apply(event, Position(partition.topic, partition.partition, record.offset))
+            if state.flush_due:
+                state.flush()
         state.next_offset = max(state.next_offset, end)
     finally:
         await consumer.stop()
+
+
+async def _check_same_log(
+    consumer: AIOKafkaConsumer,
+    partition: TopicPartition,
+    state: PartitionState,
+    registry: EventRegistry,
+    end: int,
+    stall_timeout: float,
+) -> None:
+    if state.last_event is None:
+        if state.next_offset > end:
+            raise NotThisLog(f"the state is at offset {state.next_offset}, the partition ends at {end}")
+        return
+    offset, event_id = state.last_event
+    if offset >= end:
+        raise NotThisLog(f"the state folded offset {offset}, the partition ends at {end}")
+    consumer.seek(partition, offset)
+    records = (await consumer.getmany(partition, timeout_ms=int(stall_timeout * 1000), max_records=1)).get(
+        partition, []
+    )
+    if not records:
+        raise CatchUpStalled(f"{partition} gave nothing for {stall_timeout}s at {offset}")
+    first = records[0]
+    try:
+        same = first.offset == offset and registry.from_bytes(first.value).event_id == event_id
+    except (UnknownEvent, ValidationError, ValueError, KeyError, TypeError):
+        same = False
+    if not same:
+        raise NotThisLog(f"offset {offset} does not hold event {event_id}, the last one the state folded")
 
 
 def _reason(error: Exception) -> str:

@@ -5,7 +5,9 @@ Kafka has no conditional append, so the guarantees come from ownership:
   (`membership.py`, with the sticky, route-sharing assignor of `routing.py`);
 - the owner of a partition first fences every earlier writer (a transactional producer whose id is
   the partition's: `partition_producer.py`), then reads the partition to its end (`catch_up.py`)
-  before deciding anything for it;
+  before deciding anything for it, folding into the partition's store on local disk
+  (`partition_store.py`), whose checkpoints in Kafka let a new owner start without the whole log
+  (`checkpoints.py`);
 - decisions for one partition run one at a time against that folded state; the decisions queued
   meanwhile are appended together in one transaction with acks=all (group commit), and the state
   moves only after the commit; a batch that appends nothing proves ownership in a transaction too
@@ -16,12 +18,17 @@ So two writers can never both append to one aggregate, nor answer from a state t
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiokafka import TopicPartition
 
+from command_api.eventstore.checkpoints import CheckpointStore
 from command_api.eventstore.errors import EventStoreUnavailable, NotOwner
 from command_api.eventstore.membership import GroupMembership
 from command_api.eventstore.model import (
@@ -37,9 +44,7 @@ from command_api.eventstore.partition_producer import ProducerSettings
 from command_api.eventstore.partition_state import Outcome, PendingBatch
 from command_api.eventstore.partition_writer import PartitionWriter, WriterSettings
 from command_api.eventstore.partitioning import partition_for_key, partition_of
-from command_api.eventstore.snapshots import SnapshotStore
 from command_api.eventstore.transaction_backoff import shorten_concurrent_transactions_backoff
-from event_schemas.money import Money
 from event_schemas.registry import EventRegistry
 
 S = TypeVar("S")
@@ -59,10 +64,14 @@ class KafkaEventStore(PartitionedEventStore):
         kinds: Sequence[AggregateKind[Any]],
         registry: EventRegistry,
         timeout: float,
-        snapshot_key: bytes | None = None,
-        snapshot_every: int = 20_000,
+        checkpoint_key: bytes | None = None,
+        checkpoint_every: int = 20_000,
+        state_dir: Path | None = None,
+        cache_aggregates: int = 10_000,
         replication_factor: int = 1,
     ) -> None:
+        """`state_dir`: this instance's folder for the partitions' stores (None: in memory, for tests
+        and benchmarks that start cold on purpose); `checkpoint_key`: None writes no checkpoints."""
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.kinds = list(kinds)
@@ -79,20 +88,21 @@ class KafkaEventStore(PartitionedEventStore):
             owned=self.owned_partitions,
         )
         self._creations = 0
-        self._snapshot_every = snapshot_every
-        self._snapshots = (
+        self._checkpoint_every = checkpoint_every
+        self._checkpoints = (
             None
-            if snapshot_key is None
-            else SnapshotStore(
+            if checkpoint_key is None
+            else CheckpointStore(
                 bootstrap_servers=bootstrap_servers,
                 topic=topic,
                 replication_factor=replication_factor,
-                key=snapshot_key,
-                kinds=kinds,
-                models=[Money, *registry.classes()],
+                key=checkpoint_key,
                 timeout=timeout,
             )
         )
+        self._state_dir = None if state_dir is None else state_dir / topic
+        self._cache_aggregates = cache_aggregates
+        self._state_lock: int | None = None
 
     # lifecycle
 
@@ -100,13 +110,36 @@ class KafkaEventStore(PartitionedEventStore):
         """Join the command side's group in the background: while Kafka cannot be reached the service
         is up and every command answers 503."""
         shorten_concurrent_transactions_backoff()
+        self._lock_state_dir()
         await self._membership.start()
 
     async def stop(self) -> None:
         await self._membership.stop()
         await asyncio.gather(*(writer.release() for writer in self._writers.values() if writer.owned))
-        if self._snapshots is not None:
-            await self._snapshots.stop()
+        for writer in self._writers.values():
+            writer.close()
+        if self._checkpoints is not None:
+            await self._checkpoints.stop()
+        if self._state_lock is not None:
+            os.close(self._state_lock)
+            self._state_lock = None
+
+    def _lock_state_dir(self) -> None:
+        """One process per folder: two would fold into the same files from different positions."""
+        if self._state_dir is None:
+            return
+        self._state_dir.mkdir(parents=True, exist_ok=True)
+        lock = os.open(self._state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock)
+            raise RuntimeError(f"another process keeps its state in {self._state_dir}") from None
+        self._state_lock = lock
+
+    async def checkpoint_all(self) -> None:
+        """Checkpoint every ready partition now (benchmarks; an operator before a planned move)."""
+        await asyncio.gather(*(writer.checkpoint() for writer in self._writers.values() if writer.ready))
 
     async def wait_until_ready(self, within: float) -> None:
         """Start-up: wait (bounded) for a first assignment and for its partitions to catch up, so the
@@ -151,8 +184,12 @@ class KafkaEventStore(PartitionedEventStore):
             kinds=self.kinds,
             timeout=self.timeout,
             owner_of=self.owner_of,
-            snapshots=self._snapshots,
-            snapshot_every=self._snapshot_every,
+            checkpoints=self._checkpoints,
+            checkpoint_every=self._checkpoint_every,
+            state_file=None
+            if self._state_dir is None
+            else self._state_dir / f"partition-{partition}.sqlite3",
+            cache_aggregates=self._cache_aggregates,
         )
 
     def owner_of(self, partition: int) -> str | None:
@@ -247,3 +284,8 @@ class KafkaEventStore(PartitionedEventStore):
             f"append {anchor.name}+{kind.name}",
         )
         return committed
+
+
+def instance_folder(instance_url: str) -> str:
+    """A folder name for an instance, from the URL its peers reach it at."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", instance_url.split("://")[-1]).strip("-") or "instance"

@@ -28,8 +28,8 @@ class AggregateKind(Generic[S]):
     evolve: Callable[[S, Event], S]
     id_prefix: str | None = None
     partition_key: Callable[[str], str] | None = None
-    # Bump it when the state's shape changes: snapshots of another version are then ignored (the
-    # partition is replayed from the log once, and snapshotted anew).
+    # Bump it when the state's shape changes: stores and checkpoints of another version are then
+    # ignored (the partition is replayed from the log once, and checkpointed anew).
     state_version: int = 1
 
     def numbered_id(self, number: int) -> str:

@@ -1,17 +1,21 @@
-"""The state one partition's writer keeps in memory: every aggregate of the partition folded from
-the log, the idempotency results, and the numeric-id counters; and the batch in which several
-commands are decided before one commit. Pure; no I/O.
+"""The state one partition's writer decides against: the partition's aggregates folded from the log,
+the idempotency results, and the numeric-id counters, kept in the partition's store (SQLite, on the
+instance's disk) behind a bounded cache of hot aggregates; and the batch in which several commands are
+decided before one commit. No network I/O; the store is read and written synchronously.
 
-Idempotency results are kept for `KEY_WINDOW` after the command that used the key (by the events'
-time, so a replay of the log forgets exactly what the live writer forgot): memory grows with the keys
-of one window, not with every key ever sent.
+What changed since the last flush stays in memory (never evicted) until the writer flushes it, with
+the offset it reaches, in one transaction (`flush`). So memory holds the cache and one flush's worth of
+changes, whatever the partition's size.
+
+Idempotency results are answered for `KEY_WINDOW` after the command that first used the key, by the
+events' time (the latest folded event's time ends the window, so a replay of the log answers exactly
+what the live writer answered); a flush deletes what has left the window.
 """
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -27,6 +31,7 @@ from command_api.eventstore.model import (
     PairDecision,
     Position,
 )
+from command_api.eventstore.partition_store import PartitionStore, StoreWrite
 from command_api.eventstore.partitioning import ID_STRIDE
 from event_schemas.envelope import Event
 
@@ -37,56 +42,63 @@ Outcome = Callable[[Mapping[UUID, Position]], Any]
 
 # How long a retry with the same idempotency key answers with the first result (Stripe keeps 24 h).
 KEY_WINDOW = timedelta(hours=24)
-
-
-@dataclass
-class PartitionImage:
-    """Everything a partition's state knows, without its fold functions: what a snapshot holds."""
-
-    partition: int
-    next_offset: int
-    records: dict[str, AggregateRecord[Any]]
-    created: Counter[str]
-    created_by_key: dict[tuple[str, str], str]
-    keys_by_age: deque[tuple[datetime, str, str, str]]
+# Aggregates kept in memory, besides those changed since the last flush.
+DEFAULT_CACHE_AGGREGATES = 10_000
+# A flush is due once this many aggregates have changed since the last one.
+FLUSH_AGGREGATES = 2_000
 
 
 class PartitionState:
-    def __init__(self, partition: int, kinds: Sequence[AggregateKind[Any]]) -> None:
+    def __init__(
+        self,
+        partition: int,
+        kinds: Sequence[AggregateKind[Any]],
+        store: PartitionStore | None = None,
+        cache_aggregates: int = DEFAULT_CACHE_AGGREGATES,
+    ) -> None:
         self.partition = partition
         self.kinds = {kind.name: kind for kind in kinds}
-        self._records: dict[str, AggregateRecord[Any]] = {}
-        self._created: Counter[str] = Counter()
-        # (kind, idempotency key) -> the aggregate a creation command with that key created.
-        self._created_by_key: dict[tuple[str, str], str] = {}
-        # Keys in the order they were first used, to forget them once out of the window.
-        self._keys_by_age: deque[tuple[datetime, str, str, str]] = deque()
+        self.store = store if store is not None else PartitionStore(None, kinds)
+        self.cache_aggregates = cache_aggregates
+        self._cache: OrderedDict[str, AggregateRecord[Any]] = OrderedDict()  # flushed, least recent first
+        self._dirty: dict[str, AggregateRecord[Any]] = {}  # changed since the last flush
+        self._created: Counter[str] = Counter(self.store.created())
+        # Since the last flush: (kind, key) -> the aggregate a creation with that key created, and when.
+        self._new_created_by_key: dict[tuple[str, str], tuple[str, datetime]] = {}
+        # Since the last flush: the keys first used, with when, to forget them once out of the window.
+        self._new_key_ages: list[tuple[datetime, str, str, str]] = []
+        self._latest: datetime | None = self.store.latest
         # The offset of the next record this state has not seen (where a catch-up resumes).
-        self.next_offset = 0
+        self.next_offset = self.store.next_offset
+        # The last event folded, and where: a catch-up checks it is still there (the same log).
+        self.last_event: tuple[int, UUID] | None = self.store.last_event
 
-    def image(self) -> PartitionImage:
-        """The state as data (sharing its structures: serialize it before the next event is folded)."""
-        return PartitionImage(
-            self.partition,
-            self.next_offset,
-            self._records,
-            self._created,
-            self._created_by_key,
-            self._keys_by_age,
-        )
+    # reading
 
-    @classmethod
-    def from_image(cls, image: PartitionImage, kinds: Sequence[AggregateKind[Any]]) -> PartitionState:
-        state = cls(image.partition, kinds)
-        state.next_offset = image.next_offset
-        state._records = image.records
-        state._created = image.created
-        state._created_by_key = image.created_by_key
-        state._keys_by_age = image.keys_by_age
-        return state
+    def _record(self, aggregate_id: str) -> AggregateRecord[Any] | None:
+        record = self._dirty.get(aggregate_id)
+        if record is not None:
+            return record
+        record = self._cache.get(aggregate_id)
+        if record is not None:
+            self._cache.move_to_end(aggregate_id)
+            return record
+        record = self.store.record(aggregate_id)
+        if record is not None:
+            self._remember(aggregate_id, record)
+        return record
+
+    def _remember(self, aggregate_id: str, record: AggregateRecord[Any]) -> None:
+        self._cache[aggregate_id] = record
+        self._cache.move_to_end(aggregate_id)
+        while len(self._cache) > self.cache_aggregates:
+            self._cache.popitem(last=False)
+
+    def _in_window(self, first_used: datetime) -> bool:
+        return self._latest is None or first_used >= self._latest - KEY_WINDOW
 
     def load(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]:
-        record = self._records.get(aggregate_id)
+        record = self._record(aggregate_id)
         state: S = kind.initial if record is None else record.state
         version = 0 if record is None else record.version
         return Loaded(aggregate_id, state, version, self.numeric_id(kind, self._created[kind.name] + 1))
@@ -99,39 +111,65 @@ class PartitionState:
         return self._created[kind.name]
 
     def created_with_key(self, kind: AggregateKind[Any], idempotency_key: str) -> str | None:
-        return self._created_by_key.get((kind.name, idempotency_key))
+        found = self._new_created_by_key.get((kind.name, idempotency_key)) or self.store.created_with_key(
+            kind.name, idempotency_key
+        )
+        return found[0] if found is not None and self._in_window(found[1]) else None
 
     def result_for(self, aggregate_id: str, idempotency_key: str | None) -> Committed | None:
         if idempotency_key is None:
             return None
-        record = self._records.get(aggregate_id)
-        return None if record is None else record.results.get(idempotency_key)
+        record = self._record(aggregate_id)
+        result = None if record is None else record.results.get(idempotency_key)
+        return result if result is not None and self._in_window(result.events[0].occurred_at) else None
 
     def keys_remembered(self) -> int:
-        return len(self._keys_by_age)
+        """Idempotency keys still in the window."""
+        if self._latest is None:
+            return len(self._new_key_ages)
+        cutoff = self._latest - KEY_WINDOW
+        return self.store.keys_since(cutoff) + sum(1 for at, *_ in self._new_key_ages if at >= cutoff)
+
+    @property
+    def changed_since_flush(self) -> int:
+        return len(self._dirty)
+
+    @property
+    def flush_due(self) -> bool:
+        return len(self._dirty) >= FLUSH_AGGREGATES
+
+    # folding
 
     def apply(self, event: Event, position: Position) -> None:
         """Fold one committed event; events already folded (replays of our own appends) are skipped."""
         self.next_offset = max(self.next_offset, position.offset + 1)
+        if self.last_event is None or position.offset > self.last_event[0]:
+            self.last_event = (position.offset, event.event_id)
         kind = self.kinds.get(event.aggregate_type)
         if kind is None:
             return
-        record = self._records.get(event.aggregate_id)
-        if record is None:
-            record = self._records[event.aggregate_id] = AggregateRecord(kind.initial)
-        if event.aggregate_version != record.version + 1:
+        if self._latest is None or event.occurred_at > self._latest:
+            self._latest = event.occurred_at
+        record = self._record(event.aggregate_id)
+        if event.aggregate_version != (0 if record is None else record.version) + 1:
             return
+        if record is None:
+            record = AggregateRecord(kind.initial)
+        self._cache.pop(event.aggregate_id, None)
+        self._dirty[event.aggregate_id] = record
         record.state = kind.evolve(record.state, event)
         record.version = event.aggregate_version
         key = event.idempotency_key
         if event.aggregate_version == 1:
             self._created[kind.name] += 1
             if key is not None:
-                self._created_by_key[(kind.name, key)] = event.aggregate_id
+                self._new_created_by_key[(kind.name, key)] = (event.aggregate_id, event.occurred_at)
         if key is not None:
             previous = record.results.get(key)
+            if previous is not None and not self._in_window(previous.events[0].occurred_at):
+                previous = None
             if previous is None:
-                self._keys_by_age.append((event.occurred_at, kind.name, event.aggregate_id, key))
+                self._new_key_ages.append((event.occurred_at, kind.name, event.aggregate_id, key))
             events = (previous.events if previous else ()) + (event,)
             record.results[key] = Committed(
                 events,
@@ -141,16 +179,41 @@ class PartitionState:
                 version=record.version,
                 fingerprint=event.request_fingerprint,
             )
-        self._forget_keys_before(event.occurred_at - KEY_WINDOW)
 
-    def _forget_keys_before(self, cutoff: datetime) -> None:
-        while self._keys_by_age and self._keys_by_age[0][0] < cutoff:
-            _, kind_name, aggregate_id, key = self._keys_by_age.popleft()
-            record = self._records.get(aggregate_id)
-            if record is not None:
-                record.results.pop(key, None)
-            if self._created_by_key.get((kind_name, key)) == aggregate_id:
-                del self._created_by_key[(kind_name, key)]
+    def flush(self) -> None:
+        """Write what changed since the last flush, and the offset it reaches, in one transaction; the
+        keys that have left the window are deleted with it. Afterwards it is only cached."""
+        cutoff = None if self._latest is None else self._latest - KEY_WINDOW
+        write = StoreWrite(
+            records=dict(self._dirty),
+            created=dict(self._created),
+            created_by_key=[
+                (kind, key, aggregate_id, at)
+                for (kind, key), (aggregate_id, at) in self._new_created_by_key.items()
+            ],
+            key_ages=list(self._new_key_ages),
+            next_offset=self.next_offset,
+            last_event=self.last_event,
+            latest=self._latest,
+            forget_before=cutoff,
+        )
+
+        def forget(expired: list[tuple[str, str, str]]) -> None:
+            assert cutoff is not None
+            for _, aggregate_id, key in expired:
+                record = write.records.get(aggregate_id) or self._record(aggregate_id)
+                result = None if record is None else record.results.get(key)
+                # A key used again after its window has a new result, which stays.
+                if record is not None and result is not None and result.events[0].occurred_at < cutoff:
+                    del record.results[key]
+                    write.records[aggregate_id] = record
+
+        self.store.write(write, forget)
+        self._dirty.clear()
+        self._new_created_by_key.clear()
+        self._new_key_ages.clear()
+        for aggregate_id, record in write.records.items():
+            self._remember(aggregate_id, record)
 
 
 class PendingBatch:

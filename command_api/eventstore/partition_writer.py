@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -30,12 +31,18 @@ from aiokafka.errors import KafkaError
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from prometheus_client import Counter, Gauge, Histogram
 
-from command_api.eventstore.catch_up import CatchUpStalled, UnreadableRecord, read_to_end
+from command_api.eventstore.catch_up import CatchUpStalled, NotThisLog, UnreadableRecord, read_to_end
+from command_api.eventstore.checkpoints import CheckpointStore
 from command_api.eventstore.errors import EventStoreUnavailable, NotOwner
 from command_api.eventstore.model import AggregateKind, Committed, Position
 from command_api.eventstore.partition_producer import Fenced, PartitionProducer, ProducerSettings
-from command_api.eventstore.partition_state import Outcome, PartitionState, PendingBatch
-from command_api.eventstore.snapshots import SnapshotStore
+from command_api.eventstore.partition_state import (
+    DEFAULT_CACHE_AGGREGATES,
+    Outcome,
+    PartitionState,
+    PendingBatch,
+)
+from command_api.eventstore.partition_store import PartitionStore
 from config.telemetry import TRACER, kafka_trace_headers, recording
 from event_schemas.envelope import Event
 from event_schemas.registry import EventRegistry
@@ -106,9 +113,12 @@ class WriterSettings:
     # Every request is answered within this, whatever Kafka does.
     timeout: float
     owner_of: Callable[[int], str | None]
-    # Where to start a cold partition from and keep its state (None: always replay the whole log).
-    snapshots: SnapshotStore | None = None
-    snapshot_every: int = 20_000
+    # Where the partition's store lives on this instance's disk (None: in memory).
+    state_file: Path | None = None
+    cache_aggregates: int = DEFAULT_CACHE_AGGREGATES
+    # Where an empty store is restored from, and checkpointed to (None: replay the whole log).
+    checkpoints: CheckpointStore | None = None
+    checkpoint_every: int = 20_000
 
 
 class PartitionWriter:
@@ -126,6 +136,9 @@ class PartitionWriter:
     # A lone command never waits: the first batch of a busy spell starts at once.
     LINGER_SECONDS = 0.003
     LINGER_BELOW = 32
+    # What changed is written to the store at least this often (and whenever enough has changed): the
+    # most a restart reads again from the log.
+    FLUSH_SECONDS = 1.0
     # A writer retries recovery this often at most while Kafka is away, so it is back within seconds.
     MAX_RECOVERY_BACKOFF_SECONDS = 2.0
     # How long a fenced writer waits for the group to hand its partition to the instance that fenced
@@ -135,7 +148,7 @@ class PartitionWriter:
     def __init__(self, settings: WriterSettings, partition: TopicPartition) -> None:
         self._settings = settings
         self.partition = partition
-        self.folded = PartitionState(partition.partition, settings.kinds)
+        self.folded = self._open_state()
         self.state = WriterState.RELEASED
         self.halted_because: str | None = None
         self._queue: deque[_Request] = deque()
@@ -144,8 +157,9 @@ class PartitionWriter:
         self._producer: PartitionProducer | None = None
         self._runner: asyncio.Task[None] | None = None
         self._committing = False
-        self._snapshotted_at = 0  # next_offset of the last snapshot read or written
-        self._snapshot_saving: asyncio.Task[None] | None = None
+        self._checkpointed_at = self.folded.next_offset  # of the last checkpoint read or written
+        self._checkpoint_saving: asyncio.Task[int] | None = None
+        self._flushed_at = time.monotonic()
         self._busy = False  # batches follow each other: a short linger gathers more
         self._show_state()
 
@@ -186,10 +200,15 @@ class PartitionWriter:
             with contextlib.suppress(BaseException):
                 await runner
         await self._close_producer()
+        self._flush()  # so that a restart resumes from here
         self._enter(WriterState.RELEASED)  # a batch that failed meanwhile may have moved it to RECOVERING
         self._refuse_queued(
             NotOwner(self.partition.partition, self._settings.owner_of(self.partition.partition))
         )
+
+    def close(self) -> None:
+        """Close the store (the instance is stopping; the writer has been released)."""
+        self.folded.store.close()
 
     async def settled(self) -> None:
         """Wait until the writer is ready (or halted) after taking the partition."""
@@ -297,7 +316,7 @@ class PartitionWriter:
             )
             try:
                 await asyncio.wait_for(self._producer.fence(), self._settings.timeout)
-                await self._start_from_snapshot()
+                await self._restore_if_empty()
                 await read_to_end(
                     self._settings.bootstrap_servers,
                     self.partition,
@@ -305,6 +324,11 @@ class PartitionWriter:
                     self._settings.registry,
                     stall_timeout=self._settings.timeout,
                 )
+                self._flush()
+            except NotThisLog as other_log:
+                log.warning("%s: %s; its store is emptied and rebuilt", self.partition, other_log)
+                self._reset_state()
+                continue
             except UnreadableRecord as unreadable:
                 await self._close_producer()
                 self._halt(str(unreadable))
@@ -317,7 +341,7 @@ class PartitionWriter:
                 continue
             self._enter(WriterState.READY)
             self._settled.set()
-            self._snapshot_if_due()
+            self._checkpoint_if_due()
 
     async def _serve_next_batch(self) -> None:
         if not self._queue:
@@ -392,7 +416,9 @@ class PartitionWriter:
         TRANSACTION_REQUESTS.labels(topic).observe(len(decided))
         for request, outcome in decided:
             request.resolve(outcome(positions))
-        self._snapshot_if_due()
+        if self.folded.flush_due or time.monotonic() - self._flushed_at >= self.FLUSH_SECONDS:
+            self._flush()
+        self._checkpoint_if_due()
 
     async def _append(
         self, producer: PartitionProducer, events: Sequence[Event], traced: dict[int, list[tuple[str, bytes]]]
@@ -407,54 +433,94 @@ class PartitionWriter:
             EVENTS_APPENDED.labels(topic, event.event_type).inc()
         return positions
 
-    # snapshots
+    # the store and its checkpoints
 
-    async def _start_from_snapshot(self) -> None:
-        """A cold writer (nothing folded yet) starts from the partition's latest snapshot, if any."""
-        snapshots = self._settings.snapshots
-        if snapshots is None or self.folded.next_offset > 0:
+    def _open_state(self) -> PartitionState:
+        state = self._state_over(PartitionStore(self._settings.state_file, self._settings.kinds))
+        if state.next_offset > 0:
+            log.info("%s resumes from its store at offset %d", self.partition, state.next_offset)
+        return state
+
+    def _state_over(self, store: PartitionStore) -> PartitionState:
+        return PartitionState(
+            self.partition.partition, self._settings.kinds, store, self._settings.cache_aggregates
+        )
+
+    def _reset_state(self) -> None:
+        """Start the partition's state over, empty (its store was folded from another log, or a
+        restore failed half-way)."""
+        self.folded.store.clear()
+        self.folded = self._state_over(self.folded.store)
+        self._checkpointed_at = 0
+
+    def _flush(self) -> None:
+        self.folded.flush()
+        self._flushed_at = time.monotonic()
+
+    async def _restore_if_empty(self) -> None:
+        """An empty store (a new owner's, or a new disk) starts from the partition's latest checkpoint,
+        if there is one; else the catch-up reads the whole log."""
+        checkpoints = self._settings.checkpoints
+        store = self.folded.store
+        if checkpoints is None or store.path is None or self.folded.next_offset > 0:
             return
         try:
             restored = await asyncio.wait_for(
-                snapshots.latest(self.partition.partition), self._settings.timeout * 4
+                checkpoints.restore(self.partition.partition, store), self._settings.timeout * 20
             )
-        except Exception as error:  # a snapshot only saves time: without one, the whole log is read
-            log.warning("%s: no snapshot read (%r); replaying the log", self.partition, error)
+        except Exception as error:  # a checkpoint only saves time: without one, the whole log is read
+            log.warning("%s: no checkpoint read (%r); replaying the log", self.partition, error)
+            self._reset_state()
             return
-        if restored is not None:
-            self.folded = restored
-            self._snapshotted_at = restored.next_offset
-            log.info("%s starts from its snapshot at offset %d", self.partition, restored.next_offset)
+        if restored:
+            self.folded = self._state_over(store)
+            self._checkpointed_at = self.folded.next_offset
+            log.info("%s starts from its checkpoint at offset %d", self.partition, self.folded.next_offset)
 
-    def _snapshot_if_due(self) -> None:
-        """Every `snapshot_every` records, snapshot the state as it is now (a forked child encodes it
-        while the writer goes on) and write it, in the background; one snapshot of the partition at a
-        time, and a failed one only logs. Losing the partition meanwhile does not stop it: the state
-        was folded from committed records only, so it is valid for whoever owns the partition next."""
-        snapshots = self._settings.snapshots
+    def _checkpoint_if_due(self) -> None:
+        """Every `checkpoint_every` records, checkpoint the store as it is now (flushed; a copy is
+        made in a thread while the writer goes on) in the background; one checkpoint of the partition
+        at a time, and a failed one only logs. Losing the partition meanwhile does not stop it: the
+        store was folded from committed records only, so it is valid for whoever owns the partition
+        next."""
+        checkpoints = self._settings.checkpoints
         if (
-            snapshots is None
-            or self.folded.next_offset - self._snapshotted_at < self._settings.snapshot_every
+            checkpoints is None
+            or self.folded.store.path is None
+            or self.folded.next_offset - self._checkpointed_at < self._settings.checkpoint_every
         ):
             return
-        if self._snapshot_saving is not None and not self._snapshot_saving.done():
+        if self._checkpoint_saving is not None and not self._checkpoint_saving.done():
             return
-        self._snapshotted_at = self.folded.next_offset
-        self._snapshot_saving = asyncio.create_task(
-            self._snapshot(snapshots, self.folded),
-            name=f"snapshot-{self.partition.topic}-{self.partition.partition}",
+        self._flush()
+        self._checkpointed_at = self.folded.next_offset
+        self._checkpoint_saving = asyncio.create_task(
+            checkpoints.save(self.partition.partition, self.folded.store),
+            name=f"checkpoint-{self.partition.topic}-{self.partition.partition}",
         )
-        self._snapshot_saving.add_done_callback(self._snapshot_saved)
+        self._checkpoint_saving.add_done_callback(self._checkpoint_saved)
 
-    async def _snapshot(self, snapshots: SnapshotStore, state: PartitionState) -> None:
-        value, next_offset = await snapshots.encode_in_child(state)
-        await snapshots.save(self.partition.partition, value, next_offset)
+    async def checkpoint(self) -> int | None:
+        """Checkpoint now, after any checkpoint in flight; the offset it reaches (None: no checkpoints)."""
+        checkpoints = self._settings.checkpoints
+        if checkpoints is None or self.folded.store.path is None:
+            return None
+        if self._checkpoint_saving is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpoint_saving
+        self._flush()
+        self._checkpointed_at = self.folded.next_offset
+        return await checkpoints.save(self.partition.partition, self.folded.store)
 
-    def _snapshot_saved(self, saving: asyncio.Task[None]) -> None:
+    def _checkpoint_saved(self, saving: asyncio.Task[int]) -> None:
         if saving.cancelled():
             return
         if (error := saving.exception()) is not None:
-            log.warning("%s: snapshot not written (%r); the next one is due as usual", self.partition, error)
+            log.warning(
+                "%s: checkpoint not written (%r); the next one is due as usual", self.partition, error
+            )
+        else:
+            log.info("%s: checkpoint written at offset %d", self.partition, saving.result())
 
     # states
 

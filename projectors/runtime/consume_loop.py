@@ -27,7 +27,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
-from event_schemas.registry import EVENT_TYPE_HEADER, EventRegistry
+from event_schemas.registry import EVENT_TYPE_HEADER, REGISTRY, EventRegistry
 from projectors.runtime import metrics
 from projectors.runtime.dead_letters import (
     DeadLetter,
@@ -200,7 +200,9 @@ class ProjectionLoop(ABC, Generic[P]):
         metrics.BATCH_RECORDS.labels(self.name).observe(len(records))
         # One labelled increment per event type of the batch, not per record: a replay applies thousands.
         applied = Counter(
-            next((value for key, value in record.headers or () if key == EVENT_TYPE_HEADER), b"unknown")
+            _event_type_label(
+                next((value for key, value in record.headers or () if key == EVENT_TYPE_HEADER), b"unknown")
+            )
             for record in records
         )
         for event_type, count in applied.items():
@@ -354,3 +356,12 @@ class ProjectionLoop(ABC, Generic[P]):
             if tp in self._ends and tp in self._stored:
                 lag = max(self._ends[tp] - self._stored[tp], 0)
                 metrics.LAG.labels(self.name, str(tp.partition)).set(lag)
+
+
+_KNOWN_EVENT_TYPES = frozenset(cls.event_type.encode() for cls in REGISTRY.classes())
+
+
+def _event_type_label(header: bytes) -> bytes:
+    """A known event type, or "other": a label per header value a topic happens to hold would make
+    series without bound."""
+    return header if header in _KNOWN_EVENT_TYPES else b"other"

@@ -18,7 +18,7 @@ from psycopg import sql
 
 from auth.tokens import ensure_local_keys, load_issuer, load_service_issuer, service_token
 from bench.throwaway import delete_namespace_topics
-from command_api.snapshot_key import load_snapshot_key
+from command_api.checkpoint_key import load_checkpoint_key
 from config.settings import Settings
 from infra.topics import ensure_topics
 from tests.support.processes import HttpService, ServiceProcess, free_port
@@ -39,7 +39,8 @@ PLACE = (
     "jwt_public_key_file",
     "service_private_key_file",
     "service_public_key_file",
-    "snapshot_key_file",
+    "checkpoint_key_file",
+    "state_dir",
 )
 # The limits on callers, which a load from one address reaches at once.
 CALLER_LIMITS = ("login_failures_per_account", "login_attempts_per_address", "registrations_per_address")
@@ -103,7 +104,8 @@ class Deployment:
             jwt_public_key_file=self.work_dir / "keys" / "jwt.pub.pem",
             service_private_key_file=self.work_dir / "keys" / "service.pem",
             service_public_key_file=self.work_dir / "keys" / "service.pub.pem",
-            snapshot_key_file=self.work_dir / "keys" / "snapshot.key",
+            checkpoint_key_file=self.work_dir / "keys" / "checkpoint.key",
+            state_dir=self.work_dir / "state",
             command_timeout_seconds=3,
             projector_max_batch=self.projector_max_batch,
             login_failures_per_account=_UNLIMITED,
@@ -127,7 +129,7 @@ class Deployment:
         PROVISIONED.append(self.namespace)
         asyncio.run(ensure_topics(self.settings))
         ensure_local_keys(self.settings)  # both pairs, before any process could race to create them
-        load_snapshot_key(self.settings)
+        load_checkpoint_key(self.settings)
         with psycopg.connect(self.servers.postgres_admin_url, autocommit=True) as admin:
             for service in ("users", "catalog", "orders", "payments"):
                 name = f"{self.namespace}_{service}"

@@ -1,5 +1,5 @@
-"""The key that signs the command side's snapshots: every instance of every command service of a
-deployment must hold the same one (a snapshot signed with another is ignored, and the partition is
+"""The key that signs the command side's checkpoints: every instance of every command service of a
+deployment must hold the same one (a checkpoint signed with another is ignored, and the partition is
 replayed from the log instead)."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import secrets
 from config.settings import Settings
 
 
-def load_snapshot_key(settings: Settings) -> bytes:
-    path = settings.snapshot_key_file
+def load_checkpoint_key(settings: Settings) -> bytes:
+    path = settings.checkpoint_key_file
     if settings.environment == "local" and not path.exists():
         # Create it at most once even when several processes start together: the first link wins,
         # and everyone reads what won.
@@ -24,8 +24,8 @@ def load_snapshot_key(settings: Settings) -> bytes:
             os.link(candidate, path)
         candidate.unlink()
     if not path.exists():
-        raise RuntimeError("COMMERCE_SNAPSHOT_KEY_FILE must point at the deployment's snapshot key")
+        raise RuntimeError("COMMERCE_CHECKPOINT_KEY_FILE must point at the deployment's checkpoint key")
     key = path.read_bytes()
     if len(key) < 32:
-        raise RuntimeError("the snapshot key must be at least 32 bytes")
+        raise RuntimeError("the checkpoint key must be at least 32 bytes")
     return key
