@@ -138,7 +138,7 @@ class PartitionWriter:
     LINGER_BELOW = 32
     # What changed is written to the store at least this often (and whenever enough has changed): the
     # most a restart reads again from the log.
-    FLUSH_SECONDS = 1.0
+    FLUSH_SECONDS = 0.25
     # A writer retries recovery this often at most while Kafka is away, so it is back within seconds.
     MAX_RECOVERY_BACKOFF_SECONDS = 2.0
     # How long a fenced writer waits for the group to hand its partition to the instance that fenced
