@@ -14,7 +14,7 @@ import sys
 import time
 import traceback
 from contextlib import AsyncExitStack
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from bench.harness import FULL, QUICK, Harness
@@ -40,11 +40,16 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME",
         help=f"run only these: {', '.join(SCENARIOS)}",
     )
+    parser.add_argument(
+        "--minutes", type=float, help="how long the soak runs (10 by default; 0.5 with --quick)"
+    )
     return parser.parse_args(argv)
 
 
 async def run(options: argparse.Namespace) -> int:
     size = QUICK if options.quick else FULL
+    if options.minutes is not None:
+        size = replace(size, soak_minutes=options.minutes)
     chosen = [name for name in SCENARIOS if options.only is None or name in options.only]
     work_dir = RESULTS / "run"  # service logs stay here after the run, for a look at what happened
     shutil.rmtree(work_dir, ignore_errors=True)

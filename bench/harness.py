@@ -57,11 +57,12 @@ class Size:
     page_loads: int  # of the storefront in Chromium, idle and under load
     state_aggregates: int  # in the store of a command side owning every partition
     state_commands: int  # on its hot and on its cold working set
+    soak_minutes: float  # of steady creations, the command side's RSS sampled
 
 
-QUICK = Size(True, 3, 1, 1_000, 200, 2, 2_000, 50_000, 20_000, 200, 100_000, 8, 20_000, 640)
+QUICK = Size(True, 3, 1, 1_000, 200, 2, 2_000, 50_000, 20_000, 200, 100_000, 8, 20_000, 640, 0.5)
 FULL = Size(
-    False, 15, 3, 10_000, 1_000, 5, 20_000, 500_000, 1_000_000, 1_000, 1_000_000, 30, 10_000_000, 6_400
+    False, 15, 3, 10_000, 1_000, 5, 20_000, 500_000, 1_000_000, 1_000, 1_000_000, 30, 10_000_000, 6_400, 10
 )
 
 

@@ -38,6 +38,7 @@ from bench.order_confirmation import (
 from bench.page_load import PageLoads, page_loads
 from bench.platform_rows import platform
 from bench.report import Row, wrk_row
+from bench.soak import soak as soak_run
 from bench.state_scale import state_scale
 from bench.steady_writes import Spec, SteadyWrites
 from command_api.eventstore.partitioning import ID_STRIDE
@@ -707,6 +708,26 @@ async def state(h: Harness) -> None:
     )
 
 
+async def soak(h: Harness) -> None:
+    """The command side's RSS under a steady stream of new aggregates (bench/soak.py)."""
+    run = await soak_run(h.size.soak_minutes, 200, h.servers.kafka_bootstrap, progress=h.say)
+    settled = run.after_warmup
+    h.record(
+        Row(
+            f"catalog writer, {run.rate:g} new products/s for {run.minutes:g} min: RSS growth after the warm-up",
+            run.growth_mib,
+            "MiB",
+            target="flat",
+            details={
+                "commands": float(run.commands),
+                "rss_after_warmup_mib": settled[0],
+                "rss_at_end_mib": settled[-1],
+                "rss_max_mib": max(rss for _, rss in run.samples),
+            },
+        )
+    )
+
+
 def page_load_row(figure: str, loads: PageLoads, target: str = "", label: str = "") -> Row:
     """Milliseconds until the product list is shown: the row's value is the median."""
     shown = loads.shown_ms
@@ -805,6 +826,7 @@ SCENARIOS: dict[str, Callable[[Harness], Awaitable[None]]] = {
     "replay": replay,
     "cold-start": cold_start,
     "state": state,
+    "soak": soak,
     "storefront": storefront,
     "orders": orders,
     "chaos": chaos,

@@ -65,6 +65,9 @@ class PartitionState:
         self.cache_aggregates = cache_aggregates
         self._cache: OrderedDict[str, AggregateRecord[Any]] = OrderedDict()  # flushed, least recent first
         self._dirty: dict[str, AggregateRecord[Any]] = {}  # changed since the last flush
+        # Ids the store was asked for and does not hold, until the next flush: a creation is looked
+        # up by its decision and again by its fold, and the second need not ask the store.
+        self._absent: set[str] = set()
         self._created: Counter[str] = Counter(self.store.created())
         # Since the last flush: (kind, key) -> the aggregate a creation with that key created, and when.
         self._new_created_by_key: dict[tuple[str, str], tuple[str, datetime]] = {}
@@ -86,8 +89,12 @@ class PartitionState:
         if record is not None:
             self._cache.move_to_end(aggregate_id)
             return record
+        if aggregate_id in self._absent:
+            return None
         record = self.store.record(aggregate_id)
-        if record is not None:
+        if record is None:
+            self._absent.add(aggregate_id)
+        else:
             self._remember(aggregate_id, record)
         return record
 
@@ -212,6 +219,7 @@ class PartitionState:
                     write.records[aggregate_id] = record
 
         self.store.write(write, forget)
+        self._absent.clear()
         self._dirty.clear()
         self._new_created_by_key.clear()
         self._new_key_ages.clear()
