@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
@@ -90,8 +90,6 @@ class CommandContext:
 class AggregateRecord(Generic[S]):
     state: S
     version: int = 0
-    # Idempotency key -> what that command appended, where, and the state it left.
-    results: dict[str, Committed] = field(default_factory=dict)
 
 
 Decision = Callable[[Loaded[S]], Sequence[Event]]

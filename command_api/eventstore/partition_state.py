@@ -71,8 +71,10 @@ class PartitionState:
         self._created: Counter[str] = Counter(self.store.created())
         # Since the last flush: (kind, key) -> the aggregate a creation with that key created, and when.
         self._new_created_by_key: dict[tuple[str, str], tuple[str, datetime]] = {}
-        # Since the last flush: the keys first used, with when, to forget them once out of the window.
-        self._new_key_ages: list[tuple[datetime, str, str, str]] = []
+        # Since the last flush: (aggregate id, key) -> what the command with that key appended, and when
+        # the key was first used. Results are kept apart from the aggregates' records, so a flush
+        # writes each once instead of with every later change of its aggregate.
+        self._new_results: dict[tuple[str, str], tuple[Committed, datetime]] = {}
         self._latest: datetime | None = self.store.latest
         # The offset of the next record this state has not seen (where a catch-up resumes).
         self.next_offset = self.store.next_offset
@@ -129,16 +131,25 @@ class PartitionState:
     def result_for(self, aggregate_id: str, idempotency_key: str | None) -> Committed | None:
         if idempotency_key is None:
             return None
-        record = self._record(aggregate_id)
-        result = None if record is None else record.results.get(idempotency_key)
-        return result if result is not None and self._in_window(result.events[0].occurred_at) else None
+        found = self._result(aggregate_id, idempotency_key)
+        return None if found is None else found[0]
+
+    def _result(self, aggregate_id: str, key: str) -> tuple[Committed, datetime] | None:
+        """The result of the command with this key, and when the key was first used, if in the window."""
+        found = self._new_results.get((aggregate_id, key)) or self.store.result(aggregate_id, key)
+        return found if found is not None and self._in_window(found[1]) else None
 
     def keys_remembered(self) -> int:
         """Idempotency keys still in the window."""
         if self._latest is None:
-            return len(self._new_key_ages)
+            return len(self._new_results)
         cutoff = self._latest - KEY_WINDOW
-        return self.store.keys_since(cutoff) + sum(1 for at, *_ in self._new_key_ages if at >= cutoff)
+        unflushed = sum(
+            1
+            for key, (_, at) in self._new_results.items()
+            if at >= cutoff and self.store.result(*key) is None
+        )
+        return self.store.keys_since(cutoff) + unflushed
 
     @property
     def changed_since_flush(self) -> int:
@@ -175,13 +186,9 @@ class PartitionState:
             if key is not None:
                 self._new_created_by_key[(kind.name, key)] = (event.aggregate_id, event.occurred_at)
         if key is not None:
-            previous = record.results.get(key)
-            if previous is not None and not self._in_window(previous.events[0].occurred_at):
-                previous = None
-            if previous is None:
-                self._new_key_ages.append((event.occurred_at, kind.name, event.aggregate_id, key))
-            events = (previous.events if previous else ()) + (event,)
-            record.results[key] = Committed(
+            previous = self._result(event.aggregate_id, key)
+            events = (previous[0].events if previous else ()) + (event,)
+            result = Committed(
                 events,
                 position,
                 replayed=True,
@@ -189,11 +196,14 @@ class PartitionState:
                 version=record.version,
                 fingerprint=event.request_fingerprint,
             )
+            self._new_results[(event.aggregate_id, key)] = (
+                result,
+                previous[1] if previous else event.occurred_at,
+            )
 
     def flush(self) -> None:
         """Write what changed since the last flush, and the offset it reaches, in one transaction; the
         keys that have left the window are deleted with it. Afterwards it is only cached."""
-        cutoff = None if self._latest is None else self._latest - KEY_WINDOW
         write = StoreWrite(
             records=dict(self._dirty),
             created=dict(self._created),
@@ -201,28 +211,17 @@ class PartitionState:
                 (kind, key, aggregate_id, at)
                 for (kind, key), (aggregate_id, at) in self._new_created_by_key.items()
             ],
-            key_ages=list(self._new_key_ages),
+            results=dict(self._new_results),
             next_offset=self.next_offset,
             last_event=self.last_event,
             latest=self._latest,
-            forget_before=cutoff,
+            forget_before=None if self._latest is None else self._latest - KEY_WINDOW,
         )
-
-        def forget(expired: list[tuple[str, str, str]]) -> None:
-            assert cutoff is not None
-            for _, aggregate_id, key in expired:
-                record = write.records.get(aggregate_id) or self._record(aggregate_id)
-                result = None if record is None else record.results.get(key)
-                # A key used again after its window has a new result, which stays.
-                if record is not None and result is not None and result.events[0].occurred_at < cutoff:
-                    del record.results[key]
-                    write.records[aggregate_id] = record
-
-        self.store.write(write, forget)
+        self.store.write(write)
         self._absent.clear()
         self._dirty.clear()
         self._new_created_by_key.clear()
-        self._new_key_ages.clear()
+        self._new_results.clear()
         for aggregate_id, record in write.records.items():
             self._remember(aggregate_id, record)
 
