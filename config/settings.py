@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     # Where a command-side instance keeps its partitions' stores (derived data: a folder per instance).
     state_dir: Path = Path(".local/state")
     # Aggregates a partition's writer keeps in memory, besides those changed since its last flush.
-    state_cache_aggregates: int = Field(10_000, ge=1)
+    state_cache_aggregates: int = Field(4_000, ge=1)
     jwt_issuer: str = "commerce-users"
     # The `iss` of service tokens: it names the key that signed them (auth/tokens.py, TokenVerifier).
     service_issuer: str = "commerce-services"

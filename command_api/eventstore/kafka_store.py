@@ -41,7 +41,7 @@ from command_api.eventstore.model import (
     PartitionedEventStore,
 )
 from command_api.eventstore.partition_producer import ProducerSettings
-from command_api.eventstore.partition_state import Outcome, PendingBatch
+from command_api.eventstore.partition_state import DEFAULT_CACHE_AGGREGATES, Outcome, PendingBatch
 from command_api.eventstore.partition_writer import PartitionWriter, WriterSettings
 from command_api.eventstore.partitioning import partition_for_key, partition_of
 from command_api.eventstore.transaction_backoff import shorten_concurrent_transactions_backoff
@@ -67,7 +67,7 @@ class KafkaEventStore(PartitionedEventStore):
         checkpoint_key: bytes | None = None,
         checkpoint_every: int = 20_000,
         state_dir: Path | None = None,
-        cache_aggregates: int = 10_000,
+        cache_aggregates: int = DEFAULT_CACHE_AGGREGATES,
         replication_factor: int = 1,
     ) -> None:
         """`state_dir`: this instance's folder for the partitions' stores (None: in memory, for tests

@@ -42,12 +42,13 @@ Outcome = Callable[[Mapping[UUID, Position]], Any]
 
 # How long a retry with the same idempotency key answers with the first result (Stripe keeps 24 h).
 KEY_WINDOW = timedelta(hours=24)
-# Aggregates kept in memory, besides those changed since the last flush.
-DEFAULT_CACHE_AGGREGATES = 10_000
+# Aggregates kept in memory per partition, besides those changed since the last flush (a product takes
+# about 1.7 KiB decoded; a miss costs a read of the store, about 15 us).
+DEFAULT_CACHE_AGGREGATES = 4_000
 # A flush is due once this many aggregates have changed since the last one. Small flushes keep the
 # writer's stalls short: with 2,000 (and a flush at least every second), commands on uncached products
-# at 64 in flight had a p99 of 93-97 ms against 31-39 ms on cached ones; with 256 (every 0.25 s),
-# 43-71 ms against 40-42 ms, and the same rate (bench.state_scale, 300,000 products).
+# at 64 in flight had a p99 of 93-97 ms against 31-39 ms on cached ones; with 256, 43-71 ms against
+# 40-42 ms, and the same rate (bench.state_scale, 300,000 products).
 FLUSH_AGGREGATES = 256
 
 

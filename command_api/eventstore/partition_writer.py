@@ -136,9 +136,10 @@ class PartitionWriter:
     # A lone command never waits: the first batch of a busy spell starts at once.
     LINGER_SECONDS = 0.003
     LINGER_BELOW = 32
-    # What changed is written to the store at least this often (and whenever enough has changed): the
-    # most a restart reads again from the log.
-    FLUSH_SECONDS = 0.25
+    # What changed is written to the store at least this often (and whenever 256 aggregates have, which
+    # bounds a flush's stall): the most a restart reads again from the log. An aggregate changed again
+    # before the flush is encoded once.
+    FLUSH_SECONDS = 1.0
     # A writer retries recovery this often at most while Kafka is away, so it is back within seconds.
     MAX_RECOVERY_BACKOFF_SECONDS = 2.0
     # How long a fenced writer waits for the group to hand its partition to the instance that fenced
