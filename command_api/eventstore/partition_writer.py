@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -201,7 +202,10 @@ class PartitionWriter:
             with contextlib.suppress(BaseException):
                 await runner
         await self._close_producer()
-        self._flush()  # so that a restart resumes from here
+        try:
+            self._flush()  # so that a restart resumes from here
+        except sqlite3.Error as error:  # the log still has it all: a restart reads a little more
+            log.warning("%s: its store was not flushed on release (%r)", self.partition, error)
         self._enter(WriterState.RELEASED)  # a batch that failed meanwhile may have moved it to RECOVERING
         self._refuse_queued(
             NotOwner(self.partition.partition, self._settings.owner_of(self.partition.partition))
@@ -328,6 +332,7 @@ class PartitionWriter:
                 self._flush()
             except NotThisLog as other_log:
                 log.warning("%s: %s; its store is emptied and rebuilt", self.partition, other_log)
+                await self._close_producer()
                 self._reset_state()
                 continue
             except UnreadableRecord as unreadable:

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 from command_api.catalog import domain
 from command_api.catalog.domain import PRODUCT, ProductState
@@ -21,8 +22,10 @@ from command_api.eventstore.checkpoints import CheckpointStore
 from command_api.eventstore.model import CommandContext, Loaded
 from command_api.eventstore.partition_state import PartitionState, PendingBatch
 from command_api.eventstore.partition_store import PartitionStore
+from event_schemas import topics
 from event_schemas.envelope import Event
 from event_schemas.money import Money
+from infra.topics import ensure_topics
 from tests.support.catalog_client import create_product
 from tests.support.deployment import Deployment
 from tests.support.folding import commit
@@ -157,3 +160,49 @@ def created(product: Loaded[ProductState], n: int) -> list[Event]:
         stock=5,
         now=datetime.now(UTC),
     )
+
+
+async def make_the_catalog_topic_again(deployment: Deployment) -> None:
+    """Delete the catalog's events and checkpoints topics and make the events topic anew (a cluster
+    rebuilt, a topic re-created): the same names, another log."""
+    catalog = topics.in_namespace(deployment.namespace, topics.CATALOG)
+    admin = AIOKafkaAdminClient(bootstrap_servers=deployment.servers.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        await admin.delete_topics(
+            [name for name in (catalog, topics.checkpoints(catalog)) if name in existing]
+        )
+        for _ in range(100):
+            if catalog not in set(await admin.list_topics()):
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    for _ in range(50):
+        try:
+            await ensure_topics(deployment.settings)
+            return
+        except KafkaError:  # still being deleted
+            await asyncio.sleep(0.2)
+
+
+def test_a_store_folded_from_another_log_is_rebuilt_not_trusted(own_deployment: Deployment) -> None:
+    token = own_deployment.admin_token()
+    catalog = own_deployment.gateway("catalog", side="command", name="catalog-outliving-its-log")
+    catalog.start()
+    try:
+        old = create_product(catalog.url, token, stock=5).json()["id"]
+    finally:
+        catalog.stop()
+    asyncio.run(make_the_catalog_topic_again(own_deployment))
+    logged_before = len(catalog.log_path.read_text())
+    catalog.start()  # the same instance, with the store it folded from the old log
+    try:
+        assert "emptied and rebuilt" in catalog.log_path.read_text()[logged_before:], catalog.log_tail()
+        assert adjust(catalog.url, token, old, 1).status_code == 404, (
+            "the old log's product is not in this one"
+        )
+        assert create_product(catalog.url, token, stock=5).status_code == 201
+    finally:
+        catalog.stop()
