@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 from command_api.catalog import domain
 from command_api.catalog.domain import PRODUCT, ProductState
 from command_api.eventstore.checkpoints import CheckpointStore
+from command_api.eventstore.membership import TopicMissing, partition_count
 from command_api.eventstore.model import CommandContext, Loaded
 from command_api.eventstore.partition_state import PartitionState, PendingBatch
 from command_api.eventstore.partition_store import PartitionStore
@@ -122,6 +123,12 @@ def test_a_checkpoint_is_restored_only_signed_with_the_deployments_key_and_of_th
             await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
         finally:
             await admin.close()
+        for _ in range(100):  # until every broker's metadata names it
+            try:
+                await partition_count(deployment.servers.kafka_bootstrap, topic)
+                break
+            except TopicMissing:
+                await asyncio.sleep(0.1)
         state = PartitionState(0, [PRODUCT], PartitionStore(tmp_path / "owner.sqlite3", [PRODUCT]))
         for n in range(3):
             batch = PendingBatch(state)
