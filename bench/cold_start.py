@@ -45,19 +45,39 @@ class ColdStarts:
     from_disk_seconds: float  # the same instance again
 
 
-async def ready_after(settings: Settings, topic: str, checkpoint_key: bytes | None, state_dir: Path) -> float:
-    """Seconds from creating an event store to every partition caught up and ready."""
-    store = KafkaEventStore(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+def catalog_store(
+    bootstrap_servers: str,
+    topic: str,
+    name: str,
+    checkpoint_key: bytes | None,
+    state_dir: Path,
+    checkpoint_every: int = 20_000,
+) -> KafkaEventStore:
+    """The catalog's event store as a benchmark runs it: one instance, named `name`, owning every
+    partition, its stores in `state_dir`."""
+    return KafkaEventStore(
+        bootstrap_servers=bootstrap_servers,
         topic=topic,
-        group=f"{topic}-cold-start-{uuid.uuid4().hex[:6]}",
-        instance_url="http://bench-cold-start",
+        group=f"{topic}-{name}",
+        instance_url=f"http://bench-{name}",
         kinds=[PRODUCT],
         registry=REGISTRY,
         timeout=10,
         checkpoint_key=checkpoint_key,
-        checkpoint_every=1,  # checkpoint right after the catch-up, for the next start
+        checkpoint_every=checkpoint_every,
         state_dir=state_dir,
+    )
+
+
+async def ready_after(settings: Settings, topic: str, checkpoint_key: bytes | None, state_dir: Path) -> float:
+    """Seconds from creating an event store to every partition caught up and ready."""
+    store = catalog_store(
+        settings.kafka_bootstrap_servers,
+        topic,
+        f"cold-start-{uuid.uuid4().hex[:6]}",
+        checkpoint_key,
+        state_dir,
+        checkpoint_every=1,  # checkpoint right after the catch-up, for the next start
     )
     started = time.perf_counter()
     await store.start()

@@ -25,16 +25,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from bench.cold_start import catalog_store
 from bench.state_scale import rss_mib
 from bench.throwaway import delete_namespace_topics
 from command_api.catalog import domain
 from command_api.catalog.domain import PRODUCT
-from command_api.eventstore.kafka_store import KafkaEventStore
 from command_api.eventstore.model import CommandContext
 from config.process import tune_garbage_collector
 from config.settings import Settings
 from event_schemas.money import Money
-from event_schemas.registry import REGISTRY
 from event_schemas.topics import CATALOG, in_namespace
 from infra.topics import ensure_topics
 
@@ -63,17 +62,7 @@ class Soak:
 
 
 async def run(options: argparse.Namespace, checkpoint_key: bytes) -> dict[str, object]:
-    store = KafkaEventStore(
-        bootstrap_servers=options.bootstrap,
-        topic=options.topic,
-        group=f"{options.topic}-soak",
-        instance_url="http://bench-soak",
-        kinds=[PRODUCT],
-        registry=REGISTRY,
-        timeout=10,
-        checkpoint_key=checkpoint_key,
-        state_dir=Path(options.state_dir),
-    )
+    store = catalog_store(options.bootstrap, options.topic, "soak", checkpoint_key, Path(options.state_dir))
     await store.start()
     samples: list[tuple[float, float]] = []
     done = 0

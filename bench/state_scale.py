@@ -36,6 +36,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from bench.cold_start import catalog_store
 from bench.throwaway import delete_namespace_topics
 from command_api.catalog import domain
 from command_api.catalog.domain import PRODUCT
@@ -109,16 +110,8 @@ def rss_mib(field: str = "VmRSS") -> float:
 async def serve(options: argparse.Namespace, checkpoint_key: bytes) -> dict[str, float]:
     """Start the catalog's event store owning every partition; time it until ready; checkpoint it;
     optionally run commands. Prints what it measured as one JSON line."""
-    store = KafkaEventStore(
-        bootstrap_servers=options.bootstrap,
-        topic=options.topic,
-        group=f"{options.topic}-state-scale",
-        instance_url="http://bench-state-scale",
-        kinds=[PRODUCT],
-        registry=REGISTRY,
-        timeout=10,
-        checkpoint_key=checkpoint_key,
-        state_dir=Path(options.state_dir),
+    store = catalog_store(
+        options.bootstrap, options.topic, "state-scale", checkpoint_key, Path(options.state_dir)
     )
     figures: dict[str, float] = {}
     started = time.perf_counter()
