@@ -19,16 +19,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 
 from bench.procfs import cpu_seconds, descendants, machine_cpu_seconds, pss_mib, rss_mib, server_pids
+from gateway.apps import PORTS
 from infra.supervision import Supervision, Supervisor, parse_table
 from tests.support.deployment import CALLER_LIMITS, PLACE, Deployment
 from tests.support.processes import free_port
 from tests.support.servers import REPO
 
-# Added to the seed's ports (6000, 8000, 9000, 6002, the workers' 9101-9105): clear of a developer's
+# Added to the seed's ports (6000, 8000, 9000, 6002, the workers' 9101-9102): clear of a developer's
 # `./run up` and of the servers.
 PORT_OFFSET = 20000
 # The settings a bench's deployment passes to the platform: where its data lives, and the limits on
@@ -115,11 +117,13 @@ class Platform:
         return [supervisord, *descendants(supervisord)]
 
     def instance_urls(self, service: str) -> list[str]:
-        """The base URLs of a service's instances (`users`, `users-2`, ...)."""
+        """The base URLs of a service's instances: the ports its seed's port names (6000, 6010, ...)."""
+        ports = {PORTS[service] + PORT_OFFSET + 10 * n for n in range(9)}
         return [
-            process.health_url.removesuffix("/health")
+            url.removesuffix("/health")
             for process in parse_table(self.table())
-            if process.health_url and process.name.rstrip("-0123456789") == service
+            for url in process.health_urls
+            if urlsplit(url).port in ports
         ]
 
     def postgres_connections(self) -> int:

@@ -87,7 +87,7 @@ def service_app(name: str, settings: Settings, side: Side = "both") -> FastAPI:
     add_routes(app, health_router)
     app.add_middleware(CallerMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
-    install_metrics(app, settings.metrics_token, settings.environment)
+    install_metrics(app, name, settings.metrics_token, settings.environment)
     app.add_middleware(CorrelationMiddleware)
     # Outermost, so everything inside sees the client's address; uvicorn's own copy is off (__main__).
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

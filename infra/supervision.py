@@ -1,13 +1,13 @@
 """supervisord for the platform's processes: `./run up` starts them under it, supervisord restarts any
 that dies, and `./run status` shows how often it had to.
 
-`./run` prints its process table (one `name|environment|python arguments|health URL` line per process,
-in start order) into `python -m infra.supervision up|down|status --run-dir .local/run`:
+`./run` prints its process table (one `name|environment|python arguments|health URLs` line per process,
+in start order; an instance of the services answers on several ports) into `python -m infra.supervision up|down|status --run-dir .local/run`:
 
 - `up` writes `supervisord.conf` there from the table, starts supervisord (a daemon in a session of its
   own, so nothing sent to the shell that ran `./run up` reaches it or its children) or has the running
   one take up the new file, then starts the processes one by one in the table's order, each HTTP process
-  only once the one before answers its health URL, and returns when all of them run;
+  only once the one before answers all its health URLs, and returns when all of them run;
 - `down` stops them in the reverse order (SIGTERM, SIGKILL after a grace period) and then supervisord;
 - `status` shows each process's state and how many times supervisord restarted it.
 
@@ -81,7 +81,7 @@ class Process:
     name: str
     args: tuple[str, ...]  # after `python`
     environment: dict[str, str] = field(default_factory=dict)  # on top of the one `./run up` was given
-    health_url: str = ""  # empty: no HTTP endpoint to wait for
+    health_urls: tuple[str, ...] = ()  # every URL that answers once it is ready (none: no HTTP endpoint)
 
 
 def parse_table(text: str) -> list[Process]:
@@ -90,14 +90,14 @@ def parse_table(text: str) -> list[Process]:
     for line in text.splitlines():
         if not line.strip():
             continue
-        name, environment, args, health_url = line.split("|")
+        name, environment, args, health_urls = line.split("|")
         if not _NAME.match(name):
             raise ValueError(f"a process name is lowercase letters, digits and dashes: {name!r}")
         pairs = [pair.partition("=") for pair in environment.split()]
         if not all(equals for _, equals, _ in pairs):
             raise ValueError(f"{name}: the environment is KEY=VALUE pairs: {environment!r}")
         variables = {key: value for key, _, value in pairs}
-        processes.append(Process(name, tuple(args.split()), variables, health_url))
+        processes.append(Process(name, tuple(args.split()), variables, tuple(health_urls.split())))
     if len({process.name for process in processes}) != len(processes):
         raise ValueError("two processes of the table have one name")
     return processes
@@ -333,7 +333,7 @@ def _start_daemon(supervision: Supervision, supervisor: Supervisor, supervisord:
 def _wait_until_healthy(process: Process, supervision: Supervision, supervisor: Supervisor) -> None:
     log = supervision.process_log(process.name)
     deadline = time.monotonic() + HEALTH_WAIT_SECONDS
-    while not _answers(process.health_url):
+    while not all(_answers(url) for url in process.health_urls):
         # BACKOFF is a failed start supervisord retries: wait on. FATAL: it gave up.
         if supervisor.state(process.name).state in {"FATAL", "STOPPED"}:
             raise fail(f"{process.name} exited", log)
@@ -381,12 +381,13 @@ def up(processes: Sequence[Process], supervision: Supervision) -> None:
         running = current.state in RUNNING_STATES
         if not running:
             supervisor.start(process.name)
-        if process.health_url:
+        if process.health_urls:
             _wait_until_healthy(process, supervision, supervisor)
         if running:
             say(f"{process.name}: already running ({current.description})")
-        elif process.health_url:
-            say(f"{process.name}: ready at {process.health_url.removesuffix('/health')}")
+        elif process.health_urls:
+            ready_at = ", ".join(url.removesuffix("/health") for url in process.health_urls)
+            say(f"{process.name}: ready at {ready_at}")
         else:
             say(f"{process.name}: started (pid {supervisor.state(process.name).pid})")
     _wait_until_all_run(processes, supervision, supervisor)

@@ -1,6 +1,7 @@
 """Prometheus metrics at `/metrics`, with the seed's metric names so existing dashboards keep working.
 Routes are labelled by their template (`/products/{product_id}`), never by the raw path, so the
-number of series stays bounded."""
+number of series stays bounded. Every series names its `service`: one process may serve several
+(`./run up` runs all four services of an instance in one), and Prometheus scrapes that process once."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from web.errors import error_body
 from web.routing import add_routes
 
-HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status_code"])
+HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests", ["service", "method", "route", "status_code"])
 HTTP_DURATION = Histogram(
     "http_request_duration_seconds",
     "HTTP request duration",
-    ["method", "route", "status_code"],
+    ["service", "method", "route", "status_code"],
     buckets=(0.001, 0.005, 0.015, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 1, 2, 5),
 )
 
@@ -50,8 +51,9 @@ class MetricsMiddleware:
     (what `@app.middleware("http")` builds) spends a task group and a streaming wrapper on each
     request, which was half the cost of a `GET /health`."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
+        self.service = service
         # (method, route, status) -> the labelled children, so a request does no label lookup.
         self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
@@ -77,13 +79,13 @@ class MetricsMiddleware:
         key = (scope["method"], route_template(scope), status)
         series = self._series.get(key)
         if series is None:
-            labels = (key[0], key[1], str(status))
+            labels = (self.service, key[0], key[1], str(status))
             series = self._series[key] = (HTTP_REQUESTS.labels(*labels), HTTP_DURATION.labels(*labels))
         series[0].inc()
         series[1].observe(seconds)
 
 
-def install_metrics(app: FastAPI, token: str, environment: str) -> None:
+def install_metrics(app: FastAPI, service: str, token: str, environment: str) -> None:
     app.state.metrics_token, app.state.environment = token, environment
     add_routes(app, metrics_router)
-    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(MetricsMiddleware, service=service)

@@ -248,6 +248,14 @@ class KafkaEventStore(PartitionedEventStore):
         result: Loaded[S] = await writer.submit(committed_state, f"load {kind.name}")
         return result
 
+    async def peek(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]:
+        """The ready writer's folded state as it is (its committed batches; not one being committed).
+        A writer not ready yet answers through its queue, as `load` does."""
+        writer = self._writer_for(kind, aggregate_id)
+        if not writer.ready:
+            return await self.load(kind, aggregate_id)
+        return writer.folded.load(kind, aggregate_id)
+
     async def decide_in_partition(
         self,
         kind: AggregateKind[S],

@@ -108,6 +108,13 @@ class EventStore(Protocol):
         """The aggregate as its writer knows it now (for reads that must not lag, like login)."""
         ...
 
+    async def peek(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]:
+        """The aggregate as its writer has folded it, without proving first that the writer still owns
+        the partition (`load` costs a Kafka transaction). Only for a read ahead of a decision that
+        checks again what it relies on when it commits, so that a writer fenced a moment ago (whose
+        state lags the log) can only make that decision refuse, never decide wrongly."""
+        ...
+
     async def append(
         self,
         kind: AggregateKind[S],
@@ -157,6 +164,9 @@ class PartitionedEventStore(ABC):
 
     @abstractmethod
     async def load(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]: ...
+
+    async def peek(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]:
+        return await self.load(kind, aggregate_id)
 
     @abstractmethod
     async def decide_in_partition(

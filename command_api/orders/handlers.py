@@ -105,7 +105,8 @@ class OrdersHandlers:
     async def change_quantity(
         self, customer_id: int, line_id: int, command: ChangeQuantity, context: CommandContext, now: datetime
     ) -> CartChange:
-        cart = (await self.store.load(CART, cart_aggregate_id(customer_id))).state
+        # Which product the line is: the cart's decision checks the line again.
+        cart = (await self.store.peek(CART, cart_aggregate_id(customer_id))).state
         line = cart.line(line_id)
         product = None if line is None else (await self._products([line.product_id])).get(line.product_id)
         committed = await self.store.execute(
@@ -143,8 +144,10 @@ class OrdersHandlers:
         The orders the cart counts as open are read first, in the cart's partition (where its orders
         are created), then the cart decides: an order placed in between is in the cart it decides on,
         and an order read as ended stays ended, so the limits can be overcounted for a moment, never
-        undercounted, however many orders are placed at once."""
-        cart = (await self.store.load(CART, cart_aggregate_id(customer_id))).state
+        undercounted, however many orders are placed at once. Both reads are peeks (no Kafka round
+        trip): the cart's decision checks its lines again, and an order's status only moves on, so a
+        state that lags the log can overcount the open orders, never undercount them."""
+        cart = (await self.store.peek(CART, cart_aggregate_id(customer_id))).state
         products = await self._products(line.product_id for line in cart.lines)
         orders = await self._orders(order.order_number for order in cart.open_orders)
         committed = await self.store.create_beside(
@@ -224,10 +227,10 @@ class OrdersHandlers:
         return OrderChange(committed, committed.state)
 
     async def _orders(self, order_numbers: Iterable[int]) -> dict[int, OrderState]:
-        """Their writer's states, read together (one batch of the partition's writer)."""
+        """Their writer's states as folded (peeks: see `place_order`)."""
         numbers = list(order_numbers)
         loaded = await asyncio.gather(
-            *(self.store.load(ORDER, domain.order_aggregate_id(number)) for number in numbers)
+            *(self.store.peek(ORDER, domain.order_aggregate_id(number)) for number in numbers)
         )
         return {number: order.state for number, order in zip(numbers, loaded, strict=True)}
 

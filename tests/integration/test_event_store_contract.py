@@ -96,6 +96,22 @@ def test_executed_decisions_are_visible_to_the_next_load(with_store: Callable[..
     with_store(scenario)
 
 
+def test_a_peek_sees_every_committed_decision_and_nothing_of_one_that_failed(
+    with_store: Callable[..., None],
+) -> None:
+    async def scenario(store: EventStore) -> None:
+        email = new_email()
+        assert (await store.peek(USER, user_aggregate_id(email))).version == 0
+        user_id = await register(store, email)
+        peeked = await store.peek(USER, user_aggregate_id(email))
+        assert (peeked.version, peeked.state.user_id) == (1, user_id)
+        with pytest.raises(domain.EmailAlreadyRegistered):
+            await register(store, email)
+        assert (await store.peek(USER, user_aggregate_id(email))).version == 1
+
+    with_store(scenario)
+
+
 def test_a_retry_with_the_same_idempotency_key_returns_the_first_result(
     with_store: Callable[..., None],
 ) -> None:

@@ -89,7 +89,7 @@ def test_prometheus_scrapes_the_service_and_the_projector_and_records_the_dashbo
     # Traffic while Prometheus watches: a rate needs the counter to move between two scrapes.
     def requests_recorded() -> float | None:
         httpx.get(f"{service.url}/health", timeout=5)
-        return prometheus.value('job:http_requests:rate1m{job="users"} > 0')
+        return prometheus.value('service:http_requests:rate1m{service="users"} > 0')
 
     eventually(requests_recorded, 60, "the users service's request rate, recorded by the rule")
 

@@ -105,9 +105,9 @@ def test_recording_rules_are_named_level_metric_operations_and_each_has_an_expre
             assert re.fullmatch(r"[a-z_]+:[a-z_]+:[a-z0-9_]+", rule["record"]), rule["record"]
             assert rule["expr"].strip()
     assert {
-        "job:http_requests:rate1m",
-        "job_route:http_request_duration_seconds:quantile_rate1m",
-        "job:http_server_errors:ratio_rate1m",
+        "service:http_requests:rate1m",
+        "service_route:http_request_duration_seconds:quantile_rate1m",
+        "service:http_server_errors:ratio_rate1m",
         "event_type:order_events:per_minute",
         "event_type:payment_events:per_minute",
         "projection:projector_lag_records:max",

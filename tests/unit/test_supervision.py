@@ -30,9 +30,9 @@ from infra.supervision import (
 )
 from tests.support.servers import REPO
 
-# What `./run`'s platform_processes prints, shortened: a service instance, a worker, the edge.
+# What `./run`'s platform_processes prints, shortened: an instance of two services, a worker, the edge.
 TABLE = """\
-users||-m gateway users --port 6000|http://127.0.0.1:6000/health
+services||-m gateway users catalog --port-offset 0|http://127.0.0.1:6000/health http://127.0.0.1:8000/health
 users-projector|COMMERCE_PROJECTOR_METRICS_PORT=9101|-m projectors run users|
 edge||-m infra.edge serve --port 8080 --upstream users=127.0.0.1:6000,127.0.0.1:6010|http://127.0.0.1:8080/health
 """
@@ -55,16 +55,19 @@ def programs(options: Any) -> dict[str, Any]:
     return {group.name: group for group in options.process_group_configs}
 
 
-def test_the_table_gives_each_process_its_arguments_environment_and_health_url_in_start_order() -> None:
-    users, worker, edge = parse_table(TABLE)
-    assert users == Process(
-        "users", ("-m", "gateway", "users", "--port", "6000"), {}, "http://127.0.0.1:6000/health"
+def test_the_table_gives_each_process_its_arguments_environment_and_health_urls_in_start_order() -> None:
+    services, worker, edge = parse_table(TABLE)
+    assert services == Process(
+        "services",
+        ("-m", "gateway", "users", "catalog", "--port-offset", "0"),
+        {},
+        ("http://127.0.0.1:6000/health", "http://127.0.0.1:8000/health"),
     )
     assert worker.environment == {"COMMERCE_PROJECTOR_METRICS_PORT": "9101"}
     assert worker.args == ("-m", "projectors", "run", "users")
-    assert worker.health_url == ""
+    assert worker.health_urls == ()
     assert edge.name == "edge"
-    assert edge.health_url == "http://127.0.0.1:8080/health"
+    assert edge.health_urls == ("http://127.0.0.1:8080/health",)
 
 
 def test_a_table_with_two_processes_of_one_name_is_refused() -> None:
@@ -76,7 +79,7 @@ def test_every_process_is_a_program_supervisord_starts_only_when_asked_in_the_ta
     tmp_path: Path,
 ) -> None:
     groups = programs(read_back(parse_table(TABLE), tmp_path))
-    assert list(groups) == ["users", "users-projector", "edge"]
+    assert list(groups) == ["services", "users-projector", "edge"]
     priorities = [group.priority for group in groups.values()]
     assert priorities == sorted(priorities)
     assert len(set(priorities)) == 3
@@ -108,7 +111,7 @@ def test_a_program_runs_its_arguments_after_the_sweep_with_its_environment_and_i
     assert worker.stdout_logfile == str(tmp_path / "run" / "users-projector.log")
     assert worker.redirect_stderr
     assert (worker.stdout_logfile_maxbytes, worker.stdout_logfile_backups) == (PROCESS_LOG_MAX_BYTES, 1)
-    assert groups["users"].process_configs[0].environment == {}
+    assert groups["services"].process_configs[0].environment == {}
 
 
 def test_supervisord_keeps_its_whole_log_its_pid_file_and_its_socket_in_the_run_directory(
@@ -202,11 +205,11 @@ def test_status_shows_each_processs_state_and_restarts_and_those_supervisord_doe
 ):
     processes = parse_table(TABLE)
     states = {
-        "users": ProcessState("users", "RUNNING", 4242, "pid 4242, uptime 0:01:02"),
+        "services": ProcessState("services", "RUNNING", 4242, "pid 4242, uptime 0:01:02"),
         "users-projector": ProcessState("users-projector", "STARTING", 4343, ""),
     }
-    assert status_lines(processes, states, {"users": 2}) == [
-        "users: running (pid 4242, uptime 0:01:02), restarts: 2",
+    assert status_lines(processes, states, {"services": 2}) == [
+        "services: running (pid 4242, uptime 0:01:02), restarts: 2",
         "users-projector: starting (pid 4343), restarts: 0",
         "edge: stopped",
     ]
