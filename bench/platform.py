@@ -153,6 +153,8 @@ class Usage:
     samples: int = 0
     # CPU seconds of each process of the platform (its children included) and of each server.
     cpu_by_process: dict[str, float] = field(default_factory=dict)
+    # Peak RSS of each process of the platform (its children included).
+    peak_rss_by_process: dict[str, float] = field(default_factory=dict)
 
 
 @contextmanager
@@ -166,6 +168,9 @@ def sampled(platform: Platform, every: float = 0.5) -> Iterator[Usage]:
         while not done.is_set():
             pids = platform.pids()
             usage.peak_rss_mib = max(usage.peak_rss_mib, rss_mib(pids))
+            for name, own in platform.processes().items():
+                peak = usage.peak_rss_by_process.get(name, 0.0)
+                usage.peak_rss_by_process[name] = max(peak, rss_mib(own))
             usage.peak_pss_mib = max(usage.peak_pss_mib, pss_mib(pids))
             usage.peak_connections = max(usage.peak_connections, platform.postgres_connections())
             usage.samples += 1

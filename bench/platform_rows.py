@@ -53,6 +53,7 @@ def usage_rows(on: str, what: str, usage: Usage, seconds: float) -> list[Row]:
             usage.peak_rss_mib,
             "MiB",
             target=MEMORY_TARGET,
+            details={f"{name}_peak_mib": peak for name, peak in sorted(usage.peak_rss_by_process.items())},
         ),
         Row(
             f"{on}: PSS of the platform's processes, summed ({what}, peak; shared pages counted once)",

@@ -234,9 +234,15 @@ class OrdersHandlers:
         )
         return {number: order.state for number, order in zip(numbers, loaded, strict=True)}
 
-    async def order(self, order_number: int) -> OrderState:
+    async def order(self, order_number: int, *, proven: bool = True) -> OrderState:
+        """The order as its writer knows it. Not `proven`, a peek (no ownership proof): for a caller
+        that a state lagging the log cannot mislead, since an order's status only moves on; an order
+        the peek does not find is asked for through the log, as it may just have been placed."""
+        aggregate_id = domain.order_aggregate_id(order_number)
         try:
-            loaded = await self.store.load(ORDER, domain.order_aggregate_id(order_number))
+            loaded = await (self.store.load if proven else self.store.peek)(ORDER, aggregate_id)
+            if not proven and not loaded.state.placed:
+                loaded = await self.store.load(ORDER, aggregate_id)
         except UnknownAggregate as error:
             raise domain.OrderNotFound("order not found") from error
         if not loaded.state.placed:

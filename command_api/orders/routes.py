@@ -183,10 +183,12 @@ async def expire_order(
 
 @router.get("/internal/orders/{order_number}", tags=["internal"])
 async def order_state(
-    order_number: OrderNumber, handlers: Handlers, service: CurrentService
+    order_number: OrderNumber, handlers: Handlers, service: CurrentService, folded: bool = False
 ) -> dict[str, Any]:
-    """The order as its writer knows it (the saga reads the lines whose stock it must release)."""
-    order = await handlers.order(order_number)
+    """The order as its writer knows it (the saga reads the lines whose stock it must release).
+    `?folded=true`: as its writer has folded it, without a Kafka round trip to prove the writer still
+    owns it (see `OrdersHandlers.order`)."""
+    order = await handlers.order(order_number, proven=not folded)
     return order_status_public(order) | {
         "customerId": order.customer_id,
         "lines": [{"productId": line.product_id, "qty": line.qty} for line in order.lines],

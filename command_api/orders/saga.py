@@ -121,8 +121,10 @@ class OrderCommands(Protocol):
         """Record the outcomes; True when the order no longer waits for them (release what is held)."""
         ...
 
-    async def view(self, order_number: int) -> OrderView:
-        """The order's status and the products of its lines, as its writer knows them now."""
+    async def view(self, order_number: int, *, proven: bool = True) -> OrderView:
+        """The order's status and the products of its lines, as its writer knows them now; not
+        `proven`, as its writer has folded them (no Kafka round trip, but possibly a status that a
+        writer fenced a moment ago has not caught up with: one of the past, never of the future)."""
         ...
 
     async def expire(self, order_number: int) -> None: ...
@@ -163,8 +165,9 @@ class OrderSaga:
     async def when_order_placed_reserve_stock(self, placed: OrderPlaced) -> None:
         """Hold every line (all or nothing: any shortfall rejects the order, and the rejection
         releases the rest); then tell the order. An order no longer pending (a replay of its
-        placement) holds nothing."""
-        if (await self.orders.view(placed.order_number)).status != "pending":
+        placement) holds nothing. Its status is read unproven: one that lags can only show pending an
+        order that has ended, and the order then answers the reservations with `release_held`."""
+        if (await self.orders.view(placed.order_number, proven=False)).status != "pending":
             return
         order_id = reservation_id(placed.order_number)
         results = list(

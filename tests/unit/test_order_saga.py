@@ -67,7 +67,7 @@ class Orders:
         self.status = "confirmed" if all(r.reserved for r in results) else "rejected"
         return False
 
-    async def view(self, order_number: int) -> OrderView:
+    async def view(self, order_number: int, *, proven: bool = True) -> OrderView:
         return OrderView(self.status, tuple(self.lines[order_number]))
 
     async def expire(self, order_number: int) -> None:
@@ -151,6 +151,26 @@ def test_a_hold_made_for_an_order_cancelled_meanwhile_is_given_back() -> None:
     assert catalog.stock == {1001: 5}
     assert catalog.held == {}
     assert reservation_id(5004) == "order-5004"
+
+
+class LaggingView(Orders):
+    """A writer fenced a moment ago answers the unproven view: the order still pending there, though
+    it has ended in the log."""
+
+    async def view(self, order_number: int, *, proven: bool = True) -> OrderView:
+        return OrderView("pending" if not proven else self.status, tuple(self.lines[order_number]))
+
+
+def test_a_placement_read_from_a_lagging_view_holds_nothing_for_an_order_that_ended() -> None:
+    for status in ("rejected", "cancelled", "expired"):
+        catalog = Catalog({1001: 5})
+        asyncio.run(
+            OrderSaga(catalog, LaggingView({5004: [1001]}, status), Payments()).handle(
+                order_placed((1001, 2))
+            )
+        )
+        assert catalog.stock == {1001: 5}, status
+        assert catalog.held == {}, status
 
 
 def test_a_replay_of_an_old_orders_placement_reserves_nothing_whenever_it_was_placed() -> None:
