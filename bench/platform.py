@@ -30,7 +30,7 @@ from tests.support.deployment import CALLER_LIMITS, PLACE, Deployment
 from tests.support.processes import free_port
 from tests.support.servers import REPO
 
-# Added to the seed's ports (6000, 8000, 9000, 6002, the workers' 9101-9102): clear of a developer's
+# Added to the seed's ports (6000, 8000, 9000, 6002, the workers' 9101-9103): clear of a developer's
 # `./run up` and of the servers.
 PORT_OFFSET = 20000
 # The settings a bench's deployment passes to the platform: where its data lives, and the limits on
