@@ -2,7 +2,8 @@
 that dies, and `./run status` shows how often it had to.
 
 `./run` prints its process table (one `name|environment|python arguments|health URLs` line per process,
-in start order; an instance of the services answers on several ports) into `python -m infra.supervision up|down|status --run-dir .local/run`:
+in start order; an instance of the services answers on several ports) into
+`python -m infra.supervision up|down|status --run-dir .local/run`:
 
 - `up` writes `supervisord.conf` there from the table, starts supervisord (a daemon in a session of its
   own, so nothing sent to the shell that ran `./run up` reaches it or its children) or has the running
