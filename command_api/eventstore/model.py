@@ -110,9 +110,10 @@ class EventStore(Protocol):
 
     async def peek(self, kind: AggregateKind[S], aggregate_id: str) -> Loaded[S]:
         """The aggregate as its writer has folded it, without proving first that the writer still owns
-        the partition (`load` costs a Kafka transaction). Only for a read ahead of a decision that
-        checks again what it relies on when it commits, so that a writer fenced a moment ago (whose
-        state lags the log) can only make that decision refuse, never decide wrongly."""
+        the partition (`load` costs a Kafka transaction). Only for a read that a state lagging the log
+        (a writer fenced a moment ago) cannot mislead: one ahead of a decision that checks again what
+        it relies on when it commits, or one whose caller is safe with an earlier state (an order's
+        status only moves on: the saga's placement check, `OrdersHandlers.order`)."""
         ...
 
     async def append(
